@@ -1,0 +1,21 @@
+"""Event data: the event representation, frame integration, the event-camera
+emulator and the built-in DVSDigits data set."""
+
+from .digits import DVSDigits
+from .emulator import emulate_events, emulate_events_batch, saccade_offsets, video_to_events
+from .events import EVENT_DTYPE, check_event_fields, make_events, sort_events
+from .frames import SPLIT_MODES, events_to_frames
+
+__all__ = [
+    "EVENT_DTYPE",
+    "SPLIT_MODES",
+    "DVSDigits",
+    "check_event_fields",
+    "emulate_events",
+    "emulate_events_batch",
+    "events_to_frames",
+    "make_events",
+    "saccade_offsets",
+    "sort_events",
+    "video_to_events",
+]

@@ -1,0 +1,43 @@
+"""Data sets by name, as the CLI and recipes select them."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable
+
+from torch.utils.data import Dataset
+
+_DATASETS: dict[str, Callable[..., Dataset]] = {}
+
+
+def register_dataset(name: str):
+    """Register ``fn(train: bool, time_steps: int, root: str | None) -> Dataset``.
+
+    The data set must expose ``num_classes``, ``in_channels`` and
+    ``sensor_size`` (H, W), and yield ``(frames [T, C, H, W], label)``.
+    """
+
+    def decorator(fn):
+        _DATASETS[name] = fn
+        return fn
+
+    return decorator
+
+
+def list_datasets() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def create_dataset(name: str, train: bool, time_steps: int, root: str | None = None) -> Dataset:
+    if name not in _DATASETS:
+        close = difflib.get_close_matches(name, _DATASETS, n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"Unknown dataset {name!r}.{hint} Known: {', '.join(list_datasets())}.")
+    return _DATASETS[name](train=train, time_steps=time_steps, root=root)
+
+
+@register_dataset("dvs_digits")
+def _dvs_digits(train: bool, time_steps: int, root: str | None = None) -> Dataset:
+    from .digits import DVSDigits
+
+    return DVSDigits(train=train, time_steps=time_steps, cache_dir=root)

@@ -1,0 +1,58 @@
+"""The model registry: ``@register_model``, ``create_model(name, **overrides)``, ``list_models``."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from typing import Any, Callable
+
+from torch import nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a factory ``fn(**overrides) -> nn.Module`` under its function name."""
+    if fn.__name__ in _MODELS:
+        raise ValueError(f"A model named {fn.__name__!r} is already registered")
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern`` (``'spikformer*'``)."""
+    return sorted(name for name in _MODELS if fnmatch.fnmatch(name, pattern))
+
+
+def model_entry(name: str) -> Callable[..., nn.Module]:
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.4)
+        hint = f" Closest: {', '.join(close)}." if close else ""
+        raise ValueError(f"Unknown model {name!r}.{hint} See `spikeformers models` for all {len(_MODELS)}.")
+    return _MODELS[name]
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model; ``overrides`` replace its configuration's values.
+
+    Overrides are checked against the model class's constructor, so a typo
+    (``embed_dims=``) is an error naming the closest valid option rather than
+    a silently ignored keyword.
+    """
+    fn = model_entry(name)
+    cls = getattr(fn, "model_class", None)
+    if cls is not None:
+        valid = [p for p in inspect.signature(cls).parameters if p != "self"]
+        for key in overrides:
+            if key not in valid:
+                close = difflib.get_close_matches(key, valid, n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise TypeError(f"{name} has no option {key!r}.{hint} Options: {', '.join(valid)}.")
+    model = fn(**overrides)
+    model.model_name = name
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

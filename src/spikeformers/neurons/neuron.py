@@ -1,0 +1,170 @@
+"""Stateless multi-step spiking neurons: ``[T, ...]`` in, spikes ``[T, ...]`` out.
+
+SpikingJelly's semantics (DESIGN.md, "Neuron semantics") without its hidden
+state: every call starts from a membrane at rest, so there is no
+``reset_net`` to forget, and a module can be called twice in one forward.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import math
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .multistep import MultiStepNeuron, NeuronSpec
+from .surrogate import get_surrogate
+
+
+class LIF(nn.Module):
+    """Leaky integrate-and-fire neuron.
+
+    Charge ``h = v + (x - (v - v_reset)) / tau`` (``decay_input=True``) or
+    ``h = v - (v - v_reset) / tau + x``; a spike when ``h >= v_threshold``;
+    then a hard reset to ``v_reset``, or, with ``v_reset=None``, a soft reset
+    that subtracts the threshold (the leak then decays towards 0).
+
+    ``detach_reset`` stops the gradient through the spike used in the reset;
+    ``detach_mem`` (BrainCog's ``mem_detach``) stops it through ``v[t-1]``,
+    leaving no gradient across time. ``alpha=None`` takes the surrogate's own
+    default (4.0 for ``sigmoid``, the value of Spikformer and its successors).
+    """
+
+    kind = "lif"
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        v_reset: float | None = 0.0,
+        decay_input: bool = True,
+        detach_reset: bool = True,
+        detach_mem: bool = False,
+        surrogate: str = "sigmoid",
+        alpha: float | None = None,
+    ):
+        super().__init__()
+        if self.kind != "if" and not tau > 1.0:
+            raise ValueError(f"{type(self).__name__}: tau must be > 1 (a leak factor 1/tau below 1), got {tau}")
+        self.tau = float(tau)
+        self.v_threshold = float(v_threshold)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.decay_input = bool(decay_input)
+        self.detach_reset = bool(detach_reset)
+        self.detach_mem = bool(detach_mem)
+        self.surrogate = get_surrogate(surrogate).name
+        self.alpha = float(get_surrogate(surrogate).default_alpha if alpha is None else alpha)
+
+    @property
+    def spec(self) -> NeuronSpec:
+        return NeuronSpec(
+            kind=self.kind,
+            tau=self.tau,
+            v_threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            decay_input=self.decay_input,
+            detach_reset=self.detach_reset,
+            detach_mem=self.detach_mem,
+            surrogate=get_surrogate(self.surrogate).grad,
+            alpha=self.alpha,
+        )
+
+    def _decay_parameter(self) -> torch.Tensor | None:
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 1 or x.shape[0] == 0:
+            raise ValueError(f"{type(self).__name__} expects a sequence [T, ...] with T >= 1, got shape {tuple(x.shape)}")
+        return MultiStepNeuron.apply(x, self._decay_parameter(), self.spec)
+
+    def extra_repr(self) -> str:
+        reset = "soft" if self.v_reset is None else f"v_reset={self.v_reset}"
+        parts = [f"tau={self.tau}"] if self.kind == "lif" else []
+        parts += [f"v_threshold={self.v_threshold}", reset]
+        if self.kind != "if":
+            parts.append(f"decay_input={self.decay_input}")
+        parts += [f"detach_reset={self.detach_reset}", f"detach_mem={self.detach_mem}",
+                  f"surrogate={self.surrogate}(alpha={self.alpha})"]
+        return ", ".join(parts)
+
+
+class PLIF(LIF):
+    """Parametric LIF (Fang et al., ICCV 2021): ``1/tau = sigmoid(w)`` is learned.
+
+    ``w`` starts at ``-log(init_tau - 1)`` so that ``tau = init_tau``; one
+    ``w`` per neuron layer, as in the paper.
+    """
+
+    kind = "plif"
+
+    def __init__(self, init_tau: float = 2.0, **kwargs):
+        kwargs.setdefault("tau", init_tau)
+        super().__init__(**kwargs)
+        self.w = nn.Parameter(torch.tensor(-math.log(self.tau - 1.0)))
+
+    def _decay_parameter(self) -> torch.Tensor:
+        return self.w
+
+    def extra_repr(self) -> str:
+        return f"tau={1.0 / torch.sigmoid(self.w.detach()).item():.4g} (learned), " + super().extra_repr()
+
+
+class IF(LIF):
+    """Integrate-and-fire: ``h = v + x``, no leak (``tau`` and ``decay_input`` are ignored)."""
+
+    kind = "if"
+
+    def __init__(self, v_threshold: float = 1.0, v_reset: float | None = 0.0, **kwargs):
+        kwargs.pop("tau", None)
+        kwargs.pop("decay_input", None)
+        super().__init__(tau=float("inf"), v_threshold=v_threshold, v_reset=v_reset, decay_input=False, **kwargs)
+
+
+_NEURONS: dict[str, type[nn.Module]] = {"lif": LIF, "plif": PLIF, "if": IF}
+
+
+def register_neuron(name: str):
+    """Class decorator: make a neuron selectable by name (``neuron='name'``)."""
+
+    def decorator(cls):
+        _NEURONS[name.lower()] = cls
+        return cls
+
+    return decorator
+
+
+def list_neurons() -> list[str]:
+    return sorted(_NEURONS)
+
+
+def get_neuron_class(neuron: str | type[nn.Module]) -> type[nn.Module]:
+    """A neuron class from a name (``'lif'``, ``'plif'``, ``'if'``, or registered) or a class."""
+    if isinstance(neuron, type) and issubclass(neuron, nn.Module):
+        return neuron
+    if isinstance(neuron, str) and neuron.lower() in _NEURONS:
+        return _NEURONS[neuron.lower()]
+    close = difflib.get_close_matches(str(neuron).lower(), _NEURONS, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"Unknown neuron {neuron!r}.{hint} Known: {', '.join(list_neurons())}.")
+
+
+NeuronFactory = Callable[..., nn.Module]
+
+
+def neuron_factory(neuron: str | type[nn.Module] = "lif", **neuron_kwargs: Any) -> NeuronFactory:
+    """A callable that builds neurons: ``factory()`` or ``factory(v_threshold=0.5)``.
+
+    Parts take a factory rather than a neuron so that each builds its own
+    neurons; keyword arguments given at the call override those given here,
+    which is how a part sets what is its own (the attention threshold).
+    """
+    cls = get_neuron_class(neuron)
+    factory = functools.partial(cls, **neuron_kwargs)
+    try:  # fail now, naming the bad setting, rather than deep inside a model
+        factory()
+    except TypeError as err:
+        raise TypeError(f"Bad neuron_kwargs for {cls.__name__}: {err}") from None
+    return factory

@@ -1,0 +1,101 @@
+"""The command line end to end, as a user runs it: real processes, real files."""
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spikeformers.engine.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spikeformers(*args, cwd=None):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "spikeformers.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "demo"
+    result = spikeformers("train", "--epochs", 1, "--out", out, "--seed", 3)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_train_writes_config_metrics_checkpoint_and_summary(one_epoch_run):
+    out, result = one_epoch_run
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "spikformer_tiny" and summary["dataset"] == "dvs_digits" and summary["epochs"] == 1
+    assert 0.0 <= summary["test_acc1"] <= 1.0 and summary["wall_s"] > 0
+    assert summary["test_acc1"] > 0.15, "one epoch must already beat chance (0.10)"
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert len(rows) == 1 and float(rows[0]["test_acc1"]) == pytest.approx(summary["test_acc1"], abs=1e-6)
+    assert "seed: 3" in (out / "config.yaml").read_text()
+    assert re.search(r"epoch +1/1 .*test loss .* acc1 .* samples/s", result.stdout)
+
+
+def test_eval_recomputes_the_test_accuracy_of_the_checkpoint(one_epoch_run):
+    out, _ = one_epoch_run
+    result = spikeformers("eval", "--checkpoint", out / "last.pt")
+    assert result.returncode == 0, result.stderr
+    acc1 = float(re.search(r"acc1 ([0-9.]+)", result.stdout).group(1))
+    assert acc1 == pytest.approx(json.loads((out / "summary.json").read_text())["test_acc1"], abs=5e-5)
+
+
+def test_checkpoint_holds_only_tensors_and_plain_values(one_epoch_run):
+    out, _ = one_epoch_run
+    state = load_checkpoint(out / "last.pt")  # torch.load(weights_only=True) inside
+    assert state["model_name"] == "spikformer_tiny" and state["epoch"] == 1
+    assert all(isinstance(v, torch.Tensor) for v in state["model"].values())
+
+
+def test_existing_run_folder_is_never_overwritten(one_epoch_run):
+    out, _ = one_epoch_run
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = spikeformers("train", "--epochs", 1, "--out", out)
+    assert result.returncode == 2
+    assert "already holds a run" in result.stderr and "--overwrite" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_unknown_flag_gets_the_closest_valid_one():
+    result = spikeformers("train", "--epoch", 3)
+    assert result.returncode == 2
+    assert "unrecognized argument '--epoch'" in result.stderr and "--epochs" in result.stderr
+
+
+def test_model_and_dataset_mismatch_is_named_before_training(tmp_path):
+    result = spikeformers("train", "--model", "spikformer_dvs", "--out", tmp_path / "x")
+    assert result.returncode == 2
+    assert "expects (channels, (H, W), classes) = (2, (128, 128), 10)" in result.stderr
+    assert "(2, (24, 24), 10)" in result.stderr
+
+
+def test_models_lists_the_registry_with_parameter_counts():
+    result = spikeformers("models")
+    assert result.returncode == 0
+    assert re.search(r"spikformer_dvs +2,566,666", result.stdout)
+    assert "spikformer_tiny" in result.stdout
+
+
+def test_eval_refuses_a_foreign_checkpoint(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    result = spikeformers("eval", "--checkpoint", tmp_path / "foreign.pt")
+    assert result.returncode == 2 and "not a spikeformers checkpoint" in result.stderr
+
+
+@pytest.mark.slow
+def test_default_demo_reaches_90_percent(tmp_path):
+    """The README's main job, unchanged (about two minutes on 2 cores; run with -m slow)."""
+    result = spikeformers("train", "--out", tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["test_acc1"] >= 0.90

@@ -1,0 +1,86 @@
+"""Engine pieces: the config and its flags, the learning-rate schedule, checkpoints."""
+
+import math
+import pickle
+
+import pytest
+import torch
+
+from spikeformers.cli import build_parser
+from spikeformers.engine.checkpoint import load_checkpoint, save_checkpoint
+from spikeformers.engine.config import TrainConfig, load_config
+from spikeformers.engine.train import learning_rate, param_groups
+from spikeformers.models import create_model
+from spikeformers.neurons import PLIF
+
+
+def test_every_config_field_is_a_flag_and_flags_reach_the_config():
+    args = build_parser().parse_args(
+        ["train", "--epochs", "3", "--lr", "0.01", "--neuron", "plif", "--tau", "3.0", "--v-threshold", "0.7",
+         "--surrogate", "atan", "--alpha", "2.5", "--attn-threshold", "0.4", "--time-steps", "5", "--overwrite"])
+    overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    cfg = load_config(None, **overrides)
+    assert (cfg.epochs, cfg.lr, cfg.time_steps, cfg.overwrite) == (3, 0.01, 5, True)
+    model = create_model(cfg.model, **cfg.model_overrides())
+    neurons = [m for m in model.modules() if isinstance(m, PLIF)]
+    assert neurons and all(n.tau == 3.0 and n.surrogate == "atan" and n.alpha == 2.5 for n in neurons)
+    assert {n.v_threshold for n in neurons} == {0.7, 0.4}
+    assert model.time_steps == 5
+
+
+def test_recipe_values_are_overridden_by_flags(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("epochs: 7\nlr: 0.005\n")
+    cfg = load_config(recipe, lr=0.1)
+    assert (cfg.epochs, cfg.lr) == (7, 0.1)
+
+
+def test_unknown_recipe_key_names_the_closest(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("epoch: 7\n")
+    with pytest.raises(ValueError, match="Unknown key 'epoch'.*Did you mean epochs"):
+        load_config(recipe)
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_min():
+    lrs = [learning_rate(s, 100, 10, 1e-3, 1e-5) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert learning_rate(55, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * 0.5)))
+    assert learning_rate(100, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5)
+
+
+def test_weight_decay_skips_biases_norms_and_scalars():
+    model = create_model("spikformer_tiny", neuron="plif")
+    decay, no_decay = param_groups(model, 0.06)
+    assert decay["weight_decay"] == 0.06 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = create_model("spikformer_tiny")
+    save_checkpoint(tmp_path / "c.pt", {"model_name": "spikformer_tiny", "model": model.state_dict(), "epoch": 3})
+    state = load_checkpoint(tmp_path / "c.pt")
+    assert state["epoch"] == 3
+    assert all(torch.equal(state["model"][k], v) for k, v in model.state_dict().items())
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+@pytest.mark.parametrize("content,match", [
+    (lambda p: torch.save({"state_dict": {}}, p), "not a spikeformers checkpoint"),
+    (lambda p: p.write_bytes(pickle.dumps(Payload(), protocol=2)), "not a readable checkpoint"),
+    (lambda p: p.write_bytes(b"PK\x03\x04 truncated"), "not a readable checkpoint"),
+])
+def test_foreign_or_corrupt_checkpoints_are_refused_with_the_path(tmp_path, capsys, content, match):
+    path = tmp_path / "other.pt"
+    content(path)
+    with pytest.raises(ValueError, match=match) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+    assert "pickled code ran" not in capsys.readouterr().out

@@ -1,0 +1,176 @@
+"""Spikformer and the registry: the DVS model computed exactly as the spec's layer table
+(`shared/specs/spikformer.md`, section 3.2) says, its parameter count, and every override
+reaching the layers that use it."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikeformers.layers import SpikingSelfAttention
+from spikeformers.models import count_parameters, create_model, list_models
+from spikeformers.neurons import IF, LIF, PLIF
+
+
+class SigmoidSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u):
+        ctx.save_for_backward(u)
+        return (u >= 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (u,) = ctx.saved_tensors
+        s = torch.sigmoid(4 * u)
+        return g * 4 * s * (1 - s)
+
+
+def lif(x, threshold=1.0):
+    """SpikingJelly 0.0.0.0.12 MultiStepLIFNode(tau=2, detach_reset=True), from v = 0."""
+    v, out = torch.zeros_like(x[0]), []
+    for t in range(x.shape[0]):
+        h = v + (x[t] - v) / 2.0
+        s = SigmoidSpike.apply(h - threshold)
+        v = h * (1 - s.detach())
+        out.append(s)
+    return torch.stack(out)
+
+
+def batch_norm(x, bn, training):
+    return F.batch_norm(x, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias, training, 0.1, 1e-5)
+
+
+def authors_dvs_forward(model, x_btchw, training):
+    """The spec's table for `cifar10dvs/model.py`, step by step, on the model's weights."""
+    x = x_btchw.permute(1, 0, 2, 3, 4)  # step 0
+    T, B = x.shape[:2]
+    h = x.flatten(0, 1)
+    for stage in model.patch_embed.stages:  # steps 2-8: Conv -> BN -> LIF -> MaxPool, four times
+        conv, bn = stage.conv_bn.conv, stage.conv_bn.bn
+        h = batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training)
+        h = lif(h.reshape(T, B, *h.shape[1:])).flatten(0, 1)
+        h = F.max_pool2d(h, 3, 2, 1)
+    conv, bn = model.patch_embed.rpe[0].conv, model.patch_embed.rpe[0].bn  # step 9: RPE
+    r = batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training)
+    r = lif(r.reshape(T, B, *r.shape[1:])).flatten(0, 1)
+    x = (h + r).reshape(T, B, 256, 64)  # step 10
+    for block in model.blocks:
+        a = block.attn
+        xf = x.flatten(0, 1)  # [TB, C, N]
+
+        def conv1d_bn_lif(inp, lin_bn, out_ch, threshold=1.0):
+            y = F.conv1d(inp, lin_bn.linear.weight.unsqueeze(-1), lin_bn.linear.bias)
+            return lif(batch_norm(y, lin_bn.bn, training).reshape(T, B, out_ch, 64), threshold)
+
+        q, k, v = (conv1d_bn_lif(xf, p, 256).transpose(-1, -2).reshape(T, B, 64, 16, 16).permute(0, 1, 3, 2, 4)
+                   for p in (a.q, a.k, a.v))  # steps 12-14
+        y = ((q @ k.transpose(-2, -1)) @ v) * 0.25  # steps 15-16
+        y = y.transpose(3, 4).reshape(T, B, 256, 64)  # step 17
+        y = lif(y, 0.5).flatten(0, 1)  # step 18
+        x = x + conv1d_bn_lif(y, a.proj, 256)  # steps 19-20
+        m = conv1d_bn_lif(x.flatten(0, 1), block.mlp.fc1, 1024)  # step 21
+        x = x + conv1d_bn_lif(m.flatten(0, 1), block.mlp.fc2, 256)  # steps 22-23
+    return F.linear(x.mean(3).mean(0), model.head.fc.weight, model.head.fc.bias)  # steps 24-25
+
+
+def randomise_batch_norms(model, generator):
+    with torch.no_grad():
+        for bn in [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]:
+            # strong enough that every layer fires (5-25% in eval mode) rather than falling silent
+            bn.weight.uniform_(1.0, 2.5, generator=generator)
+            bn.bias.uniform_(0.0, 1.0, generator=generator)
+            bn.running_mean.uniform_(-0.2, 0.2, generator=generator)
+            bn.running_var.uniform_(0.3, 1.0, generator=generator)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_spikformer_dvs_matches_the_spec_layer_table_in_float64(training):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    model = create_model("spikformer_dvs", time_steps=4).double()
+    randomise_batch_norms(model, g)
+    model.train(training)
+    x = (torch.rand(4, 2, 2, 128, 128, generator=g, dtype=torch.float64) * 4).floor()  # event counts 0..3
+    x_lib = x.clone().requires_grad_()
+    x_ref = x.transpose(0, 1).clone().requires_grad_()
+    logits = model(x_lib)
+    ref = authors_dvs_forward(model, x_ref, training)
+    assert logits.shape == (2, 10)
+    torch.testing.assert_close(logits, ref, rtol=0, atol=1e-9)
+    assert logits.std() > 0
+    g_out = torch.randn(2, 10, generator=g, dtype=torch.float64)
+    logits.backward(g_out)
+    ref.backward(g_out)
+    grad_ref = x_ref.grad.transpose(0, 1)
+    assert grad_ref.abs().max() > 0
+    torch.testing.assert_close(x_lib.grad, grad_ref, rtol=1e-6, atol=1e-6 * grad_ref.abs().max().item())
+
+
+def test_spikformer_dvs_has_the_specs_effective_parameter_count():
+    # 2,585,610 in the authors' model less 18,944 unused (pos_embed and five LayerNorms)
+    assert count_parameters(create_model("spikformer_dvs")) == 2_566_666
+
+
+def test_list_models_filters_by_pattern():
+    assert "spikformer_dvs" in list_models()
+    assert list_models("spikformer_d*") == ["spikformer_dvs"]
+    assert list_models("nothing*") == []
+
+
+def test_unknown_model_name_lists_the_closest():
+    with pytest.raises(ValueError, match="Unknown model 'spikformer_dsv'.*Closest: spikformer_dvs"):
+        create_model("spikformer_dsv")
+
+
+def test_unknown_override_names_the_closest_option():
+    with pytest.raises(TypeError, match="no option 'embed_dims'.*Did you mean embed_dim"):
+        create_model("spikformer_tiny", embed_dims=64)
+
+
+def test_overrides_reach_the_layers_that_use_them():
+    model = create_model("spikformer_tiny", time_steps=3, img_size=(20, 16), in_channels=1, num_classes=7,
+                         embed_dim=48, depth=3, num_heads=6, mlp_ratio=2.0)
+    assert model.time_steps == 3
+    assert model.patch_embed.stages[0].conv_bn.conv.in_channels == 1
+    assert model.patch_embed.grid_size == (5, 4)
+    assert model.patch_embed.rpe[0].conv.out_channels == 48
+    assert len(model.blocks) == 3
+    assert all(b.attn.num_heads == 6 and b.mlp.fc1.linear.out_features == 96 for b in model.blocks)
+    assert model.head.fc.out_features == 7
+    assert model(torch.rand(3, 2, 1, 20, 16)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("neuron,cls", [("plif", PLIF), ("if", IF), (LIF, LIF)])
+def test_neuron_and_its_settings_reach_every_neuron(neuron, cls):
+    model = create_model("spikformer_tiny", neuron=neuron,
+                         neuron_kwargs=dict(v_threshold=0.8, surrogate="qgate", alpha=3.0, detach_mem=True))
+    neurons = [m for m in model.modules() if isinstance(m, LIF)]
+    assert len(neurons) == 4 + 1 + 1 * (5 + 2)  # SPS stages, RPE, per block q/k/v/attn/proj + 2 MLP
+    assert all(type(n) is cls and n.surrogate == "qgate" and n.alpha == 3.0 and n.detach_mem for n in neurons)
+    attn_neurons = {id(m.attn_neuron) for m in model.modules() if isinstance(m, SpikingSelfAttention)}
+    for n in neurons:
+        assert n.v_threshold == (0.5 if id(n) in attn_neurons else 0.8)
+
+
+def test_attention_threshold_is_its_own_override():
+    model = create_model("spikformer_tiny", attn_threshold=0.25, neuron_kwargs=dict(tau=3.0))
+    attn = model.blocks[0].attn
+    assert attn.attn_neuron.v_threshold == 0.25 and attn.attn_neuron.tau == 3.0
+    assert attn.q_neuron.v_threshold == 1.0
+
+
+@pytest.mark.parametrize("shape", [(4, 2, 2, 32, 32), (4, 2, 3, 24, 24), (2, 3, 24, 24), (4, 2, 2, 24)])
+def test_wrong_input_shape_names_the_expected_layout(shape):
+    model = create_model("spikformer_tiny")
+    with pytest.raises(ValueError, match=r"expects input \[T, B, C, H, W\] with C=2, H=24, W=24"):
+        model(torch.zeros(shape))
+
+
+def test_static_images_are_repeated_over_time_steps():
+    model = create_model("spikformer_tiny", in_channels=3, time_steps=2).eval()
+    img = torch.rand(2, 3, 24, 24) * 3
+    assert torch.equal(model(img), model(img.unsqueeze(0).repeat(2, 1, 1, 1, 1)))
+
+
+def test_any_number_of_time_steps_is_accepted_for_sequences():
+    model = create_model("spikformer_tiny")
+    assert model(torch.rand(7, 2, 2, 24, 24)).shape == (2, 10)

@@ -1,0 +1,179 @@
+"""The neurons against a plain per-step loop written here from DESIGN.md's semantics.
+
+The reference is what SpikingJelly's multi-step LIF computes, unrolled by
+autograd step by step: spikes must be identical and gradients (input, and
+PLIF's decay parameter) agree within 1e-6, for every option combination.
+"""
+
+import itertools
+import math
+import zlib
+
+import pytest
+import torch
+
+from spikeformers.neurons import IF, LIF, PLIF, get_neuron_class, get_surrogate, list_surrogates, register_surrogate
+
+
+def surrogate_derivative(name, u, alpha):
+    """The surrogates' derivatives, written out independently of the library."""
+    if name == "sigmoid":
+        sg = 1 / (1 + torch.exp(-alpha * u))
+        return alpha * sg * (1 - sg)
+    if name == "atan":
+        return alpha / 2 / (1 + (math.pi / 2 * alpha * u) ** 2)
+    if name == "qgate":
+        return torch.where(u.abs() <= 1 / alpha, alpha - alpha**2 * u.abs(), torch.zeros_like(u))
+    if name == "gate":
+        return torch.where(u.abs() < 1 / alpha, torch.ones_like(u), torch.zeros_like(u))
+    raise AssertionError(name)
+
+
+class Heaviside(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, name, alpha):
+        ctx.save_for_backward(u)
+        ctx.name, ctx.alpha = name, alpha
+        return (u >= 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (u,) = ctx.saved_tensors
+        return grad * surrogate_derivative(ctx.name, u, ctx.alpha), None, None
+
+
+def reference_neuron(x, kind, tau, v_threshold, v_reset, decay_input, detach_reset, detach_mem, surrogate, alpha, w=None):
+    rest = 0.0 if v_reset is None else v_reset
+    v = torch.full_like(x[0], rest)
+    out = []
+    for t in range(x.shape[0]):
+        if detach_mem:
+            v = v.detach()
+        if kind == "if":
+            h = v + x[t]
+        elif kind == "lif":
+            h = v + (x[t] - (v - rest)) / tau if decay_input else v - (v - rest) / tau + x[t]
+        else:
+            k = w.sigmoid()
+            h = v + (x[t] - (v - rest)) * k if decay_input else v - (v - rest) * k + x[t]
+        s = Heaviside.apply(h - v_threshold, surrogate, alpha)
+        s_reset = s.detach() if detach_reset else s
+        v = h - v_threshold * s_reset if v_reset is None else h * (1 - s_reset) + v_reset * s_reset
+        out.append(s)
+    return torch.stack(out)
+
+
+SURROGATES = [("sigmoid", 4.0), ("atan", 2.0), ("qgate", 2.0), ("gate", 2.0)]
+OPTIONS = list(itertools.product(
+    ["lif", "plif", "if"], [0.0, -0.2, None], [True, False], [True, False], [True, False], SURROGATES,
+))
+
+
+def make_input(dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    # Values around the threshold so that spikes, resets and every surrogate window are exercised.
+    return (torch.randn(8, 3, 50, generator=g, dtype=torch.float64) * 1.2 + 0.9).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind,v_reset,decay_input,detach_reset,detach_mem,surrogate", OPTIONS)
+def test_neuron_matches_per_step_reference(dtype, kind, v_reset, decay_input, detach_reset, detach_mem, surrogate):
+    name, alpha = surrogate
+    tau, v_threshold = 1.7, 0.8
+    kwargs = dict(v_threshold=v_threshold, v_reset=v_reset, detach_reset=detach_reset,
+                  detach_mem=detach_mem, surrogate=name, alpha=alpha)
+    if kind == "lif":
+        neuron = LIF(tau=tau, decay_input=decay_input, **kwargs)
+    elif kind == "plif":
+        neuron = PLIF(init_tau=tau, decay_input=decay_input, **kwargs)
+    else:
+        neuron = IF(**kwargs)
+    neuron = neuron.to(dtype)
+    seed = zlib.crc32(repr((kind, v_reset, decay_input, detach_reset, detach_mem, name)).encode())
+    x = make_input(dtype, seed)
+    x_ref = x.clone().requires_grad_()
+    x_lib = x.clone().requires_grad_()
+    w_ref = neuron.w.detach().clone().requires_grad_() if kind == "plif" else None
+
+    ref = reference_neuron(x_ref, kind, tau, v_threshold, v_reset, decay_input, detach_reset, detach_mem, name, alpha, w_ref)
+    out = neuron(x_lib)
+    assert out.dtype == dtype
+    assert torch.equal(out, ref), f"{int((out != ref).sum())} spikes differ"
+    assert 0 < out.mean() < 1, "the test input must make some neurons fire and some not"
+
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype)
+    ref.backward(grad_out)
+    out.backward(grad_out)
+    torch.testing.assert_close(x_lib.grad, x_ref.grad, rtol=1e-6, atol=1e-6)
+    if kind == "plif":
+        # The decay gradient is one sum over all 1,200 neuron-steps of terms that
+        # carry their own float32 rounding (~1e-7 each), so in float32 it can only
+        # agree to ~sqrt(1200) * 1e-7; elementwise gradients are held to 1e-6.
+        tol = 1e-6 if dtype == torch.float64 else 1e-5
+        torch.testing.assert_close(neuron.w.grad, w_ref.grad, rtol=tol, atol=tol)
+
+
+def test_spike_fires_exactly_at_threshold():
+    # tau=2, x=2 gives h = 1.0 exactly: ">=" fires, ">" would not.
+    out = LIF(tau=2.0)(torch.tensor([[2.0], [0.0]]))
+    assert out.flatten().tolist() == [1.0, 0.0]
+
+
+def test_neuron_keeps_no_state_between_calls():
+    neuron = LIF()
+    x = torch.rand(6, 4, 10) * 3
+    first = neuron(x)
+    second = neuron(x)
+    assert torch.equal(first, second)
+    assert not any(isinstance(b, torch.Tensor) for b in vars(neuron).values())
+
+
+def test_spikformer_lif_constant_input_below_threshold_never_fires():
+    # With tau=2 the membrane converges to a constant input from below.
+    assert LIF()(torch.full((50, 10), 0.999)).sum() == 0
+
+
+def test_half_precision_input_integrates_in_float32():
+    x = torch.rand(16, 1000) * 1.5
+    ref = LIF()(x)
+    out = LIF()(x.to(torch.bfloat16).float())  # same values, representable in bf16
+    out_bf16 = LIF()(x.to(torch.bfloat16))
+    assert out_bf16.dtype == torch.bfloat16
+    assert torch.equal(out_bf16.float(), out)
+    assert ref.shape == out.shape
+
+
+def test_plif_learns_its_time_constant():
+    neuron = PLIF(init_tau=2.0)
+    assert abs(1 / torch.sigmoid(neuron.w).item() - 2.0) < 1e-6
+    out = neuron(torch.rand(5, 3) * 2)
+    out.sum().backward()
+    assert neuron.w.grad is not None and neuron.w.grad.abs() > 0
+
+
+def test_custom_surrogate_can_be_registered_and_used():
+    @register_surrogate("test_triangle", 1.0)
+    def triangle(u, alpha):
+        return (alpha - alpha * alpha * u.abs()).clamp_min(0)
+
+    assert "test_triangle" in list_surrogates()
+    x = torch.full((1, 1), 1.8, requires_grad=True)  # h = 0.9, u = -0.1
+    LIF(surrogate="test_triangle")(x).sum().backward()
+    assert x.grad.item() == pytest.approx(0.9 / 2.0)
+
+
+def test_surrogate_aliases_and_defaults():
+    assert get_surrogate("rectangle") is get_surrogate("gate")
+    assert LIF().alpha == 4.0
+    assert LIF(surrogate="atan").alpha == 2.0
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda: LIF(surrogate="sigmod"), "Did you mean 'sigmoid'"),
+    (lambda: get_neuron_class("lfi"), "Unknown neuron 'lfi'"),
+    (lambda: LIF(tau=0.5), "tau must be > 1"),
+    (lambda: LIF()(torch.zeros(0, 3)), r"\[T, \.\.\.\]"),
+])
+def test_bad_neuron_settings_raise_clear_errors(bad, match):
+    with pytest.raises(ValueError, match=match):
+        bad()
