@@ -78,6 +78,7 @@ def test_model_and_dataset_mismatch_is_named_before_training(tmp_path):
     assert result.returncode == 2
     assert "expects (channels, (H, W), classes) = (2, (128, 128), 10)" in result.stderr
     assert "(2, (24, 24), 10)" in result.stderr
+    assert not (tmp_path / "x").exists(), "a run that could not start leaves no run folder behind"
 
 
 def test_models_lists_the_registry_with_parameter_counts():

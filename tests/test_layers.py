@@ -47,6 +47,15 @@ def test_sps_rejects_widths_that_do_not_halve():
         SpikingPatchSplitting(2, 36, neuron_factory("lif"), num_stages=4)
 
 
+def test_sps_takes_explicit_stage_widths():
+    sps = SpikingPatchSplitting(2, 36, neuron_factory("lif"), img_size=(8, 8), num_stages=3, widths=(12, 20, 36),
+                                pool_stages=(2,))
+    assert [s.conv_bn.conv.out_channels for s in sps.stages] == [12, 20, 36]
+    assert sps(torch.rand(T, B, 2, 8, 8)).shape == (T, B, 16, 36)
+    with pytest.raises(ValueError, match="ending in embed_dim 36"):
+        SpikingPatchSplitting(2, 36, neuron_factory("lif"), num_stages=3, widths=(12, 20, 40))
+
+
 def ssa_by_hand(attn, x, order):
     """Q K^T V * scale written per head with einsum, from the module's own projections."""
     q, k, v = (n(p(x)) for p, n in ((attn.q, attn.q_neuron), (attn.k, attn.k_neuron), (attn.v, attn.v_neuron)))

@@ -2,7 +2,9 @@
 
 The reference is what SpikingJelly's multi-step LIF computes, unrolled by
 autograd step by step: spikes must be identical and gradients (input, and
-PLIF's decay parameter) agree within 1e-6, for every option combination.
+PLIF's decay parameter) agree within 1e-6 in float32 and 1e-9 in float64,
+for every combination of neuron, reset, decay_input, detach_reset,
+detach_mem and surrogate.
 """
 
 import itertools
@@ -104,13 +106,20 @@ def test_neuron_matches_per_step_reference(dtype, kind, v_reset, decay_input, de
     grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype)
     ref.backward(grad_out)
     out.backward(grad_out)
-    torch.testing.assert_close(x_lib.grad, x_ref.grad, rtol=1e-6, atol=1e-6)
+    # Within 1e-6 of the gradient's scale in float32: the reference's own float32
+    # rounding is of that order (the surrogate's vectorised and scalar code paths
+    # already round differently), so a tighter bound would test PyTorch, not us.
+    # Float64 leaves no such excuse: 1e-9.
+    tol = 1e-9 if dtype == torch.float64 else 1e-6
+    scale = x_ref.grad.abs().max().item()
+    assert scale > 0
+    torch.testing.assert_close(x_lib.grad, x_ref.grad, rtol=tol, atol=tol * scale)
     if kind == "plif":
         # The decay gradient is one sum over all 1,200 neuron-steps of terms that
         # carry their own float32 rounding (~1e-7 each), so in float32 it can only
         # agree to ~sqrt(1200) * 1e-7; elementwise gradients are held to 1e-6.
-        tol = 1e-6 if dtype == torch.float64 else 1e-5
-        torch.testing.assert_close(neuron.w.grad, w_ref.grad, rtol=tol, atol=tol)
+        w_tol = 1e-9 if dtype == torch.float64 else 1e-5
+        torch.testing.assert_close(neuron.w.grad, w_ref.grad, rtol=w_tol, atol=w_tol)
 
 
 def test_spike_fires_exactly_at_threshold():

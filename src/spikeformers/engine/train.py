@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..data.augment import random_translate
 from ..data.registry import create_dataset
 from ..models import count_parameters, create_model
 from .checkpoint import atomic_write, save_checkpoint
@@ -40,20 +41,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_run_dir(cfg: TrainConfig) -> Path:
-    """The run folder; one that already holds a run is only reused with ``overwrite``."""
-    if cfg.out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}"
-        suffix = 1
-        while out.exists():
-            out = Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}-{suffix}"
-            suffix += 1
-    else:
+def choose_run_dir(cfg: TrainConfig) -> Path:
+    """The run folder (not yet created); one that already holds a run is only reused with ``overwrite``."""
+    if cfg.out is not None:
         out = Path(cfg.out)
         if (out / "config.yaml").exists() and not cfg.overwrite:
             raise FileExistsError(f"{out} already holds a run; choose another --out or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+        return out
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out, suffix = Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}", 1
+    while out.exists():
+        out, suffix = Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}-{suffix}", suffix + 1
     return out
 
 
@@ -89,8 +87,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     start = time.perf_counter()
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    out = make_run_dir(cfg)
-    (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    out = choose_run_dir(cfg)
 
     model_overrides = cfg.model_overrides()
     model = create_model(cfg.model, **model_overrides).to(device)
@@ -98,7 +95,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     train_set = create_dataset(cfg.dataset, train=True, time_steps=T, root=cfg.data_root)
     test_set = create_dataset(cfg.dataset, train=False, time_steps=T, root=cfg.data_root)
     check_compatible(model, train_set, cfg.model, cfg.dataset)
-    generator = torch.Generator().manual_seed(cfg.seed)
+    # Only now, with every setting known to work, does the run folder appear.
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    generator = torch.Generator().manual_seed(cfg.seed)  # data order
+    augment_generator = torch.Generator().manual_seed(cfg.seed + 1)
     train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=generator,
                               num_workers=cfg.workers, pin_memory=device.type == "cuda")
     test_loader = DataLoader(test_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
@@ -126,7 +127,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             lr = learning_rate(step, total_steps, warmup_steps, cfg.lr, cfg.min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            frames = to_time_major(frames.to(device, non_blocking=True).float())
+            frames = frames.to(device, non_blocking=True).float()
+            frames = to_time_major(random_translate(frames, cfg.translate, augment_generator))
             labels = labels.to(device, non_blocking=True)
 
             logits = model(frames)

@@ -2,8 +2,8 @@
 ``[T, B, C, H, W]`` frames into ``[T, B, N, D]`` spike tokens.
 
 ``num_stages`` stages of 3x3 Conv -> BN -> neuron with widths D/2^(n-1), ...,
-D/2, D, a 3x3 max-pool (stride 2) after the stages listed in
-``pool_stages``, then the relative position embedding (RPE): one more
+D/2, D (or the explicit ``widths``), a 3x3 max-pool (stride 2) after the
+stages listed in ``pool_stages``, then the relative position embedding (RPE): one more
 Conv -> BN -> neuron whose spikes are added to its own input, so tokens take
 values in {0, 1, 2}.
 """
@@ -54,13 +54,18 @@ class SpikingPatchSplitting(nn.Module):
         num_stages: int = 4,
         pool_stages: Sequence[int] = (0, 1, 2, 3),
         rpe: bool = True,
+        widths: Sequence[int] | None = None,
     ):
         super().__init__()
-        if embed_dim % 2 ** (num_stages - 1):
-            raise ValueError(f"embed_dim {embed_dim} must be divisible by 2^(num_stages-1) = {2 ** (num_stages - 1)}")
+        if widths is None:
+            if embed_dim % 2 ** (num_stages - 1):
+                raise ValueError(f"embed_dim {embed_dim} must be divisible by 2^(num_stages-1) = {2 ** (num_stages - 1)}")
+            widths = [embed_dim // 2 ** (num_stages - 1 - i) for i in range(num_stages)]
+        widths = list(widths)
+        if len(widths) != num_stages or widths[-1] != embed_dim:
+            raise ValueError(f"widths {widths} must list {num_stages} stage widths ending in embed_dim {embed_dim}")
         if any(not 0 <= i < num_stages for i in pool_stages):
             raise ValueError(f"pool_stages {tuple(pool_stages)} must lie in 0..{num_stages - 1}")
-        widths = [embed_dim // 2 ** (num_stages - 1 - i) for i in range(num_stages)]
         self.stages = nn.Sequential(*[
             ConvBNSpike(c_in, c_out, neuron, pool=i in pool_stages)
             for i, (c_in, c_out) in enumerate(zip([in_channels] + widths[:-1], widths))

@@ -46,6 +46,7 @@ class Spikformer(nn.Module):
         qkv_bias: bool = False,
         sps_stages: int = 4,
         sps_pool_stages: Sequence[int] = (0, 1, 2, 3),
+        sps_widths: Sequence[int] | None = None,
         neuron: str | type[nn.Module] = "lif",
         neuron_kwargs: dict[str, Any] | None = None,
     ):
@@ -58,7 +59,7 @@ class Spikformer(nn.Module):
 
         self.patch_embed = SpikingPatchSplitting(
             in_channels, embed_dim, spiking, img_size=self.img_size,
-            num_stages=sps_stages, pool_stages=tuple(sps_pool_stages),
+            num_stages=sps_stages, pool_stages=tuple(sps_pool_stages), widths=sps_widths,
         )
         self.blocks = nn.Sequential(*[
             Block(
@@ -111,4 +112,4 @@ def spikformer_tiny(**overrides: Any) -> Spikformer:
     """A 1-64 Spikformer for the built-in DVS digits (24x24, T=4); trains on a laptop CPU in minutes."""
     return _create(dict(img_size=24, in_channels=2, num_classes=10, time_steps=4, embed_dim=64,
                         depth=1, num_heads=4, mlp_ratio=4.0, attn_scale=0.25,
-                        sps_pool_stages=(2, 3)), overrides)
+                        sps_pool_stages=(1, 2)), overrides)

@@ -10,8 +10,9 @@ recurrence with different settings. Forward, per element, starting from
     v[t] = h[t] - v_threshold * s[t]            # soft reset (v_reset=None)
 
 Backward is the hand-derived adjoint of the same loop, so only the pre-spike
-membrane ``h`` and the spikes are kept for it (plus ``x`` for PLIF's decay
-gradient), never the whole autograd graph of T steps. Half-precision inputs
+membrane ``h`` is kept for it (plus ``x`` for PLIF's decay gradient), never
+the whole autograd graph of T steps; everything that does not depend on the
+previous step (surrogate, reset factor) is computed for all steps at once. Half-precision inputs
 are integrated in float32: a bf16 membrane rounds away small inputs and flips
 spikes.
 """
@@ -58,14 +59,21 @@ def _charge(spec: NeuronSpec, v: torch.Tensor, x: torch.Tensor, k: torch.Tensor 
     return v - (v - spec.rest) * k + x
 
 
-def _reset(spec: NeuronSpec, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def _reset(spec: NeuronSpec, h: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
+    """v[t] from h[t] and the boolean spikes. Equal, value for value, to the textbook
+    ``h * (1 - s) + v_reset * s`` and ``h - v_threshold * s`` (up to the sign of a zero),
+    in one operation instead of four."""
     if spec.v_reset is None:
-        return h - spec.v_threshold * s
-    return h * (1.0 - s) + spec.v_reset * s
+        return torch.where(fired, h - spec.v_threshold, h)
+    return h.masked_fill(fired, spec.v_reset)
 
 
 class MultiStepNeuron(torch.autograd.Function):
-    """``spikes = MultiStepNeuron.apply(x, w, spec)``; ``w`` is PLIF's parameter or None."""
+    """``spikes = MultiStepNeuron.apply(x, w, spec)``; ``w`` is PLIF's parameter or None.
+
+    Only the pre-spike membrane ``h`` is saved: the spikes are ``h >= v_threshold``
+    and the reset membrane follows from both, so backward recomputes them.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec):
@@ -73,64 +81,56 @@ class MultiStepNeuron(torch.autograd.Function):
         xc = x.to(compute_dtype)
         k = w.to(compute_dtype).sigmoid() if w is not None else None
         h_seq = torch.empty_like(xc)
-        spikes = torch.empty_like(xc)
         v = torch.full_like(xc[0], spec.rest)
         for t in range(x.shape[0]):
             h = _charge(spec, v, xc[t], k)
-            s = (h >= spec.v_threshold).to(compute_dtype)
             h_seq[t] = h
-            spikes[t] = s
-            v = _reset(spec, h, s)
+            v = _reset(spec, h, h >= spec.v_threshold)
         ctx.spec = spec
         ctx.input_dtype = x.dtype
-        ctx.save_for_backward(h_seq, spikes, xc if w is not None else None, w)
-        return spikes.to(x.dtype)
+        ctx.save_for_backward(h_seq, xc if w is not None else None, w)
+        return (h_seq >= spec.v_threshold).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):
         spec: NeuronSpec = ctx.spec
-        h_seq, spikes, xc, w = ctx.saved_tensors
-        grad_spikes = grad_spikes.to(h_seq.dtype)
+        h_seq, xc, w = ctx.saved_tensors
+        fired = h_seq >= spec.v_threshold
+        sg = spec.surrogate(h_seq - spec.v_threshold, spec.alpha)
         k = w.to(h_seq.dtype).sigmoid() if w is not None else None
-        grad_x = torch.empty_like(h_seq)
-        grad_v = torch.zeros_like(h_seq[0])  # dL/dv[t], arriving from step t+1
-        # PLIF's decay gradient sums over every neuron and step: accumulate it in
-        # float64 so that it does not lose digits to the length of the sum.
-        grad_k = torch.zeros((), dtype=torch.float64, device=h_seq.device)
-        for t in range(h_seq.shape[0] - 1, -1, -1):
-            h, s = h_seq[t], spikes[t]
-            sg = spec.surrogate(h - spec.v_threshold, spec.alpha)
-            if spec.v_reset is None:  # v = h - theta * s
-                dv_dh = 1.0 if spec.detach_reset else 1.0 - spec.v_threshold * sg
-            else:  # v = h * (1 - s) + v_reset * s
-                dv_dh = 1.0 - s
-                if not spec.detach_reset:
-                    dv_dh = dv_dh + (spec.v_reset - h) * sg
-            grad_h = grad_spikes[t] * sg + grad_v * dv_dh
 
-            if spec.kind == "if" or not spec.decay_input:
-                grad_x[t] = grad_h
-            elif spec.kind == "lif":
-                grad_x[t] = grad_h / spec.tau
-            else:
-                grad_x[t] = grad_h * k
+        # dv[t]/dh[t]: how much of the membrane survives the reset (None: all of it).
+        if spec.v_reset is None:  # v = h - theta * s
+            dv_dh = None if spec.detach_reset else 1.0 - spec.v_threshold * sg
+        else:  # v = h * (1 - s) + v_reset * s
+            dv_dh = (~fired).to(h_seq.dtype)
+            if not spec.detach_reset:
+                dv_dh = dv_dh + (spec.v_reset - h_seq) * sg
+        # dh[t+1]/dv[t]: the leak
+        decay = 1.0 if spec.kind == "if" else (1.0 - 1.0 / spec.tau if spec.kind == "lif" else 1.0 - k)
 
-            if k is not None:  # PLIF: dh/dk = (x - (v_prev - rest)) or -(v_prev - rest)
-                v_prev = _reset(spec, h_seq[t - 1], spikes[t - 1]) if t > 0 else torch.full_like(h, spec.rest)
-                leak = v_prev - spec.rest
-                grad_k += (grad_h * ((xc[t] - leak) if spec.decay_input else -leak)).sum(dtype=torch.float64)
+        # grad_h[t] = dL/ds[t] * sg[t] + dL/dh[t+1] * dh[t+1]/dv[t] * dv[t]/dh[t], backwards in t;
+        # the first term for all t at once, only the carry through the membrane in the loop.
+        grad_h = grad_spikes.to(h_seq.dtype) * sg
+        if not spec.detach_mem:
+            for t in range(h_seq.shape[0] - 2, -1, -1):
+                carry = grad_h[t + 1] * decay
+                grad_h[t] += carry if dv_dh is None else carry * dv_dh[t]
 
-            if spec.detach_mem:
-                grad_v = torch.zeros_like(grad_h)
-            elif spec.kind == "if":
-                grad_v = grad_h
-            elif spec.kind == "lif":
-                grad_v = grad_h - grad_h / spec.tau
-            else:
-                grad_v = grad_h - grad_h * k
+        if spec.kind == "if" or not spec.decay_input:
+            grad_x = grad_h
+        elif spec.kind == "lif":
+            grad_x = grad_h / spec.tau
+        else:
+            grad_x = grad_h * k
 
         grad_w = None
         if w is not None and ctx.needs_input_grad[1]:
-            k = k.to(torch.float64)
-            grad_w = (grad_k * k * (1.0 - k)).to(w.dtype).reshape(w.shape)
+            # dh[t]/dk = x[t] - (v[t-1] - rest) (decay_input) or -(v[t-1] - rest); the sum runs
+            # over every neuron and step, so it is accumulated in float64.
+            v_prev = torch.cat([torch.full_like(h_seq[:1], spec.rest), _reset(spec, h_seq[:-1], fired[:-1])])
+            leak = v_prev - spec.rest
+            grad_k = (grad_h * ((xc - leak) if spec.decay_input else -leak)).sum(dtype=torch.float64)
+            k64 = k.to(torch.float64)
+            grad_w = (grad_k * k64 * (1.0 - k64)).to(w.dtype).reshape(w.shape)
         return grad_x.to(ctx.input_dtype), grad_w, None

@@ -1,0 +1,24 @@
+"""The repository's promises to a new user: the README's Quick start is what CI runs."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quick_start_commands():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line.strip() for line in block.splitlines() if line.strip()]
+
+
+def test_quick_start_is_install_main_job_and_tests():
+    install, main_job, tests = quick_start_commands()
+    assert install.startswith("pip install") and main_job == "spikeformers train" and "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command():
+    _, _, tests = quick_start_commands()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests in [line.strip() for line in ci if not line.lstrip().startswith("#")]
