@@ -95,6 +95,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     train_set = create_dataset(cfg.dataset, train=True, time_steps=T, root=cfg.data_root)
     test_set = create_dataset(cfg.dataset, train=False, time_steps=T, root=cfg.data_root)
     check_compatible(model, train_set, cfg.model, cfg.dataset)
+    if len(train_set) == 0 or len(test_set) == 0:
+        raise ValueError(f"Data set {cfg.dataset} has {len(train_set)} training and {len(test_set)} test samples")
     # Only now, with every setting known to work, does the run folder appear.
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))

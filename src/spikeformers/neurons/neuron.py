@@ -95,7 +95,8 @@ class PLIF(LIF):
     """Parametric LIF (Fang et al., ICCV 2021): ``1/tau = sigmoid(w)`` is learned.
 
     ``w`` starts at ``-log(init_tau - 1)`` so that ``tau = init_tau``; one
-    ``w`` per neuron layer, as in the paper.
+    ``w`` per neuron layer, as in the paper. A ``tau`` given instead (as a
+    model's ``neuron_kwargs`` give it to every neuron) is the initial value.
     """
 
     kind = "plif"
