@@ -129,8 +129,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             lr = learning_rate(step, total_steps, warmup_steps, cfg.lr, cfg.min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            frames = frames.to(device, non_blocking=True).float()
-            frames = to_time_major(random_translate(frames, cfg.translate, augment_generator))
+            frames = to_time_major(frames.to(device, non_blocking=True).float())
+            frames = random_translate(frames, cfg.translate, augment_generator)
             labels = labels.to(device, non_blocking=True)
 
             logits = model(frames)
