@@ -12,12 +12,21 @@ from torch import nn
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a factory ``fn(**overrides) -> nn.Module`` under its function name."""
-    if fn.__name__ in _MODELS:
-        raise ValueError(f"A model named {fn.__name__!r} is already registered")
-    _MODELS[fn.__name__] = fn
-    return fn
+def register_model(fn: Callable[..., nn.Module] | None = None, *, model_class: type[nn.Module] | None = None):
+    """Register a factory ``fn(**overrides) -> nn.Module`` under its function name.
+
+    Use as ``@register_model`` or ``@register_model(model_class=Cls)``; with a
+    class, ``create_model`` checks overrides against its constructor.
+    """
+
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if fn.__name__ in _MODELS:
+            raise ValueError(f"A model named {fn.__name__!r} is already registered")
+        fn.model_class = model_class
+        _MODELS[fn.__name__] = fn
+        return fn
+
+    return decorator if fn is None else decorator(fn)
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -23,14 +23,11 @@ from torch import nn
 
 from ..layers import Block, ClassifierHead, SpikingMLP, SpikingPatchSplitting, SpikingSelfAttention
 from ..neurons import neuron_factory
+from .base import SpikingClassifier
 from .registry import register_model
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
-class Spikformer(nn.Module):
+class Spikformer(SpikingClassifier):
     def __init__(
         self,
         img_size: int | Sequence[int] = 128,
@@ -50,11 +47,7 @@ class Spikformer(nn.Module):
         neuron: str | type[nn.Module] = "lif",
         neuron_kwargs: dict[str, Any] | None = None,
     ):
-        super().__init__()
-        self.img_size = _pair(img_size)
-        self.in_channels = in_channels
-        self.num_classes = num_classes
-        self.time_steps = time_steps
+        super().__init__(img_size, in_channels, num_classes, time_steps)
         spiking = neuron_factory(neuron, **(neuron_kwargs or {}))
 
         self.patch_embed = SpikingPatchSplitting(
@@ -71,43 +64,23 @@ class Spikformer(nn.Module):
         ])
         self.head = ClassifierHead(embed_dim, num_classes)
 
-    def check_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Accept ``[T, B, C, H, W]`` sequences, or ``[B, C, H, W]`` images repeated over T."""
-        C, (H, W) = self.in_channels, self.img_size
-        if x.dim() == 4 and tuple(x.shape[1:]) == (C, H, W):
-            return x.unsqueeze(0).expand(self.time_steps, *x.shape)  # direct encoding
-        if x.dim() != 5 or tuple(x.shape[2:]) != (C, H, W):
-            raise ValueError(
-                f"{type(self).__name__} expects input [T, B, C, H, W] with C={C}, H={H}, W={W} "
-                f"(time first; or static images [B, {C}, {H}, {W}]), got shape {tuple(x.shape)}"
-            )
-        return x
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Tokens ``[T, B, N, D]`` after the last block."""
-        return self.blocks(self.patch_embed(self.check_input(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        """Tokens ``[T, B, N, D]`` after the last block, for an already checked input."""
+        return self.blocks(self.patch_embed(x))
 
 
 def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> Spikformer:
     return Spikformer(**{**defaults, **overrides})
 
 
-def _register(fn):
-    fn.model_class = Spikformer
-    return register_model(fn)
-
-
-@_register
+@register_model(model_class=Spikformer)
 def spikformer_dvs(**overrides: Any) -> Spikformer:
     """Spikformer-2-256, CIFAR10-DVS, T=16, 128x128 (ICLR 2023: 80.9% top-1; 78.9% at T=10)."""
     return _create(dict(img_size=128, in_channels=2, num_classes=10, time_steps=16, embed_dim=256,
                         depth=2, num_heads=16, mlp_ratio=4.0, attn_scale=0.25), overrides)
 
 
-@_register
+@register_model(model_class=Spikformer)
 def spikformer_tiny(**overrides: Any) -> Spikformer:
     """A 1-64 Spikformer for the built-in DVS digits (24x24, T=4); trains on a laptop CPU in minutes."""
     return _create(dict(img_size=24, in_channels=2, num_classes=10, time_steps=4, embed_dim=64,
