@@ -112,7 +112,7 @@ def test_spikformer_dvs_has_the_specs_effective_parameter_count():
 
 def test_list_models_filters_by_pattern():
     assert "spikformer_dvs" in list_models()
-    assert list_models("spikformer_d*") == ["spikformer_dvs"]
+    assert list_models("spikformer_dvs*") == ["spikformer_dvs", "spikformer_dvs_t10"]
     assert list_models("nothing*") == []
 
 
@@ -174,3 +174,77 @@ def test_static_images_are_repeated_over_time_steps():
 def test_any_number_of_time_steps_is_accepted_for_sequences():
     model = create_model("spikformer_tiny")
     assert model(torch.rand(7, 2, 2, 24, 24)).shape == (2, 10)
+
+
+def authors_cifar_forward(model, x_bchw, training, T=4):
+    """The spec's section 4 (`cifar10/model.py`): the image repeated T times, SPS without the
+    first two pools, nn.Linear projections on [T, B, N, C] with BatchNorm1d over the transposed
+    tokens, and (Q K^T) * 0.125 before V."""
+    x = x_bchw.unsqueeze(0).repeat(T, 1, 1, 1, 1)
+    B = x.shape[1]
+    h = x.flatten(0, 1)
+    for stage in model.patch_embed.stages:
+        conv, bn = stage.conv_bn.conv, stage.conv_bn.bn
+        h = batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training)
+        h = lif(h.reshape(T, B, *h.shape[1:])).flatten(0, 1)
+        if stage.pool is not None:
+            h = F.max_pool2d(h, 3, 2, 1)
+    conv, bn = model.patch_embed.rpe[0].conv, model.patch_embed.rpe[0].bn
+    r = lif(batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training).reshape(T, B, 384, 8, 8))
+    x = (r + h.reshape(T, B, 384, 8, 8)).flatten(-2).transpose(-1, -2)  # [T, B, N, C]
+
+    def linear_bn_lif(inp, lin_bn, threshold=1.0):
+        y = F.linear(inp.flatten(0, 1), lin_bn.linear.weight, lin_bn.linear.bias)  # [TB, N, C']
+        y = batch_norm(y.transpose(-1, -2), lin_bn.bn, training).transpose(-1, -2)
+        return lif(y.reshape(T, B, 64, -1), threshold)
+
+    for block in model.blocks:
+        a = block.attn
+        q, k, v = (linear_bn_lif(x, p).reshape(T, B, 64, 12, 32).permute(0, 1, 3, 2, 4) for p in (a.q, a.k, a.v))
+        attn = (q @ k.transpose(-2, -1)) * 0.125
+        y = (attn @ v).transpose(2, 3).reshape(T, B, 64, 384)
+        x = x + linear_bn_lif(lif(y, 0.5), a.proj)
+        x = x + linear_bn_lif(linear_bn_lif(x, block.mlp.fc1), block.mlp.fc2)
+    return F.linear(x.mean(2).mean(0), model.head.fc.weight, model.head.fc.bias)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_spikformer_cifar10_matches_the_spec_in_float64(training):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    model = create_model("spikformer_cifar10", depth=2).double()
+    randomise_batch_norms(model, g)
+    model.train(training)
+    x = torch.randn(2, 3, 32, 32, generator=g, dtype=torch.float64)  # normalised images
+    x_lib, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    logits, ref = model(x_lib), authors_cifar_forward(model, x_ref, training)
+    torch.testing.assert_close(logits, ref, rtol=0, atol=1e-9)
+    assert logits.std() > 0
+    logits.sum().backward()
+    ref.sum().backward()
+    assert x_ref.grad.abs().max() > 0
+    torch.testing.assert_close(x_lib.grad, x_ref.grad, rtol=1e-6, atol=1e-6 * x_ref.grad.abs().max().item())
+
+
+def test_cifar_configuration_initialises_every_linear_like_timm():
+    model = create_model("spikformer_cifar10")
+    q = model.blocks[0].attn.q.linear
+    assert q.bias is not None and torch.count_nonzero(q.bias) == 0
+    assert abs(q.weight.std().item() - 0.02) < 0.002
+    dvs_q = create_model("spikformer_dvs").blocks[0].attn.q.linear  # Conv1d default: kaiming-uniform
+    assert dvs_q.bias is None and dvs_q.weight.abs().max() <= 1 / 256**0.5 + 1e-6
+
+
+# The authors' counts as created, less the tensors their forward never uses (spec sections 3.6, 4.5, 5.4).
+@pytest.mark.parametrize("name,as_created,unused", [
+    ("spikformer_dvs", 2_585_610, 16_384 + 5 * 512),
+    ("spikformer_dvs_t10", 2_585_610, 16_384 + 5 * 512),
+    ("spikformer_gesture", 2_585_610 + 257, 16_384 + 5 * 512),  # an 11th output
+    ("spikformer_cifar10", 9_330_874, 4 * 1_536),
+    ("spikformer_cifar100", 9_365_524, 4 * 1_536),
+    ("spikformer_imagenet_8_384", 16_828_312, 8 * 2 * 768),
+    ("spikformer_imagenet_8_512", 29_705_768, 8 * 2 * 1_024),
+    ("spikformer_imagenet_8_768", 66_363_208, 8 * 2 * 1_536),
+])
+def test_parameter_counts_equal_the_specs(name, as_created, unused):
+    assert count_parameters(create_model(name)) == as_created - unused
