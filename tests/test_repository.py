@@ -22,3 +22,11 @@ def test_ci_runs_the_readme_test_command():
     _, _, tests = quick_start_commands()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in [line.strip() for line in ci if not line.lstrip().startswith("#")]
+
+
+def test_readme_model_zoo_table_is_the_registry():
+    from spikeformers.models.registry import zoo_table
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- zoo:start -->\n", 1)[1].split("<!-- zoo:end -->", 1)[0]
+    assert table.strip() == zoo_table().strip(), "regenerate with: spikeformers models --markdown"

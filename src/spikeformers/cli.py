@@ -81,7 +81,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import count_parameters, create_model, list_models, model_entry
+    from .models.registry import zoo_table
 
+    if args.markdown:
+        print(zoo_table(args.pattern))
+        return 0
     names = list_models(args.pattern)
     if not names:
         print(f"No model matches {args.pattern!r}", file=sys.stderr)
@@ -112,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_models = sub.add_parser("models", help="list registered models with parameter counts")
     p_models.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'spikformer*'")
+    p_models.add_argument("--markdown", action="store_true", help="print the model zoo table of the README")
     p_models.set_defaults(func=cmd_models)
     parser.subcommands = {"train": p_train, "eval": p_eval, "models": p_models}
     return parser

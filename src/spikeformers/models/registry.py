@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from torch import nn
@@ -12,17 +13,30 @@ from torch import nn
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_model(fn: Callable[..., nn.Module] | None = None, *, model_class: type[nn.Module] | None = None):
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the model zoo table says of a registered configuration."""
+
+    paper: str = ""  # e.g. "Spikformer (ICLR 2023)"
+    dataset: str = ""  # the data set the configuration is for
+    reported: str = ""  # top-1 the paper reports, e.g. "80.9"
+    source: str = ""  # where that number is published
+
+
+def register_model(fn: Callable[..., nn.Module] | None = None, *, model_class: type[nn.Module] | None = None,
+                   **info: str):
     """Register a factory ``fn(**overrides) -> nn.Module`` under its function name.
 
-    Use as ``@register_model`` or ``@register_model(model_class=Cls)``; with a
-    class, ``create_model`` checks overrides against its constructor.
+    Use as ``@register_model`` or ``@register_model(model_class=Cls, paper=..., dataset=...,
+    reported=..., source=...)``; with a class, ``create_model`` checks overrides against its
+    constructor; the rest fills the model zoo table (:class:`ModelInfo`).
     """
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if fn.__name__ in _MODELS:
             raise ValueError(f"A model named {fn.__name__!r} is already registered")
         fn.model_class = model_class
+        fn.info = ModelInfo(**info)
         _MODELS[fn.__name__] = fn
         return fn
 
@@ -65,3 +79,18 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def zoo_table(pattern: str = "*") -> str:
+    """The model zoo as a Markdown table, built from the registry (the README's table is this)."""
+    rows = ["| model | paper | data set | T | input | parameters | reported top-1 (%) | source |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name in list_models(pattern):
+        fn = _MODELS[name]
+        model = fn()
+        size = "x".join(map(str, getattr(model, "img_size", ())))
+        info = fn.info
+        rows.append(f"| `{name}` | {info.paper} | {info.dataset} | {getattr(model, 'time_steps', '')} | "
+                    f"{getattr(model, 'in_channels', '')}x{size} | {count_parameters(model):,} | "
+                    f"{info.reported or '-'} | {info.source or '-'} |")
+    return "\n".join(rows)

@@ -85,6 +85,8 @@ def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> Spikformer:
     return Spikformer(**{**defaults, **overrides})
 
 
+PAPER = "Spikformer (ICLR 2023)"
+QUOTED = "paper, as quoted by Fancyssc/Spiking-Transformers"
 _DVS = dict(img_size=128, in_channels=2, num_classes=10, time_steps=16, embed_dim=256, depth=2, num_heads=16,
             mlp_ratio=4.0, attn_scale=0.25)
 # CIFAR file: 32x32 images repeated over T=4, no pooling in the first two SPS
@@ -95,55 +97,63 @@ _IMAGENET = dict(img_size=224, in_channels=3, num_classes=1000, time_steps=4, de
                  attn_scale=0.125)
 
 
-@register_model(model_class=Spikformer)
+@register_model(model_class=Spikformer, paper=PAPER, dataset="CIFAR10-DVS",
+                reported="80.9", source=QUOTED)
 def spikformer_dvs(**overrides: Any) -> Spikformer:
     """Spikformer-2-256, CIFAR10-DVS, T=16, 128x128 (ICLR 2023: 80.9% top-1; 78.9% at T=10)."""
     return _create(_DVS, overrides)
 
 
-@register_model(model_class=Spikformer)
+@register_model(model_class=Spikformer, paper=PAPER, dataset="CIFAR10-DVS",
+                reported="78.9", source=QUOTED)
 def spikformer_dvs_t10(**overrides: Any) -> Spikformer:
     """Spikformer-2-256, CIFAR10-DVS, T=10, 128x128 (ICLR 2023: 78.9% top-1)."""
     return _create({**_DVS, "time_steps": 10}, overrides)
 
 
-@register_model(model_class=Spikformer)
+@register_model(model_class=Spikformer, paper=PAPER, dataset="DVS128 Gesture",
+                reported="98.3", source="third-party tables (unverified)")
 def spikformer_gesture(**overrides: Any) -> Spikformer:
     """Spikformer-2-256, DVS128 Gesture (11 classes), T=16, 128x128 (98.3% reported; 96.9% at T=10)."""
     return _create({**_DVS, "num_classes": 11}, overrides)
 
 
-@register_model(model_class=Spikformer)
+@register_model(model_class=Spikformer, paper=PAPER, dataset="CIFAR10",
+                reported="95.41", source="Fancyssc/STEP README (probably 400 epochs)")
 def spikformer_cifar10(**overrides: Any) -> Spikformer:
     """Spikformer-4-384, CIFAR10, T=4, 32x32 (ICLR 2023: 95.41% top-1)."""
     return _create(_CIFAR, overrides)
 
 
-@register_model(model_class=Spikformer)
+@register_model(model_class=Spikformer, paper=PAPER, dataset="CIFAR100",
+                reported="78.21", source="Fancyssc/STEP README (probably 400 epochs)")
 def spikformer_cifar100(**overrides: Any) -> Spikformer:
     """Spikformer-4-384, CIFAR100, T=4, 32x32 (ICLR 2023: 78.21% top-1)."""
     return _create({**_CIFAR, "num_classes": 100}, overrides)
 
 
-@register_model(model_class=Spikformer)
+@register_model(model_class=Spikformer, paper=PAPER, dataset="ImageNet",
+                reported="70.24", source="Spikingformer README (commented-out rows)")
 def spikformer_imagenet_8_384(**overrides: Any) -> Spikformer:
     """Spikformer-8-384, ImageNet, T=4, 224x224 (ICLR 2023: 70.24% top-1)."""
     return _create({**_IMAGENET, "embed_dim": 384, "num_heads": 6}, overrides)
 
 
-@register_model(model_class=Spikformer)
+@register_model(model_class=Spikformer, paper=PAPER, dataset="ImageNet",
+                reported="73.38", source="Spikingformer README (commented-out rows)")
 def spikformer_imagenet_8_512(**overrides: Any) -> Spikformer:
     """Spikformer-8-512, ImageNet, T=4, 224x224 (ICLR 2023: 73.38% top-1)."""
     return _create({**_IMAGENET, "embed_dim": 512, "num_heads": 8}, overrides)
 
 
-@register_model(model_class=Spikformer)
+@register_model(model_class=Spikformer, paper=PAPER, dataset="ImageNet",
+                reported="74.81", source="Spikingformer README (commented-out rows)")
 def spikformer_imagenet_8_768(**overrides: Any) -> Spikformer:
     """Spikformer-8-768, ImageNet, T=4, 224x224 (ICLR 2023: 74.81% top-1)."""
     return _create({**_IMAGENET, "embed_dim": 768, "num_heads": 12}, overrides)
 
 
-@register_model(model_class=Spikformer)
+@register_model(model_class=Spikformer, paper="(this project's demo)", dataset="DVS digits (built in)")
 def spikformer_tiny(**overrides: Any) -> Spikformer:
     """A 1-64 Spikformer for the built-in DVS digits (24x24, T=4); trains on a laptop CPU in minutes."""
     return _create(dict(img_size=24, in_channels=2, num_classes=10, time_steps=4, embed_dim=64,
