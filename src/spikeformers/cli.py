@@ -1,4 +1,4 @@
-"""The command line: ``spikeformers train | eval | models``.
+"""The command line: ``spikeformers train | eval | models | convert``.
 
 ``train``'s flags are generated from :class:`~spikeformers.engine.config.TrainConfig`,
 so every recipe key is a flag and the two cannot drift apart.
@@ -98,8 +98,26 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .models import create_model
+    from .models.checkpoints import save_safetensors
+
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out must end in .safetensors, got {out}")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    model = create_model(args.model, checkpoint_path=args.official)
+    save_safetensors(model, out, metadata={"model_name": args.model, "converted_from": Path(args.official).name})
+    print(f"{args.official} -> {out} ({len(model.state_dict())} tensors for {args.model})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spikeformers", allow_abbrev=False, description="Spiking transformers: train, evaluate, list.")
+    parser = argparse.ArgumentParser(prog="spikeformers", allow_abbrev=False,
+                                     description="Spiking transformers: train, evaluate, list, convert.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_train = sub.add_parser("train", allow_abbrev=False, help="train a model (no arguments: the built-in demo)")
@@ -118,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_models.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'spikformer*'")
     p_models.add_argument("--markdown", action="store_true", help="print the model zoo table of the README")
     p_models.set_defaults(func=cmd_models)
-    parser.subcommands = {"train": p_train, "eval": p_eval, "models": p_models}
+    p_convert = sub.add_parser("convert", help="convert an authors' checkpoint to this library's safetensors")
+    p_convert.add_argument("--model", required=True, help="registered model name the checkpoint is for")
+    p_convert.add_argument("--official", required=True, help="the authors' checkpoint (.pth)")
+    p_convert.add_argument("--out", required=True, help="output .safetensors file")
+    p_convert.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p_convert.set_defaults(func=cmd_convert)
+    parser.subcommands = {"train": p_train, "eval": p_eval, "models": p_models, "convert": p_convert}
     return parser
 
 

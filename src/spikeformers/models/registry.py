@@ -56,12 +56,14 @@ def model_entry(name: str) -> Callable[..., nn.Module]:
     return _MODELS[name]
 
 
-def create_model(name: str, **overrides: Any) -> nn.Module:
+def create_model(name: str, checkpoint_path: str | None = None, **overrides: Any) -> nn.Module:
     """Build a registered model; ``overrides`` replace its configuration's values.
 
     Overrides are checked against the model class's constructor, so a typo
     (``embed_dims=``) is an error naming the closest valid option rather than
-    a silently ignored keyword.
+    a silently ignored keyword. ``checkpoint_path`` loads weights: this
+    library's checkpoints and safetensors files, or the authors' checkpoints
+    (their key names are converted; see ``models/checkpoints.py``).
     """
     fn = model_entry(name)
     cls = getattr(fn, "model_class", None)
@@ -74,6 +76,10 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
                 raise TypeError(f"{name} has no option {key!r}.{hint} Options: {', '.join(valid)}.")
     model = fn(**overrides)
     model.model_name = name
+    if checkpoint_path is not None:
+        from .checkpoints import load_weights
+
+        load_weights(model, checkpoint_path)
     return model
 
 

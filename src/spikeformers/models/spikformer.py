@@ -16,6 +16,7 @@ change it.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import torch
@@ -24,6 +25,7 @@ from torch import nn
 from ..layers import Block, ClassifierHead, SpikingMLP, SpikingPatchSplitting, SpikingSelfAttention
 from ..neurons import neuron_factory
 from .base import SpikingClassifier
+from .checkpoints import StateDict, register_converter
 from .registry import register_model
 
 
@@ -159,3 +161,42 @@ def spikformer_tiny(**overrides: Any) -> Spikformer:
     return _create(dict(img_size=24, in_channels=2, num_classes=10, time_steps=4, embed_dim=64,
                         depth=1, num_heads=4, mlp_ratio=4.0, attn_scale=0.25,
                         sps_pool_stages=(1, 2)), overrides)
+
+
+# The authors' parameters that their forward never uses (spec 3.3, 4.2, 5.2); dropped on conversion.
+_UNUSED = re.compile(r"^(pos_embed|norm\.(weight|bias)|block\.\d+\.norm[12]\.(weight|bias))$")
+_RENAMES = [  # authors' key -> ours; q/k/v/proj/fc are Conv1d, Conv2d 1x1 or Linear in their three files
+    (re.compile(r"^patch_embed\.proj_(conv|bn)(\d?)\.(.+)$"),
+     lambda m: f"patch_embed.stages.{m[2] or 0}.conv_bn.{m[1]}.{m[3]}"),
+    (re.compile(r"^patch_embed\.rpe_(conv|bn)\.(.+)$"), lambda m: f"patch_embed.rpe.0.{m[1]}.{m[2]}"),
+    (re.compile(r"^block\.(\d+)\.(attn|mlp)\.(q|k|v|proj|fc1|fc2)_(conv|linear)\.(.+)$"),
+     lambda m: f"blocks.{m[1]}.{m[2]}.{m[3]}.linear.{m[5]}"),
+    (re.compile(r"^block\.(\d+)\.(attn|mlp)\.(q|k|v|proj|fc1|fc2)_bn\.(.+)$"),
+     lambda m: f"blocks.{m[1]}.{m[2]}.{m[3]}.bn.{m[4]}"),
+    (re.compile(r"^head\.(weight|bias)$"), lambda m: f"head.fc.{m[1]}"),
+]
+
+
+@register_converter(Spikformer)
+def convert_official_spikformer(official: StateDict, model: Spikformer) -> StateDict:
+    """ZK-Zhou/spikformer state_dicts (any of the three files) to this model's keys.
+
+    1x1 convolution kernels ``[out, in, 1(, 1)]`` become Linear weights
+    ``[out, in]``; unused tensors are dropped; unknown keys are kept so that
+    the loader reports them.
+    """
+    own = model.state_dict()
+    converted: StateDict = {}
+    for key, tensor in official.items():
+        if _UNUSED.match(key):
+            continue
+        new_key = key
+        for pattern, rename in _RENAMES:
+            match = pattern.match(key)
+            if match:
+                new_key = rename(match)
+                break
+        if new_key in own and tensor.dim() > own[new_key].dim() and all(s == 1 for s in tensor.shape[2:]):
+            tensor = tensor.reshape(tensor.shape[:2])
+        converted[new_key] = tensor
+    return converted
