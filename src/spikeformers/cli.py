@@ -39,13 +39,33 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                                 metavar=name.upper())
 
 
+# Settings of the machine, not of the run: a resumed run may change them.
+RESUMABLE_FLAGS = {"device", "workers"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .engine.train import train
+    from pathlib import Path
+
+    from .engine.train import TrainingInterrupted, train
 
     overrides = {k: v for k, v in vars(args).items() if k in config_fields() and v is not None}
-    cfg = load_config(args.config, **overrides)
-    summary = train(cfg)
-    return 0 if summary else 1
+    if args.resume:
+        fixed = sorted(set(overrides) - RESUMABLE_FLAGS) + (["config"] if args.config else [])
+        if fixed:
+            raise ValueError(f"--resume continues a run with the config it was started with; drop "
+                             f"{', '.join('--' + k.replace('_', '-') for k in fixed)}")
+        recipe = Path(args.resume) / "config.yaml"
+        if not recipe.is_file():
+            raise FileNotFoundError(f"Nothing to resume in {args.resume}: no config.yaml there")
+        cfg = load_config(recipe, **overrides, out=args.resume)
+    else:
+        cfg = load_config(args.config, **overrides)
+    try:
+        train(cfg, resume=bool(args.resume))
+    except TrainingInterrupted as stop:
+        print(stop, file=sys.stderr)
+        return 128 + stop.signum
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -121,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_train = sub.add_parser("train", allow_abbrev=False, help="train a model (no arguments: the built-in demo)")
+    p_train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
     add_train_flags(p_train)
     p_train.set_defaults(func=cmd_train)
 
@@ -156,8 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         close = difflib.get_close_matches(bad.split("=")[0], flags, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         sub.error(f"unrecognized argument {bad!r}.{hint}")
+    from .engine.train import NonFiniteLossError
+
     try:
         return args.func(args)
+    except NonFiniteLossError as err:
+        print(f"spikeformers {args.command}: stopped: {err}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
         print(f"spikeformers {args.command}: error: {err}", file=sys.stderr)
         return 2

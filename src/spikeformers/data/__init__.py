@@ -5,11 +5,16 @@ from .digits import DVSDigits
 from .emulator import emulate_events, emulate_events_batch, saccade_offsets, video_to_events
 from .events import EVENT_DTYPE, check_event_fields, make_events, sort_events
 from .frames import SPLIT_MODES, events_to_frames
+from .readers import EventFileError, EventRecording, read_events, read_frames_npz
 
 __all__ = [
     "EVENT_DTYPE",
     "SPLIT_MODES",
     "DVSDigits",
+    "EventFileError",
+    "EventRecording",
+    "read_events",
+    "read_frames_npz",
     "check_event_fields",
     "emulate_events",
     "emulate_events_batch",

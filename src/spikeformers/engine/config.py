@@ -39,6 +39,7 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "random seed (weights, data order)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
     workers: int = field(default=0, metadata={"help": "data-loader worker processes"})
+    save_every: int = field(default=0, metadata={"help": "also checkpoint every N steps (0: at epoch ends only)"})
     out: str | None = field(default=None, metadata={"help": "run folder (default: a new folder under runs/)"})
     overwrite: bool = field(default=False, metadata={"help": "allow writing into a run folder that holds a run"})
 

@@ -10,8 +10,21 @@ from .folded import ConvBN, LinearBN
 from .head import ClassifierHead
 from .mlp import SpikingMLP
 from .patch_embed import ConvBNSpike, SpikingPatchSplitting
+from .qk_attention import BatchLeakNeuron, QKSelfAttention, TokenQKAttention
+from .qk_embed import ConvBNPoolSpike, QKPatchEmbed
+from .sdt_attention import SpikeDrivenSelfAttention
+from .sdt_embed import MembranePatchEmbed
+from .sdt_head import SpikingTokenMeanHead
+from .sdt_mlp import MembraneMLP
+from .tim import TemporalInteraction, TimSelfAttention
 
 __all__ = [
     "ConvBN", "LinearBN", "ConvBNSpike", "SpikingPatchSplitting",
     "SpikingSelfAttention", "SpikingMLP", "Block", "ClassifierHead",
+    # QKFormer
+    "ConvBNPoolSpike", "QKPatchEmbed", "TokenQKAttention", "QKSelfAttention", "BatchLeakNeuron",
+    # Spike-driven Transformer
+    "MembranePatchEmbed", "SpikeDrivenSelfAttention", "MembraneMLP", "SpikingTokenMeanHead",
+    # TIM
+    "TemporalInteraction", "TimSelfAttention",
 ]

@@ -1,8 +1,12 @@
 """The encoder block: token mixer and MLP, each with a residual connection.
 
-Spikformer adds the branches' spikes to the stream (``x + f(x)``), so the
-stream carries small non-negative integers, not binary spikes; there is no
-normalisation and no drop-path in the authors' forward pass.
+The residual style is set by the branches, not by the block: Spikformer's
+branches end in a neuron, so their spikes are added to the stream (which
+then carries small non-negative integers); the Spike-driven Transformer's
+start with a neuron and end in batch norm, so membrane potentials are added
+(its "membrane shortcut"). Neither uses normalisation or drop-path around
+the branches. The block works on any layout its branches take (``[T, B, N, C]``
+tokens or ``[T, B, C, H, W]`` maps).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from torch import nn
 
 
 class Block(nn.Module):
-    """``x = x + attn(x); x = x + mlp(x)`` for any two ``[T, B, N, C]`` branches."""
+    """``x = x + attn(x); x = x + mlp(x)`` for any two shape-preserving branches."""
 
     def __init__(self, attn: nn.Module, mlp: nn.Module):
         super().__init__()

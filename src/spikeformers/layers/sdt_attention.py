@@ -19,6 +19,10 @@ The erode (authors' ``dvs_mode``) is a 3x3 max-pool, stride 1, on spikes:
   operation's name suggests. Not the authors' computation.
 - ``None``: no erode (the authors' static-image models).
 
+With the 'authors' erode every nonzero kv sum is at least 2 (the window
+spans tokens n-1..n+1), so any ``kv_threshold`` in (0, 1] gives the same
+output; without erode (static images) 0.5 differs from 1.
+
 The authors' unused ``attn_lif``, ``talking_heads`` Conv1d and ``scale``
 are not built.
 """

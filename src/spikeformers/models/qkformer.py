@@ -42,6 +42,7 @@ every other neuron but not those; set these options to change them.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import torch
@@ -52,6 +53,7 @@ from ..layers.qk_attention import QKSelfAttention, TokenQKAttention
 from ..layers.qk_embed import QKPatchEmbed
 from ..neurons import NeuronFactory, neuron_factory
 from .base import SpikingClassifier
+from .checkpoints import StateDict, register_converter
 from .registry import register_model
 
 # Per style: the first embedding's widths (as divisors of stage 1's width), pools, shortcut
@@ -79,6 +81,16 @@ def stage_patch_embed(style: str, in_dim: int, dim: int, neuron: NeuronFactory) 
 
 
 class QKFormer(SpikingClassifier):
+    """HST-``sum(depths)``-``embed_dim``: ``len(depths)`` stages of widths ``embed_dim / 2^k``, ..., ``embed_dim``.
+
+    ``depths`` gives each stage's block count (Q-K token attention in all but
+    the last stage, SSA in the last); ``num_heads`` one count for every stage
+    or one per stage; ``mlp_ratio`` the MLP's hidden width over its input's;
+    ``attn_scale`` the SSA's scale (0.125); ``attn_threshold`` and
+    ``qk_threshold`` the SSA's and the token mask's neuron thresholds;
+    ``embed_style`` and ``ssa_batch_leak`` as the module docstring says.
+    """
+
     def __init__(
         self,
         img_size: int | Sequence[int] = 128,
@@ -157,38 +169,97 @@ def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> QKFormer:
     return QKFormer(**{**defaults, **overrides})
 
 
+PAPER = "QKFormer (NeurIPS 2024)"
+_DVS = dict(img_size=128, in_channels=2, num_classes=10, time_steps=16, embed_dim=256, depths=(1, 1), num_heads=16,
+            mlp_ratio=1.0, embed_style="dvs")
 _CIFAR = dict(img_size=32, in_channels=3, num_classes=10, time_steps=4, embed_dim=384, depths=(1, 1, 2),
               num_heads=8, mlp_ratio=4.0, embed_style="cifar")
 _IMAGENET = dict(img_size=224, in_channels=3, num_classes=1000, time_steps=4, depths=(1, 2, 7), mlp_ratio=4.0,
                  embed_style="imagenet")
 
 
-@register_model(model_class=QKFormer)
+@register_model(model_class=QKFormer, paper=PAPER, dataset="CIFAR10-DVS", reported="84.0",
+                source="paper, as quoted by third parties (authors' log: 84.1)")
 def qkformer_dvs(**overrides: Any) -> QKFormer:
     """QKFormer HST-2-256, CIFAR10-DVS, T=16, 128x128 (NeurIPS 2024: 84.0% top-1; authors' log 84.1%)."""
-    return _create(dict(img_size=128, in_channels=2, num_classes=10, time_steps=16, embed_dim=256,
-                        depths=(1, 1), num_heads=16, mlp_ratio=1.0, embed_style="dvs"), overrides)
+    return _create(_DVS, overrides)
 
 
-@register_model(model_class=QKFormer)
+@register_model(model_class=QKFormer, paper=PAPER, dataset="CIFAR10", reported="96.18",
+                source="paper (unverified; authors' log: 96.21)")
 def qkformer_cifar10(**overrides: Any) -> QKFormer:
     """QKFormer HST-4-384, CIFAR10, T=4, 32x32 (NeurIPS 2024: 96.18% top-1; authors' log 96.21%)."""
     return _create(_CIFAR, overrides)
 
 
-@register_model(model_class=QKFormer)
-def qkformer_10_384(**overrides: Any) -> QKFormer:
+@register_model(model_class=QKFormer, paper=PAPER, dataset="CIFAR100", reported="81.15",
+                source="paper (unverified)")
+def qkformer_cifar100(**overrides: Any) -> QKFormer:
+    """QKFormer HST-4-384, CIFAR100, T=4, 32x32 (NeurIPS 2024: 81.15% top-1)."""
+    return _create({**_CIFAR, "num_classes": 100}, overrides)
+
+
+@register_model(model_class=QKFormer, paper=PAPER, dataset="ImageNet", reported="78.80", source="authors' README")
+def qkformer_imagenet_10_384(**overrides: Any) -> QKFormer:
     """QKFormer HST-10-384, ImageNet, T=4, 224x224 (NeurIPS 2024: 78.80% top-1)."""
     return _create({**_IMAGENET, "embed_dim": 384, "num_heads": 6}, overrides)
 
 
-@register_model(model_class=QKFormer)
-def qkformer_10_512(**overrides: Any) -> QKFormer:
+@register_model(model_class=QKFormer, paper=PAPER, dataset="ImageNet", reported="82.04", source="authors' README")
+def qkformer_imagenet_10_512(**overrides: Any) -> QKFormer:
     """QKFormer HST-10-512, ImageNet, T=4, 224x224 (NeurIPS 2024: 82.04% top-1)."""
     return _create({**_IMAGENET, "embed_dim": 512, "num_heads": 8}, overrides)
 
 
-@register_model(model_class=QKFormer)
-def qkformer_10_768(**overrides: Any) -> QKFormer:
+@register_model(model_class=QKFormer, paper=PAPER, dataset="ImageNet", reported="84.22", source="authors' README")
+def qkformer_imagenet_10_768(**overrides: Any) -> QKFormer:
     """QKFormer HST-10-768, ImageNet, T=4, 224x224 (NeurIPS 2024: 84.22% top-1; 85.25% at 288, 85.65% at 384)."""
     return _create({**_IMAGENET, "embed_dim": 768, "num_heads": 12}, overrides)
+
+
+def _embed_unit(match: re.Match) -> str:
+    """The unit an authors' ``patch_embedN.projK_*`` key belongs to: in the first embedding
+    ``proj``, ``proj1``, ``proj2``, ... are units 0, 1, 2, ...; in a later one ``proj`` (DVS
+    file) or ``proj3`` (CIFAR file) is unit 0 and ``proj4`` unit 1."""
+    embed, k = int(match[1]), match[2]
+    if embed == 1:
+        return k or "0"
+    return "1" if k == "4" else "0"
+
+
+_RENAMES = [  # authors' key -> ours (spec 2.10 and 7; ImageNet's stage blocks name attention `attn`, MLP `fc1/fc2`)
+    (re.compile(r"^patch_embed(\d)\.proj_res_(conv|bn)\.(.+)$"),
+     lambda m: f"patch_embeds.{int(m[1]) - 1}.shortcut.{m[2]}.{m[3]}"),
+    (re.compile(r"^patch_embed(\d)\.proj(\d?)_(conv|bn)\.(.+)$"),
+     lambda m: f"patch_embeds.{int(m[1]) - 1}.units.{_embed_unit(m)}.{m[3]}.{m[4]}"),
+    (re.compile(r"^stage(\d)\.(\d+)\.(?:tssa|ssa|attn)\.(q|k|v|proj)_(conv|bn)\.(.+)$"),
+     lambda m: f"stages.{int(m[1]) - 1}.{m[2]}.attn.{m[3]}.{'linear' if m[4] == 'conv' else 'bn'}.{m[5]}"),
+    (re.compile(r"^stage(\d)\.(\d+)\.mlp\.(?:mlp|fc)([12])_(conv|bn)\.(.+)$"),
+     lambda m: f"stages.{int(m[1]) - 1}.{m[2]}.mlp.fc{m[3]}.{'linear' if m[4] == 'conv' else 'bn'}.{m[5]}"),
+    (re.compile(r"^head\.(weight|bias)$"), lambda m: f"head.fc.{m[1]}"),
+]
+
+
+@register_converter(QKFormer)
+def convert_official_qkformer(official: StateDict, model: QKFormer) -> StateDict:
+    """zhouchenlin2096/QKFormer state_dicts (CIFAR10-DVS and CIFAR10 files) to this model's keys.
+
+    1x1 Conv1d/Conv2d kernels ``[out, in, 1(, 1)]`` become Linear weights
+    ``[out, in]``; unknown keys are kept so that the loader reports them (the
+    ImageNet file's patch-embedding names are not in the spec, hence unmapped).
+    Load the weights into a model with ``ssa_batch_leak=True`` (the default):
+    they were trained with it.
+    """
+    own = model.state_dict()
+    converted: StateDict = {}
+    for key, tensor in official.items():
+        new_key = key
+        for pattern, rename in _RENAMES:
+            match = pattern.match(key)
+            if match:
+                new_key = rename(match)
+                break
+        if new_key in own and tensor.dim() > own[new_key].dim() and all(s == 1 for s in tensor.shape[2:]):
+            tensor = tensor.reshape(tensor.shape[:2])
+        converted[new_key] = tensor
+    return converted

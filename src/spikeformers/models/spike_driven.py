@@ -36,11 +36,18 @@ Authors' quirks, each an explicit option:
 - ``tet`` (the authors' ``TET``): return per-step logits ``[T, B, classes]``
   for the TET loss (``tet_loss`` below) instead of their mean over T. The
   published CIFAR10-DVS model trained with it; evaluation uses the mean,
-  which is the default output.
+  which is the default output. (``tet_loss`` belongs with the engine's
+  losses; it lives here until the engine takes per-step logits.)
+
+Other options: ``sps_pool_stages`` lists the stem stages followed by a
+3x3 stride-2 max-pool (the authors' ``pooling_stat``: "0011" is ``(2, 3)``);
+``sps_widths`` the stem widths (default D/8, D/4, D/2, D); ``kv_threshold``
+the kv neuron's threshold.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import torch
@@ -54,6 +61,7 @@ from ..layers.sdt_head import SpikingTokenMeanHead
 from ..layers.sdt_mlp import MembraneMLP
 from ..neurons import neuron_factory
 from .base import SpikingClassifier
+from .checkpoints import StateDict, register_converter
 from .registry import register_model
 
 
@@ -144,41 +152,81 @@ def tet_loss(
     return (1 - lamb) * ce + lamb * F.mse_loss(logits, torch.full_like(logits, means))
 
 
+# The authors' parameters that their forward never uses (spec section 8); dropped on conversion.
+_UNUSED = re.compile(r"^block\.\d+\.attn\.talking_heads\.weight$")
+_RENAMES = [  # authors' key -> ours (spec section 9)
+    (re.compile(r"^patch_embed\.proj_(conv|bn)([012]?)\.(.+)$"),
+     lambda m: f"patch_embed.stages.{m[2] or 0}.conv_bn.{m[1]}.{m[3]}"),
+    (re.compile(r"^patch_embed\.proj_(conv|bn)3\.(.+)$"), lambda m: f"patch_embed.last.{m[1]}.{m[2]}"),
+    (re.compile(r"^patch_embed\.rpe_(conv|bn)\.(.+)$"), lambda m: f"patch_embed.rpe.{m[1]}.{m[2]}"),
+    (re.compile(r"^block\.(\d+)\.(attn|mlp)\.(q|k|v|proj|fc1|fc2)_(conv|bn)\.(.+)$"),
+     lambda m: f"blocks.{m[1]}.{m[2]}.{m[3]}.{m[4]}.{m[5]}"),
+    (re.compile(r"^head\.(weight|bias)$"), lambda m: f"head.fc.{m[1]}"),
+]
+
+
+@register_converter(SpikeDrivenTransformer)
+def convert_official_spike_driven(official: StateDict, model: SpikeDrivenTransformer) -> StateDict:
+    """BICLab/Spike-Driven-Transformer (V1, ``sdt``) state_dicts to this model's keys.
+
+    The unused ``talking_heads`` weights are dropped; unknown keys are kept
+    so that the loader reports them.
+    """
+    converted: StateDict = {}
+    for key, tensor in official.items():
+        if _UNUSED.match(key):
+            continue
+        new_key = key
+        for pattern, rename in _RENAMES:
+            match = pattern.match(key)
+            if match:
+                new_key = rename(match)
+                break
+        converted[new_key] = tensor
+    return converted
+
+
 def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> SpikeDrivenTransformer:
     return SpikeDrivenTransformer(**{**defaults, **overrides})
 
 
+PAPER = "Spike-driven Transformer (NeurIPS 2023)"
 _DVS = dict(img_size=128, in_channels=2, num_classes=10, embed_dim=256, depth=2, num_heads=8, mlp_ratio=4.0,
             erode="authors", input_pool=2, sps_pool_stages=(2, 3))
 _CIFAR = dict(img_size=32, in_channels=3, num_classes=10, time_steps=4, depth=2, num_heads=8, mlp_ratio=4.0,
               erode=None, input_pool=1, sps_pool_stages=(2, 3))
 
 
-@register_model(model_class=SpikeDrivenTransformer)
+@register_model(model_class=SpikeDrivenTransformer, paper=PAPER, dataset="CIFAR10-DVS", reported="80.0",
+                source="paper, as quoted by third parties (unverified)")
 def spike_driven_dvs(**overrides: Any) -> SpikeDrivenTransformer:
     """Spike-driven Transformer-2-256, CIFAR10-DVS, T=16, 128x128 averaged to 64x64 (NeurIPS 2023: 80.0% top-1)."""
     return _create(dict(_DVS, time_steps=16), overrides)
 
 
-@register_model(model_class=SpikeDrivenTransformer)
+@register_model(model_class=SpikeDrivenTransformer, paper=PAPER, dataset="CIFAR10-DVS",
+                source="the authors' released config (conf/cifar10-dvs/2_256_200E_t10_TET.yml)")
 def spike_driven_dvs_t10(**overrides: Any) -> SpikeDrivenTransformer:
-    """Spike-driven Transformer-2-256, CIFAR10-DVS, T=10 (NeurIPS 2023, the authors' released config; 80.0% is their T=16 figure)."""
+    """Spike-driven Transformer-2-256, CIFAR10-DVS, T=10, authors' released config (NeurIPS 2023: 80.0% is at T=16)."""
     return _create(dict(_DVS, time_steps=10), overrides)
 
 
-@register_model(model_class=SpikeDrivenTransformer)
+@register_model(model_class=SpikeDrivenTransformer, paper=PAPER, dataset="CIFAR10", reported="95.6",
+                source="paper, as quoted by third parties (unverified)")
 def spike_driven_cifar10(**overrides: Any) -> SpikeDrivenTransformer:
     """Spike-driven Transformer-2-512, CIFAR10, T=4, 32x32 (NeurIPS 2023: 95.6% top-1)."""
     return _create(dict(_CIFAR, embed_dim=512), overrides)
 
 
-@register_model(model_class=SpikeDrivenTransformer)
+@register_model(model_class=SpikeDrivenTransformer, paper=PAPER, dataset="CIFAR10",
+                source="the authors' config conf/cifar10/2_256_300E_t4.yml")
 def spike_driven_cifar10_2_256(**overrides: Any) -> SpikeDrivenTransformer:
-    """Spike-driven Transformer-2-256, CIFAR10, T=4, 32x32 (NeurIPS 2023 code's 2_256 config; no accuracy reported)."""
+    """Spike-driven Transformer-2-256, CIFAR10, T=4, 32x32 (NeurIPS 2023 code's 2_256 config; no reported accuracy)."""
     return _create(dict(_CIFAR, embed_dim=256), overrides)
 
 
-@register_model(model_class=SpikeDrivenTransformer)
+@register_model(model_class=SpikeDrivenTransformer, paper=PAPER, dataset="CIFAR100", reported="78.4",
+                source="paper, as quoted by third parties (unverified)")
 def spike_driven_cifar100(**overrides: Any) -> SpikeDrivenTransformer:
     """Spike-driven Transformer-2-512, CIFAR100, T=4, 32x32 (NeurIPS 2023: 78.4% top-1)."""
     return _create(dict(_CIFAR, embed_dim=512, num_classes=100), overrides)

@@ -1,0 +1,143 @@
+"""Read event-camera recordings from the files the data sets ship.
+
+    events, sensor_size = read_events(path)            # format detected
+    recording = read_events(path, format="aedat2", orientation="raw")
+    recording.events, recording.sensor_size
+    frames = read_frames_npz(path)                     # SpikingJelly frame cache
+
+``read_events`` returns an ``EventRecording`` (a named tuple): ``events``, an
+``EVENT_DTYPE`` structured array in file order (t in microseconds, x column,
+y row with row 0 at the top, p 1 = ON), and ``sensor_size`` ``(H, W)`` with
+every event inside it.
+
+Formats (``FORMATS``; see each module for the layout and its sensor size):
+
+- ``'aedat2'``: AEDAT 2.0 with DVS128 addresses (CIFAR10-DVS); option
+  ``orientation='spikingjelly'`` (default) or ``'raw'``,
+- ``'aedat3'``: AEDAT 3.1 (DVS128 Gesture),
+- ``'aedat4'``: AEDAT 4.0 (tonic's CIFAR10-DVS copy), needs the optional
+  ``aedat`` package,
+- ``'nmnist'``: the N-MNIST / N-Caltech101 binary (5 bytes an event),
+- ``'npz'``: SpikingJelly's event cache (arrays t, x, y, p).
+
+Detection when ``format`` is None: by content first, a file starting with
+``#!AER-DAT2.0`` / ``#!AER-DAT3.1`` / ``#!AER-DAT4.0`` is AEDAT 2.0 / 3.1 /
+4.0 (another ``#!AER-DAT`` version is an error), one starting with a zip
+signature (``PK\\x03\\x04`` or ``PK\\x05\\x06``) is ``npz``; then by extension,
+``.bin`` is ``nmnist`` and ``.npz`` is ``npz``. Anything else is an
+``EventFileError`` that lists the supported formats.
+
+Options: ``sensor_size=(H, W)`` overrides the format's size (events outside
+it are an error); ``allow_truncated=True`` drops a partial trailing record
+(AEDAT 2.0, N-MNIST) or the cut end of the last packet (AEDAT 3.1) instead of
+raising, since by default a truncated file is an error, never silently
+shortened.
+
+Every problem with a file's content raises ``EventFileError`` (a
+``ValueError``) naming the file and what is wrong; OS errors such as a
+missing file propagate unchanged; bad arguments raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._common import EventFileError, EventRecording, read_bytes
+from .aedat2 import ORIENTATIONS, read_aedat2
+from .aedat3 import read_aedat3
+from .aedat4 import read_aedat4
+from .nmnist import read_nmnist
+from .npz import read_frames_npz, read_npz_events
+
+FORMATS = ("aedat2", "aedat3", "aedat4", "nmnist", "npz")
+
+_MAGICS = (
+    (b"#!AER-DAT2.0", "aedat2"),
+    (b"#!AER-DAT3.1", "aedat3"),
+    (b"#!AER-DAT4.0", "aedat4"),
+    (b"PK\x03\x04", "npz"),
+    (b"PK\x05\x06", "npz"),
+)
+_EXTENSIONS = {".bin": "nmnist", ".npz": "npz"}
+_HEAD_BYTES = 64
+
+
+def _supported() -> str:
+    return ", ".join(FORMATS)
+
+
+def detect_format_from_bytes(head: bytes, path) -> str:
+    """The format of a file whose first bytes are ``head`` (see the module doc)."""
+    for magic, name in _MAGICS:
+        if head.startswith(magic):
+            return name
+    if head.startswith(b"#!AER-DAT"):
+        version = head.split(b"\n", 1)[0].strip()
+        raise EventFileError(
+            path, f"unsupported AEDAT version {version!r}; supported: 2.0, 3.1, 4.0"
+        )
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    if isinstance(extension, bytes):
+        extension = extension.decode("ascii", "replace")
+    if extension in _EXTENSIONS:
+        return _EXTENSIONS[extension]
+    raise EventFileError(
+        path,
+        f"cannot tell the format from the content (starts with {head[:16]!r}) or the extension "
+        f"{extension!r}; supported formats: {_supported()} (pass format=...)",
+    )
+
+
+def detect_format(path) -> str:
+    """The format name ``read_events`` would use for ``path`` (one of ``FORMATS``)."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    return detect_format_from_bytes(head, path)
+
+
+def read_events(path, format: str | None = None, *, sensor_size=None, orientation: str | None = None,
+                allow_truncated: bool = False) -> EventRecording:
+    """Read an event recording: an ``EventRecording(events, sensor_size)``.
+
+    ``format``: one of ``FORMATS``, or None to detect it (module doc).
+    ``sensor_size``: ``(H, W)`` to use instead of the format's own.
+    ``orientation``: AEDAT 2.0 only, ``'spikingjelly'`` (default) or ``'raw'``.
+    ``allow_truncated``: drop a partial trailing record instead of raising
+    (AEDAT 2.0, AEDAT 3.1, N-MNIST).
+
+    Raises ``EventFileError`` (a ValueError naming the file) for any problem
+    with the content, ``ValueError`` for bad arguments, ``ImportError`` for an
+    AEDAT 4 file without the ``aedat`` package.
+    """
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"unknown event file format {format!r}; supported: {_supported()}")
+    if orientation is not None and orientation not in ORIENTATIONS:
+        raise ValueError(f"unknown orientation {orientation!r}; valid: {ORIENTATIONS}")
+    if format is None:
+        format = detect_format(path)
+    if orientation is not None and format != "aedat2":
+        raise ValueError(f"orientation applies to AEDAT 2.0 files only, not to format {format!r}")
+    if allow_truncated and format not in ("aedat2", "aedat3", "nmnist"):
+        raise ValueError(f"allow_truncated applies to aedat2, aedat3 and nmnist, not to {format!r}")
+    if format == "npz":
+        return read_npz_events(path, sensor_size=sensor_size)
+    if format == "aedat4":
+        return read_aedat4(path, sensor_size=sensor_size)
+    data = read_bytes(path)
+    if format == "aedat2":
+        return read_aedat2(path, data, sensor_size=sensor_size, orientation=orientation,
+                           allow_truncated=allow_truncated)
+    if format == "aedat3":
+        return read_aedat3(path, data, sensor_size=sensor_size, allow_truncated=allow_truncated)
+    return read_nmnist(path, data, sensor_size=sensor_size, allow_truncated=allow_truncated)
+
+
+__all__ = [
+    "FORMATS",
+    "ORIENTATIONS",
+    "EventFileError",
+    "EventRecording",
+    "detect_format",
+    "read_events",
+    "read_frames_npz",
+]

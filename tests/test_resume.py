@@ -1,0 +1,89 @@
+"""Nothing lost: a training process killed at any moment resumes to the same weights, bit for bit.
+
+Real processes, real signals: SIGKILL mid-epoch (resume from the last periodic
+checkpoint), then SIGTERM (finish the step, checkpoint, exit, resume).
+"""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from spikeformers.engine.checkpoint import load_checkpoint
+
+ARGS = ["--epochs", "2", "--time-steps", "1", "--batch-size", "64", "--save-every", "4", "--seed", "5"]
+
+
+def start(*args):
+    return subprocess.Popen([sys.executable, "-m", "spikeformers", "train", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_step(path, step, proc, timeout=300):
+    """Poll last.pt until it records at least ``step`` steps (it is replaced atomically)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"training ended early: {proc.communicate()}"
+        if path.exists():
+            state = load_checkpoint(path)
+            if state["run"]["step"] >= step:
+                return state
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint with step >= {step} after {timeout}s")
+
+
+def final_weights(run_dir):
+    return load_checkpoint(run_dir / "last.pt")["model"]
+
+
+def test_killed_and_stopped_runs_resume_to_identical_weights(tmp_path):
+    baseline = start(*ARGS, "--out", tmp_path / "baseline")
+    interrupted = tmp_path / "interrupted"
+
+    # 1. SIGKILL somewhere after the first periodic checkpoint, mid-epoch 1.
+    proc = start(*ARGS, "--out", interrupted)
+    wait_for_step(interrupted / "last.pt", 4, proc)
+    proc.kill()
+    proc.wait()
+    saved = load_checkpoint(interrupted / "last.pt")["run"]
+    assert saved["epoch"] == 0 and saved["batch"] >= 4, "the kill must land mid-epoch"
+
+    # 2. Resume, then SIGTERM during epoch 2: the step finishes, a checkpoint is written, exit 143.
+    proc = start("--resume", interrupted)
+    wait_for_step(interrupted / "last.pt", 26, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert f"spikeformers train --resume {interrupted}" in err
+    stopped = load_checkpoint(interrupted / "last.pt")["run"]
+    assert stopped["epoch"] == 1 and stopped["batch"] > 0
+
+    # 3. Resume to the end.
+    proc = start("--resume", interrupted)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    _, err = baseline.communicate(timeout=300)
+    assert baseline.returncode == 0, err
+
+    ours, reference = final_weights(interrupted), final_weights(tmp_path / "baseline")
+    assert ours.keys() == reference.keys()
+    assert all(torch.equal(ours[k], reference[k]) for k in reference), "resumed weights differ"
+    metrics = (interrupted / "metrics.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in metrics] == ["epoch", "1", "2"]
+
+
+def test_resume_refuses_to_change_the_run(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "spikeformers", "train", "--resume", tmp_path, "--lr", "0.1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "drop --lr" in proc.stderr
+
+
+def test_non_finite_loss_stops_the_run_naming_epoch_and_step(tmp_path):
+    out = tmp_path / "nan"
+    proc = subprocess.run([sys.executable, "-m", "spikeformers", "train", *ARGS[:6], "--lr", "1e30",
+                           "--warmup-epochs", "0", "--out", out], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "Loss became" in proc.stderr and "at epoch 1, step" in proc.stderr
