@@ -75,12 +75,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .data.registry import create_dataset
     from .engine.checkpoint import load_checkpoint
     from .engine.evaluate import evaluate
-    from .engine.train import check_compatible, resolve_device
+    from .engine.train import check_compatible, import_plugin, resolve_device
     from .models import create_model
 
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint)
     config = state.get("config", {})
+    import_plugin(config.get("plugin"))
     model = create_model(state["model_name"], **state.get("model_overrides", {}))
     try:
         model.load_state_dict(state["model"])

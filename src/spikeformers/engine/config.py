@@ -19,6 +19,8 @@ import yaml
 @dataclass
 class TrainConfig:
     model: str = field(default="spikformer_tiny", metadata={"help": "registered model name (`spikeformers models`)"})
+    plugin: str | None = field(default=None, metadata={
+        "help": "Python module to import first, e.g. one that registers your own model or data set"})
     dataset: str = field(default="dvs_digits", metadata={"help": "data set name"})
     data_root: str | None = field(default=None, metadata={"help": "folder holding the data set (or its cache)"})
     epochs: int = field(default=12, metadata={"help": "training epochs"})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib
 import json
 import math
 import signal
@@ -143,8 +144,18 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
+def import_plugin(name: str | None) -> None:
+    """Import the module that registers a user's own models or data sets."""
+    if name:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ValueError(f"Cannot import plugin {name!r} (is its folder on PYTHONPATH?): {err}") from None
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
+    import_plugin(cfg.plugin)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     out = choose_run_dir(cfg, resume)

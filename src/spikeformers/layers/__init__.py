@@ -10,6 +10,7 @@ from .folded import ConvBN, LinearBN
 from .head import ClassifierHead
 from .mlp import SpikingMLP
 from .patch_embed import ConvBNSpike, SpikingPatchSplitting
+from .scs_stem import SCSStage, SpikingConvolutionalStem
 from .qk_attention import BatchLeakNeuron, QKSelfAttention, TokenQKAttention
 from .qk_embed import ConvBNPoolSpike, QKPatchEmbed
 from .sdt_attention import SpikeDrivenSelfAttention
@@ -27,4 +28,6 @@ __all__ = [
     "MembranePatchEmbed", "SpikeDrivenSelfAttention", "MembraneMLP", "SpikingTokenMeanHead",
     # TIM
     "TemporalInteraction", "TimSelfAttention",
+    # Spikformer V2
+    "SpikingConvolutionalStem", "SCSStage",
 ]

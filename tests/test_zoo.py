@@ -1,0 +1,31 @@
+"""Every registered configuration builds at its published size, runs forward and backward on
+the CPU, and names itself in the README's zoo table."""
+
+import pytest
+import torch
+
+from spikeformers.models import create_model, list_models
+from spikeformers.models.registry import model_entry
+
+# Full-size ImageNet models take seconds each on 2 cores: run them with -m slow.
+FAST = [n for n in list_models() if "imagenet" not in n]
+SLOW = [pytest.param(n, marks=pytest.mark.slow) for n in list_models() if "imagenet" in n]
+
+
+@pytest.mark.parametrize("name", FAST + SLOW)
+def test_registered_model_runs_forward_and_backward_at_its_size(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    x = (torch.rand(model.time_steps, 1, model.in_channels, *model.img_size) * 3).floor()
+    x.requires_grad_()
+    logits = model(x)
+    assert logits.shape == (1, model.num_classes) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registered_model_says_what_it_is(name):
+    fn = model_entry(name)
+    assert fn.__doc__ and fn.info.paper and fn.info.dataset, f"{name} needs a docstring, paper and data set"
