@@ -9,6 +9,7 @@ that lists them all.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -39,6 +40,22 @@ def register_converter(model_class: type):
         return fn
 
     return decorator
+
+
+def rename_state_dict(official: StateDict, rules, model: nn.Module, unused: re.Pattern | None = None) -> StateDict:
+    """The authors' keys renamed to ``model``'s by ``rules`` (``(pattern, fn(match) -> key)``, first
+    match wins); keys matching ``unused`` dropped; 1x1 convolution kernels ``[out, in, 1(, 1)]`` reshaped
+    to Linear weights where the model holds a Linear. Unknown keys are kept, so the loader reports them."""
+    own = model.state_dict()
+    converted: StateDict = {}
+    for key, tensor in official.items():
+        if unused is not None and unused.match(key):
+            continue
+        new_key = next((rename(m) for pattern, rename in rules if (m := pattern.match(key))), key)
+        if new_key in own and tensor.dim() > own[new_key].dim() and all(s == 1 for s in tensor.shape[2:]):
+            tensor = tensor.reshape(tensor.shape[:2])
+        converted[new_key] = tensor
+    return converted
 
 
 def read_state_dict(path: str | os.PathLike) -> StateDict:

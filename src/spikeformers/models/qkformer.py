@@ -53,7 +53,7 @@ from ..layers.qk_attention import QKSelfAttention, TokenQKAttention
 from ..layers.qk_embed import QKPatchEmbed
 from ..neurons import NeuronFactory, neuron_factory
 from .base import SpikingClassifier
-from .checkpoints import StateDict, register_converter
+from .checkpoints import StateDict, register_converter, rename_state_dict
 from .registry import register_model
 
 # Per style: the first embedding's widths (as divisors of stage 1's width), pools, shortcut
@@ -250,16 +250,4 @@ def convert_official_qkformer(official: StateDict, model: QKFormer) -> StateDict
     Load the weights into a model with ``ssa_batch_leak=True`` (the default):
     they were trained with it.
     """
-    own = model.state_dict()
-    converted: StateDict = {}
-    for key, tensor in official.items():
-        new_key = key
-        for pattern, rename in _RENAMES:
-            match = pattern.match(key)
-            if match:
-                new_key = rename(match)
-                break
-        if new_key in own and tensor.dim() > own[new_key].dim() and all(s == 1 for s in tensor.shape[2:]):
-            tensor = tensor.reshape(tensor.shape[:2])
-        converted[new_key] = tensor
-    return converted
+    return rename_state_dict(official, _RENAMES, model)

@@ -61,7 +61,7 @@ from ..layers.sdt_head import SpikingTokenMeanHead
 from ..layers.sdt_mlp import MembraneMLP
 from ..neurons import neuron_factory
 from .base import SpikingClassifier
-from .checkpoints import StateDict, register_converter
+from .checkpoints import StateDict, register_converter, rename_state_dict
 from .registry import register_model
 
 
@@ -172,18 +172,7 @@ def convert_official_spike_driven(official: StateDict, model: SpikeDrivenTransfo
     The unused ``talking_heads`` weights are dropped; unknown keys are kept
     so that the loader reports them.
     """
-    converted: StateDict = {}
-    for key, tensor in official.items():
-        if _UNUSED.match(key):
-            continue
-        new_key = key
-        for pattern, rename in _RENAMES:
-            match = pattern.match(key)
-            if match:
-                new_key = rename(match)
-                break
-        converted[new_key] = tensor
-    return converted
+    return rename_state_dict(official, _RENAMES, model, unused=_UNUSED)
 
 
 def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> SpikeDrivenTransformer:

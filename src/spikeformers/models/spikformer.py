@@ -25,7 +25,7 @@ from torch import nn
 from ..layers import Block, ClassifierHead, SpikingMLP, SpikingPatchSplitting, SpikingSelfAttention
 from ..neurons import neuron_factory
 from .base import SpikingClassifier
-from .checkpoints import StateDict, register_converter
+from .checkpoints import StateDict, register_converter, rename_state_dict
 from .registry import register_model
 
 
@@ -185,18 +185,4 @@ def convert_official_spikformer(official: StateDict, model: Spikformer) -> State
     ``[out, in]``; unused tensors are dropped; unknown keys are kept so that
     the loader reports them.
     """
-    own = model.state_dict()
-    converted: StateDict = {}
-    for key, tensor in official.items():
-        if _UNUSED.match(key):
-            continue
-        new_key = key
-        for pattern, rename in _RENAMES:
-            match = pattern.match(key)
-            if match:
-                new_key = rename(match)
-                break
-        if new_key in own and tensor.dim() > own[new_key].dim() and all(s == 1 for s in tensor.shape[2:]):
-            tensor = tensor.reshape(tensor.shape[:2])
-        converted[new_key] = tensor
-    return converted
+    return rename_state_dict(official, _RENAMES, model, unused=_UNUSED)
