@@ -1,7 +1,6 @@
 """The parts: shapes in the [T, B, ...] layout, the arithmetic each one promises, and the
 neuron they are given."""
 
-import functools
 
 import pytest
 import torch

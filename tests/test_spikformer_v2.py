@@ -11,6 +11,7 @@ from spikeformers.layers import SpikingSelfAttention
 from spikeformers.layers.scs_stem import SpikingConvolutionalStem
 from spikeformers.models.registry import count_parameters, create_model, list_models, model_entry
 from spikeformers.neurons import IF, LIF, PLIF, neuron_factory
+from spec_reference import batch_norm, lif
 
 NAMES = ["spikformer_v2_dvs", "spikformer_v2_imagenet_8_384", "spikformer_v2_imagenet_8_512"]
 
@@ -59,21 +60,6 @@ def test_registrations_name_the_paper_and_reported_numbers():
 
 
 # ---------------------------------------------------------------- the stem, step by step
-
-
-def lif(x, threshold=1.0, tau=2.0):
-    """DESIGN.md's LIF on [T, ...]: h = v + (x - v) / tau, spike if h >= threshold, hard reset to 0."""
-    v, out = torch.zeros_like(x[0]), []
-    for t in range(x.shape[0]):
-        h = v + (x[t] - v) / tau
-        s = (h >= threshold).to(x.dtype)
-        v = h * (1 - s)
-        out.append(s)
-    return torch.stack(out)
-
-
-def batch_norm(x, bn, training):
-    return F.batch_norm(x, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias, training, 0.1, 1e-5)
 
 
 def reference_stem(stem, x, training, mid_neuron, residual, rates):
