@@ -36,11 +36,14 @@ def test_the_documented_model_registers_and_trains_by_name(tmp_path):
 def test_the_documented_model_uses_plif_everywhere(tmp_path, monkeypatch):
     (tmp_path / "my_models_check.py").write_text(docs_module().replace("def qk_driven_tiny", "def qk_driven_check"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    import my_models_check  # noqa: F401
-
-    from spikeformers.models import create_model
+    from spikeformers.models import create_model, registry
     from spikeformers.neurons import LIF, PLIF
 
-    model = create_model("qk_driven_check")
-    neurons = [m for m in model.modules() if isinstance(m, LIF)]
-    assert neurons and all(type(n) is PLIF for n in neurons)
+    import my_models_check  # noqa: F401  (registers qk_driven_check)
+
+    try:
+        model = create_model("qk_driven_check")
+        neurons = [m for m in model.modules() if isinstance(m, LIF)]
+        assert neurons and all(type(n) is PLIF for n in neurons)
+    finally:  # leave the registry as the README's zoo table expects it
+        registry._MODELS.pop("qk_driven_check", None)

@@ -41,3 +41,30 @@ def _dvs_digits(train: bool, time_steps: int, root: str | None = None) -> Datase
     from .digits import DVSDigits
 
     return DVSDigits(train=train, time_steps=time_steps, cache_dir=root)
+
+
+@register_dataset("cifar10_dvs")
+def _cifar10_dvs(train: bool, time_steps: int, root: str | None = None, **options) -> Dataset:
+    """CIFAR10-DVS from ``root`` (AEDAT 2.0 class folders or a SpikingJelly cache);
+    options: split ('sj'), split_by ('number'), orientation, source, cache_dir, workers, seed."""
+    from .cifar10_dvs import CIFAR10DVS
+
+    return CIFAR10DVS(root, train=train, time_steps=time_steps, **options)
+
+
+@register_dataset("nmnist")
+def _nmnist(train: bool, time_steps: int, root: str | None = None, **options) -> Dataset:
+    """N-MNIST from ``root`` (``Train``/``Test`` digit folders or a SpikingJelly cache), the official split;
+    options: split_by ('number'), source, cache_dir, workers."""
+    from .nmnist import NMNIST
+
+    return NMNIST(root, train=train, time_steps=time_steps, **options)
+
+
+@register_dataset("ncaltech101")
+def _ncaltech101(train: bool, time_steps: int, root: str | None = None, **options) -> Dataset:
+    """N-Caltech101 from ``root`` (class folders of .bin), 180x240; options: split ('sj'), split_by,
+    include_background, cache_dir, workers, seed."""
+    from .ncaltech101 import NCaltech101
+
+    return NCaltech101(root, train=train, time_steps=time_steps, **options)

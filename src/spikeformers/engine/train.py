@@ -195,6 +195,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         # Only now, with every setting known to work, does the run folder appear.
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+        for part in (train_set, test_set):  # the file lists of a split, so the run can be reproduced
+            if hasattr(part, "write_split_files"):
+                part.write_split_files(out)
         with metrics_path.open("w", newline="") as f:
             csv.writer(f).writerow(columns)
     print(f"{cfg.model}: {n_params:,} parameters, T={T} | {cfg.dataset}: {len(train_set)} train, "

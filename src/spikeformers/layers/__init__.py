@@ -11,6 +11,13 @@ from .head import ClassifierHead
 from .mlp import SpikingMLP
 from .patch_embed import ConvBNSpike, SpikingPatchSplitting
 from .scs_stem import SCSStage, SpikingConvolutionalStem
+from .sgl_attention import SGLSelfAttention
+from .sgl_block import SGLBlock
+from .sgl_head import SpatioTemporalHead
+from .sgl_local import DepthwiseConvBNSpike, LocalBlock
+from .sgl_mlp import SpikingConvMLP
+from .spikingformer_attention import PreActivationSelfAttention
+from .spikingformer_embed import PreActivationTokenizer, SpikePoolConvBN
 from .qk_attention import BatchLeakNeuron, QKSelfAttention, TokenQKAttention
 from .qk_embed import ConvBNPoolSpike, QKPatchEmbed
 from .sdt_attention import SpikeDrivenSelfAttention
@@ -30,4 +37,8 @@ __all__ = [
     "TemporalInteraction", "TimSelfAttention",
     # Spikformer V2
     "SpikingConvolutionalStem", "SCSStage",
+    # Spikingformer
+    "SpikePoolConvBN", "PreActivationTokenizer", "PreActivationSelfAttention",
+    # SGLFormer
+    "DepthwiseConvBNSpike", "LocalBlock", "SGLSelfAttention", "SpikingConvMLP", "SGLBlock", "SpatioTemporalHead",
 ]

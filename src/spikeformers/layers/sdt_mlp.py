@@ -16,10 +16,11 @@ from .folded import ConvBN
 
 
 class MembraneMLP(nn.Module):
-    def __init__(self, dim: int, neuron: NeuronFactory, mlp_ratio: float = 4.0):
+    def __init__(self, dim: int, neuron: NeuronFactory, mlp_ratio: float = 4.0, inner_shortcut: bool | None = None):
         super().__init__()
         hidden = int(dim * mlp_ratio)
-        self.inner_shortcut = hidden == dim  # the authors' `res` branch
+        # The Spike-driven Transformer's `res` branch, which its code takes whenever hidden == dim.
+        self.inner_shortcut = hidden == dim if inner_shortcut is None else inner_shortcut
         self.fc1_neuron = neuron()
         self.fc1 = ConvBN(dim, hidden, kernel_size=1, bias=True)
         self.fc2_neuron = neuron()

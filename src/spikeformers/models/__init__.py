@@ -1,14 +1,17 @@
 """Model families (one file per paper) and the registry that builds them by name."""
 
-from . import qkformer, spike_driven, spikformer, spikformer_v2, tim  # noqa: F401  (register their configurations)
+from . import qkformer, sglformer, spike_driven, spikformer, spikformer_v2, spikingformer, tim  # noqa: F401  (register their configurations)
 from .base import SpikingClassifier
 from .qkformer import QKFormer
+from .sglformer import SGLFormer
 from .registry import count_parameters, create_model, list_models, model_entry, register_model
 from .spike_driven import SpikeDrivenTransformer
 from .spikformer import Spikformer
 from .spikformer_v2 import SpikformerV2
+from .spikingformer import Spikingformer
 from .tim import TIMSpikformer
 
 __all__ = ["create_model", "list_models", "register_model", "model_entry", "count_parameters",
            "SpikingClassifier", "Spikformer", "SpikeDrivenTransformer", "QKFormer",
-           "TIMSpikformer", "SpikformerV2"]
+           "TIMSpikformer", "SpikformerV2",
+           "Spikingformer", "SGLFormer"]

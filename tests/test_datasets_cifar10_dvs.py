@@ -1,0 +1,345 @@
+"""CIFAR10-DVS: splits, frames, the frame cache and the error messages, on a
+small fake tree of real AEDAT 2.0 bytes (written here from the layout in
+shared/DATA.md: '#' header lines, then big-endian uint32 address and
+timestamp; DVS128 address bits p = bit 0, x = bits 1..7, y = bits 8..14)."""
+
+import math
+import os
+import random
+
+import numpy as np
+import pytest
+
+from spikeformers.data import frame_cache
+from spikeformers.data.cifar10_dvs import CIFAR10DVS, CLASSES, frames_folder_name
+from spikeformers.data.folder_dataset import DatasetNotFoundError
+from spikeformers.data.frames import events_to_frames
+from spikeformers.data.readers import EventFileError, read_events
+from spikeformers.data.registry import create_dataset, list_datasets
+from spikeformers.data.splits import numeric_order, split_class, split_folders
+
+HEADER = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n"
+PER_CLASS = 12  # names _0.._11: lexicographic order 0, 1, 10, 11, 2, ..., 9
+
+
+def aedat2_recording(seed, count=300):
+    """AEDAT 2.0 bytes of ``count`` random DVS128 events (a few external ones)."""
+    rng = np.random.default_rng(seed)
+    x_raw = rng.integers(0, 128, count)
+    y_raw = rng.integers(0, 128, count)
+    p_raw = rng.integers(0, 2, count)
+    external = (rng.random(count) < 0.05).astype(np.int64)
+    address = (external << 15) | (y_raw << 8) | (x_raw << 1) | p_raw
+    # hot pixel: many events at one address, so counts exceed a few per pixel
+    address[: count // 3] = (5 << 8) | (7 << 1) | 1
+    t = 1000 + np.cumsum(rng.integers(0, 40, count))
+    body = np.stack([address, t], axis=1).astype(">u4").tobytes()
+    return HEADER + body
+
+
+def make_tree(root, per_class=PER_CLASS, shuffle_seed=None, classes=CLASSES):
+    """``root/<class>/cifar10_<class>_<i>.aedat``; files created in shuffled order when asked."""
+    jobs = [(name, i) for name in classes for i in range(per_class)]
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(jobs)
+    for name, i in jobs:
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"cifar10_{name}_{i}.aedat").write_bytes(aedat2_recording(seed=CLASSES.index(name) * 1000 + i))
+    return root
+
+
+def dataset(root, train=True, time_steps=4, **options):
+    options.setdefault("workers", 0)
+    options.setdefault("expected_per_class", None)
+    return CIFAR10DVS(root, train=train, time_steps=time_steps, **options)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_tree(tmp_path / "cifar10dvs")
+
+
+# --------------------------------------------------------------------------- splits
+
+def test_sj_split_lengths_labels_and_lexicographic_rule(tree):
+    train, test = dataset(tree, True), dataset(tree, False)
+    per_train = math.ceil(0.9 * PER_CLASS)  # 11
+    assert len(train) == 10 * per_train and len(test) == 10 * (PER_CLASS - per_train)
+    assert train.targets == [label for label in range(10) for _ in range(per_train)]
+    assert test.targets == list(range(10))
+    # lexicographic order 0, 1, 10, 11, 2, ..., 9: the last one, _9, is the test file
+    assert test.split_files() == [f"{name}/cifar10_{name}_9.aedat" for name in CLASSES]
+    assert train.split_files()[:4] == [f"airplane/cifar10_airplane_{i}.aedat" for i in (0, 1, 10, 11)]
+    for frames, label in (train[0], test[-1]):
+        assert frames.dtype.is_floating_point and tuple(frames.shape) == (4, 2, 128, 128)
+    assert test[-1][1] == 9
+    assert train.num_classes == 10 and train.in_channels == 2 and train.sensor_size == (128, 128)
+    assert train.classes == CLASSES
+
+
+def test_split_rules_on_a_full_class():
+    names = [f"cifar10_cat_{i}.aedat" for i in range(1000)]
+    random.Random(0).shuffle(names)
+    sj_test = split_class(names, "sj", False)
+    assert len(sj_test) == 100 and len(split_class(names, "sj", True)) == 900
+    # lexicographic: ..._0, _1, _10, _100, _101, ...; the last 100 names are _9xx-ish ones
+    assert split_class(names, "sj", True)[:4] == [f"cifar10_cat_{i}.aedat" for i in (0, 1, 10, 100)]
+    assert sj_test == sorted(names)[900:]
+    assert "cifar10_cat_99.aedat" in sj_test and "cifar10_cat_899.aedat" not in sj_test
+    braincog_train = split_class(names, "braincog", True)
+    assert braincog_train == [f"cifar10_cat_{i}.aedat" for i in range(900)]
+    assert split_class(names, "braincog", False) == [f"cifar10_cat_{i}.aedat" for i in range(900, 1000)]
+    assert split_class(names, "tebn", False) == [f"cifar10_cat_{i}.aedat" for i in range(100)]
+    assert len(split_class(names, "tebn", True)) == 900
+    assert numeric_order(["a_10", "a_2", "a_1"]) == ["a_1", "a_2", "a_10"]
+
+
+def test_random_split_is_seeded_disjoint_and_order_free():
+    files = {name: [f"cifar10_{name}_{i}.aedat" for i in range(20)] for name in CLASSES}
+    shuffled = {name: random.Random(1).sample(names, len(names)) for name, names in files.items()}
+    train = split_folders(files, CLASSES, "random", True, seed=3)
+    test = split_folders(files, CLASSES, "random", False, seed=3)
+    assert train == split_folders(shuffled, CLASSES, "random", True, seed=3)
+    assert test == split_folders(shuffled, CLASSES, "random", False, seed=3)
+    assert not set(train) & set(test) and len(train) + len(test) == 200 and len(train) == 180
+    assert train != split_folders(files, CLASSES, "random", True, seed=4)
+    assert train != split_folders(files, CLASSES, "sj", True)
+
+
+def test_splits_do_not_depend_on_file_creation_order(tmp_path):
+    first = make_tree(tmp_path / "a")
+    second = make_tree(tmp_path / "b", shuffle_seed=7)
+    for split, extra in (("sj", {}), ("random", {"seed": 1}), ("braincog", {"braincog_train": 9}),
+                         ("tebn", {"tebn_test": 2})):
+        for train in (True, False):
+            a = dataset(first, train, split=split, cache_dir=False, **extra)
+            b = dataset(second, train, split=split, cache_dir=False, **extra)
+            assert a.split_files() == b.split_files() and a.targets == b.targets
+
+
+def test_braincog_and_tebn_splits_on_the_data_set(tree):
+    train = dataset(tree, True, split="braincog", braincog_train=9, cache_dir=False)
+    test = dataset(tree, False, split="braincog", braincog_train=9, cache_dir=False)
+    assert len(train) == 90 and len(test) == 30
+    assert test.split_files()[:3] == [f"airplane/cifar10_airplane_{i}.aedat" for i in (9, 10, 11)]
+    tebn_test = dataset(tree, False, split="tebn", tebn_test=2, cache_dir=False)
+    assert tebn_test.split_files()[:2] == ["airplane/cifar10_airplane_0.aedat", "airplane/cifar10_airplane_1.aedat"]
+    with pytest.raises(ValueError, match="empty"):
+        dataset(tree, False, split="braincog", cache_dir=False)  # 900 train of 12: no test files
+
+
+def test_write_split_files(tree, tmp_path):
+    test = dataset(tree, False, cache_dir=False)
+    path = test.write_split_files(tmp_path / "run")
+    lines = path.read_text().splitlines()
+    assert path.name == "cifar10_dvs_test_files.txt" and lines[0].startswith("# cifar10_dvs split=sj test")
+    assert lines[1:] == test.split_files()
+
+
+# --------------------------------------------------------------------------- frames and cache
+
+@pytest.mark.parametrize("split_by", ["number", "time"])
+def test_frames_equal_events_to_frames_of_the_read_events(tree, split_by):
+    test = dataset(tree, False, time_steps=5, split_by=split_by)
+    for index in (0, 4, 9):
+        path = test.samples[index][2]
+        events = read_events(path).events
+        expected = events_to_frames(events, 5, (128, 128), split_by=split_by)
+        frames, label = test[index]
+        assert np.array_equal(frames.numpy(), expected.astype(np.float32))
+        assert expected.max() > 50  # the hot pixel: a real count, not 0/1
+        assert np.array_equal(test.events(index), events)
+    raw = dataset(tree, False, time_steps=5, split_by=split_by, orientation="raw")
+    raw_events = read_events(raw.samples[0][2], orientation="raw").events
+    assert np.array_equal(raw[0][0].numpy(), events_to_frames(raw_events, 5, (128, 128), split_by).astype(np.float32))
+
+
+def cache_files(root):
+    return sorted(p for p in (root / "spikeformers_frames").rglob("*.npz"))
+
+
+def test_cache_is_written_compact_and_reused_without_reading_events(tree, monkeypatch):
+    first = dataset(tree, False)
+    files = cache_files(tree)
+    assert len(files) == len(first) == 10
+    assert all(str(f).startswith(first.cache.directory) for f in files)
+    assert (tree / "spikeformers_frames" / os.path.basename(first.cache.directory) / "cache.json").exists()
+    with np.load(files[0]) as archive:
+        assert archive["frames"].dtype == np.uint8 and archive["frames"].shape == (4, 2, 128, 128)
+    expected = [first[i][0] for i in range(len(first))]
+
+    # Destroy the recordings and forbid reading: the second run must read frames only.
+    for name in CLASSES:
+        for path in (tree / name).iterdir():
+            path.write_bytes(b"garbage")
+
+    def no_events(*args, **kwargs):
+        raise AssertionError("events were read although frames are cached")
+
+    monkeypatch.setattr("spikeformers.data.folder_dataset.read_events", no_events)
+    second = dataset(tree, False)
+    assert len(second) == len(expected)
+    for i, frames in enumerate(expected):
+        assert np.array_equal(second[i][0].numpy(), frames.numpy())
+    assert cache_files(tree) == files
+
+
+def test_cache_is_keyed_by_every_frame_parameter(tree):
+    base = dataset(tree, False)
+    others = [dataset(tree, False, time_steps=8), dataset(tree, False, split_by="time"),
+              dataset(tree, False, orientation="raw")]
+    directories = {base.cache.directory} | {other.cache.directory for other in others}
+    assert len(directories) == 4
+    assert "_T8_" in others[0].cache.directory
+    assert others[0][0][0].shape[0] == 8
+    assert len(cache_files(tree)) == 40
+    # the train part shares the key folder with the test part
+    assert dataset(tree, True).cache.directory == base.cache.directory
+
+
+def test_half_written_cache_file_is_ignored_and_rebuilt(tree, monkeypatch):
+    test = dataset(tree, False)
+    target = test.cache.path(test._relatives[3])
+    expected = test[3][0].numpy()
+    os.remove(target)
+    # what a crash leaves: a temporary file beside the final name
+    temporary = os.path.join(os.path.dirname(target), "." + os.path.basename(target) + ".abc123.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(b"PK\x03\x04 half a zip")
+    again = dataset(tree, False)
+    assert os.path.exists(target)
+    assert np.array_equal(again[3][0].numpy(), expected)
+
+    # a write that fails midway leaves no final file behind
+    os.remove(target)
+
+    def crash(file, **arrays):
+        file.write(b"PK\x03\x04 partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(frame_cache.np, "savez_compressed", crash)
+    with pytest.raises(OSError, match="disk full"):
+        dataset(tree, False)
+    assert not os.path.exists(target)
+    monkeypatch.undo()
+    assert np.array_equal(dataset(tree, False)[3][0].numpy(), expected)
+
+
+def test_parallel_build_matches_serial(tree, tmp_path):
+    serial = dataset(tree, False, cache_dir=tmp_path / "serial")
+    parallel = dataset(tree, False, cache_dir=tmp_path / "parallel", workers=2)
+    for i in range(len(serial)):
+        assert np.array_equal(serial[i][0].numpy(), parallel[i][0].numpy())
+    assert len(list((tmp_path / "parallel").rglob("*.npz"))) == 10
+
+
+def test_compact_counts_never_wraps():
+    assert frame_cache.compact_counts(np.array([0, 255])).dtype == np.uint8
+    big = frame_cache.compact_counts(np.array([0, 256, 65535]))
+    assert big.dtype == np.uint16 and big.tolist() == [0, 256, 65535]
+    assert frame_cache.compact_counts(np.array([70000])).dtype == np.int32
+    with pytest.raises(ValueError, match="negative"):
+        frame_cache.compact_counts(np.array([-1]))
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_missing_data_set_error_says_what_and_where(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as info:
+        dataset(tmp_path / "nothing", True)
+    message = str(info.value)
+    assert "figshare" in message and "Li" in message and "2017" in message
+    assert os.path.join(str(tmp_path / "nothing"), "airplane") in message
+    assert "cifar10_<class>_<i>.aedat" in message and "events_np" in message
+
+    partial = make_tree(tmp_path / "partial", per_class=2, classes=CLASSES[:3])
+    (partial / "deer").mkdir()
+    with pytest.raises(DatasetNotFoundError) as info:
+        dataset(partial, True)
+    message = str(info.value)
+    assert f"{partial / 'deer'} holds no .aedat files" in message and f"{partial / 'dog'} is missing" in message
+    assert "airplane is missing" not in message
+    with pytest.raises(DatasetNotFoundError, match="data root"):
+        create_dataset("cifar10_dvs", train=True, time_steps=4, root=None)
+
+
+def test_incomplete_class_warns(tree):
+    with pytest.warns(UserWarning, match="incomplete"):
+        CIFAR10DVS(tree, train=False, time_steps=4, workers=0, cache_dir=False)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_recording_error_names_the_file(tree, workers):
+    bad = tree / "cat" / "cifar10_cat_9.aedat"  # in the sj test part
+    bad.write_bytes(aedat2_recording(1)[:-3])  # a truncated last event
+    with pytest.raises(EventFileError) as info:
+        dataset(tree, False, workers=workers)
+    assert str(bad) in str(info.value) and "truncated" in str(info.value)
+    # the other files were cached: fixing the file finishes the cache
+    bad.write_bytes(aedat2_recording(1))
+    assert len(dataset(tree, False)) == 10
+
+
+# --------------------------------------------------------------------------- SpikingJelly caches
+
+def test_spikingjelly_event_cache_folder(tree, tmp_path):
+    sj_root = tmp_path / "sj"
+    for name in CLASSES:
+        (sj_root / "events_np" / name).mkdir(parents=True)
+        for path in (tree / name).iterdir():
+            events = read_events(path).events
+            np.savez(sj_root / "events_np" / name / (path.stem + ".npz"),
+                     t=events["t"], x=events["x"], y=events["y"], p=events["p"])
+    from_np = dataset(sj_root, False)
+    from_aedat = dataset(tree, False)
+    assert from_np.source_kind == "events_np" and from_np.split_files()[0] == "airplane/cifar10_airplane_9.npz"
+    for i in range(len(from_np)):
+        assert np.array_equal(from_np[i][0].numpy(), from_aedat[i][0].numpy())
+    with pytest.raises(ValueError, match="orientation"):
+        dataset(sj_root, False, orientation="raw")
+
+
+def test_spikingjelly_frame_cache_folder(tree, tmp_path, monkeypatch):
+    sj_root = tmp_path / "sj"
+    reference = dataset(tree, False, time_steps=3)
+    folder = sj_root / frames_folder_name(3, "number")
+    for name in CLASSES:
+        (folder / name).mkdir(parents=True)
+        for path in (tree / name).iterdir():
+            frames = events_to_frames(read_events(path).events, 3, (128, 128), "number").astype(np.float32)
+            np.savez_compressed(folder / name / (path.stem + ".npz"), frames=frames)
+    monkeypatch.setattr("spikeformers.data.folder_dataset.read_events", None)  # never called
+    served = dataset(sj_root, False, time_steps=3)
+    assert served.source_kind == "frames" and served.cache is None
+    assert len(served) == 10 and served.targets == list(range(10))
+    for i in range(len(served)):
+        assert np.array_equal(served[i][0].numpy(), reference[i][0].numpy())
+    assert not (sj_root / "spikeformers_frames").exists()
+    # a T that the cache does not hold: no frames folder, no events: the error names both
+    with pytest.raises(DatasetNotFoundError, match="frames_number_4_split_by_number"):
+        dataset(sj_root, False, time_steps=4)
+
+
+def test_registered_by_name(tree):
+    assert "cifar10_dvs" in list_datasets()
+    with pytest.warns(UserWarning, match="expected 1000 recordings per class"):
+        test = create_dataset("cifar10_dvs", train=False, time_steps=2, root=str(tree))
+    assert len(test) == 10 and test[0][0].shape == (2, 2, 128, 128)
+
+
+def test_time_split_sorts_out_of_order_timestamps(tmp_path):
+    from spikeformers.data.events import sort_events
+    from spikeformers.data.folder_dataset import frames_from_file
+
+    data = bytearray(aedat2_recording(5, count=50))
+    body = len(HEADER)
+    # swap the timestamps of events 10 and 11 so that t goes backwards once
+    first, second = body + 10 * 8 + 4, body + 11 * 8 + 4
+    data[first:first + 4], data[second:second + 4] = data[second:second + 4], data[first:first + 4]
+    path = tmp_path / "x.aedat"
+    path.write_bytes(bytes(data))
+    events = read_events(path).events
+    assert np.any(np.diff(events["t"]) < 0)
+    frames = frames_from_file(str(path), time_steps=3, sensor_size=(128, 128), split_by="time", format="aedat2")
+    assert np.array_equal(frames, events_to_frames(sort_events(events), 3, (128, 128), "time"))
