@@ -12,30 +12,7 @@ from spikeformers.layers.sgl_attention import SGLSelfAttention, integrate, parti
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
 from spikeformers.models.registry import count_parameters, create_model, list_models
 from spikeformers.neurons import IF, LIF, PLIF
-
-
-class SigmoidSpike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, u):
-        ctx.save_for_backward(u)
-        return (u >= 0).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        (u,) = ctx.saved_tensors
-        s = torch.sigmoid(4 * u)
-        return g * 4 * s * (1 - s)
-
-
-def lif(x, threshold=1.0):
-    """SpikingJelly 0.0.0.0.12 MultiStepLIFNode(tau=2, detach_reset=True), from v = 0, dim 0 as time."""
-    v, out = torch.zeros_like(x[0]), []
-    for t in range(x.shape[0]):
-        h = v + (x[t] - v) / 2.0
-        s = SigmoidSpike.apply(h - threshold)
-        v = h * (1 - s.detach())
-        out.append(s)
-    return torch.stack(out)
+from spec_reference import lif
 
 
 def spec_partition(x, n=2):

@@ -11,30 +11,12 @@ from spikeformers.layers.spikingformer_attention import PreActivationSelfAttenti
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
 from spikeformers.models.registry import count_parameters, create_model, list_models
 from spikeformers.neurons import IF, LIF, PLIF
-
-
-class SigmoidSpike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, u):
-        ctx.save_for_backward(u)
-        return (u >= 0).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        (u,) = ctx.saved_tensors
-        s = torch.sigmoid(4 * u)
-        return g * 4 * s * (1 - s)
+from spec_reference import lif as spec_lif
 
 
 def lif(x, threshold=1.0, tau=1.5):
-    """SpikingJelly 0.0.0.0.12 MultiStepLIFNode(tau=tau_thr=1.5, detach_reset=True), from v = 0, dim 0 as time."""
-    v, out = torch.zeros_like(x[0]), []
-    for t in range(x.shape[0]):
-        h = v + (x[t] - v) / tau
-        s = SigmoidSpike.apply(h - threshold)
-        v = h * (1 - s.detach())
-        out.append(s)
-    return torch.stack(out)
+    """The authors' LIF with Spikingformer's module constant tau_thr = 1.5."""
+    return spec_lif(x, threshold, tau)
 
 
 def authors_dvs_forward(model, x_btchw, training, heads=16):
