@@ -11,7 +11,7 @@ from spikeformers.layers.qk_attention import TokenQKAttention
 from spikeformers.models import count_parameters, create_model
 from spikeformers.models.checkpoints import CheckpointMismatchError
 from spikeformers.neurons import IF, LIF, PLIF
-from spec_reference import lif
+from spec_reference import lif, record_firing
 
 
 def authors_dvs_forward(model, x_btchw, training, batch_leak, heads=16):
@@ -96,15 +96,6 @@ def randomise_batch_norms(model, generator):
             m.bias.uniform_(0.0, 1.0, generator=generator)
             m.running_mean.uniform_(-0.2, 0.2, generator=generator)
             m.running_var.uniform_(0.3, 1.0, generator=generator)
-
-
-def record_firing(model):
-    """Firing rate of every neuron module, filled in by the next forward."""
-    rates = {}
-    for name, m in model.named_modules():
-        if isinstance(m, LIF):
-            m.register_forward_hook(lambda mod, inp, out, name=name: rates.__setitem__(name, out.mean().item()))
-    return rates
 
 
 @pytest.mark.parametrize("img_size,training,batch_leak", [

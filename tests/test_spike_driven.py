@@ -11,7 +11,7 @@ from spikeformers.layers.sdt_attention import SpikeDrivenSelfAttention, erode_he
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
 from spikeformers.models.registry import count_parameters, create_model, list_models
 from spikeformers.neurons import IF, LIF, PLIF
-from spec_reference import batch_norm, lif
+from spec_reference import batch_norm, lif, record_firing
 
 
 def authors_erode(x):
@@ -95,10 +95,7 @@ def test_dvs_model_matches_the_spec_layer_tables_in_float64(training):
     model.train(training)
     x_lib = x.transpose(0, 1).clone().requires_grad_()
     x_ref = x.clone().requires_grad_()
-    rates = {}
-    for name, m in model.named_modules():
-        if isinstance(m, LIF):
-            m.register_forward_hook(lambda mod, i, out, name=name: rates.__setitem__(name, out.mean().item()))
+    rates = record_firing(model)
     logits = model(x_lib)
     ref = authors_dvs_forward(model, x_ref, training)
     assert len(rates) == 19 and all(0 < r < 1 for r in rates.values()), rates  # no layer silent or saturated

@@ -15,7 +15,7 @@ Spikformer / QKFormer / Spike-driven Transformer results, or ``'raw'``).
 
 Frames: ``events_to_frames(split_by=...)`` on the 128x128 sensor ('number' by
 default, as the published results; 'time' or 'time_bins' optional), cached
-under ``cache_dir`` (default ``<root>/spikeformers_frames``; None: no cache).
+under ``cache_dir`` (default ``<root>/spikeformers_frames``; False: no cache).
 Splits: see ``spikeformers.data.splits`` (``'sj'`` default).
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-from .folder_dataset import DatasetNotFoundError, EventFolderDataset, find_class_folders
+from .folder_dataset import DatasetNotFoundError, EventFolderDataset, default_cache_dir, find_class_folders
 from .readers import ORIENTATIONS
 from .splits import SPLITS, split_folders
 
@@ -35,7 +35,6 @@ PUBLISHED = ("CIFAR10-DVS is published on figshare (Li, Liu, Ji, Li, Shi 2017, '
              "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671 : download the 10 class zips "
              "(about 8.4 GB) and extract them into the data root")
 SOURCES = ("auto", "aedat", "events_np", "frames")
-DEFAULT_CACHE_NAME = "spikeformers_frames"
 
 
 def frames_folder_name(time_steps: int, split_by: str) -> str:
@@ -125,10 +124,7 @@ class CIFAR10DVS(EventFolderDataset):
             raise ValueError(f"the {'train' if train else 'test'} part of split {split!r} is empty for the "
                              f"{sum(map(len, files.values()))} recordings in {folder}")
         samples = [(name, file, os.path.join(folder, name, file)) for name, file in chosen]
-        if cache_dir is False or kind == "frames":
-            cache_dir = None
-        elif cache_dir is None or cache_dir is True:
-            cache_dir = os.path.join(root, DEFAULT_CACHE_NAME)
+        cache_dir = default_cache_dir(cache_dir, root)
         super().__init__(
             name="cifar10_dvs",
             samples=samples,

@@ -101,6 +101,19 @@ def find_class_folders(candidates, classes: Sequence[str]):
     return None, None, "".join(reports) or " nothing"
 
 
+DEFAULT_CACHE_NAME = "spikeformers_frames"
+
+
+def default_cache_dir(cache_dir, root: str) -> str | None:
+    """The data sets' ``cache_dir`` option: False for no cache, None or True for the default
+    folder under the data root, or a folder of the user's choosing."""
+    if cache_dir is False:
+        return None
+    if cache_dir is None or cache_dir is True:
+        return os.path.join(root, DEFAULT_CACHE_NAME)
+    return cache_dir
+
+
 class EventFolderDataset(Dataset):
     """Recordings ``samples = [(class name, file name, path), ...]`` as frames.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from .folder_dataset import DatasetNotFoundError, EventFolderDataset, list_files
+from .folder_dataset import DatasetNotFoundError, EventFolderDataset, default_cache_dir, list_files
 from .splits import split_folders
 
 SENSOR_SIZE = (180, 240)
@@ -27,7 +27,6 @@ PUBLISHED = ("N-Caltech101 is published by Orchard, Jayawant, Cohen and Thakor 2
              "Datasets to Spiking Neuromorphic Datasets Using Saccades', Frontiers in Neuroscience 9:437), "
              "https://www.garrickorchard.com/datasets/n-caltech101 : download Caltech101.zip and extract it "
              "into the data root")
-DEFAULT_CACHE_NAME = "spikeformers_frames"
 SPLITS = ("sj", "random")
 
 
@@ -85,10 +84,7 @@ class NCaltech101(EventFolderDataset):
         chosen = split_folders(files, classes, split, train, train_fraction=train_fraction, seed=seed)
         if not chosen:
             raise ValueError(f"the {'train' if train else 'test'} part of split {split!r} is empty in {folder}")
-        if cache_dir is False:
-            cache_dir = None
-        elif cache_dir is None or cache_dir is True:
-            cache_dir = os.path.join(root, DEFAULT_CACHE_NAME)
+        cache_dir = default_cache_dir(cache_dir, root)
         super().__init__(
             name="ncaltech101",
             samples=[(name, file, os.path.join(folder, name, file)) for name, file in chosen],

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from .folder_dataset import DatasetNotFoundError, EventFolderDataset, find_class_folders
+from .folder_dataset import DatasetNotFoundError, EventFolderDataset, default_cache_dir, find_class_folders
 
 CLASSES = tuple(str(digit) for digit in range(10))
 SENSOR_SIZE = (34, 34)
@@ -28,7 +28,6 @@ PUBLISHED = ("N-MNIST is published by Orchard, Jayawant, Cohen and Thakor 2015 (
              "https://www.garrickorchard.com/datasets/n-mnist : download Train.zip and Test.zip and extract "
              "them into the data root")
 SOURCES = ("auto", "bin", "events_np", "frames")
-DEFAULT_CACHE_NAME = "spikeformers_frames"
 
 
 def locate(root: str, train: bool, source: str, time_steps: int, split_by: str):
@@ -89,10 +88,7 @@ class NMNIST(EventFolderDataset):
             warnings.warn(f"N-MNIST in {folder} is incomplete: expected {expected:,} recordings, found "
                           f"{found:,}. {PUBLISHED}.", stacklevel=2)
         chosen = [(digit, name) for digit in CLASSES for name in files[digit]]
-        if cache_dir is False or kind == "frames":
-            cache_dir = None
-        elif cache_dir is None or cache_dir is True:
-            cache_dir = os.path.join(root, DEFAULT_CACHE_NAME)
+        cache_dir = default_cache_dir(cache_dir, root)
         super().__init__(
             name="nmnist",
             samples=[(digit, name, os.path.join(folder, digit, name)) for digit, name in chosen],

@@ -4,7 +4,7 @@ Every part that spikes takes a neuron factory (``spikeformers.neurons.neuron_fac
 and builds its own neurons from it.
 """
 
-from .attention import SpikingSelfAttention
+from .attention import BatchLeakNeuron, SpikingSelfAttention
 from .block import Block
 from .folded import ConvBN, LinearBN
 from .head import ClassifierHead
@@ -18,7 +18,7 @@ from .sgl_local import DepthwiseConvBNSpike, LocalBlock
 from .sgl_mlp import SpikingConvMLP
 from .spikingformer_attention import PreActivationSelfAttention
 from .spikingformer_embed import PreActivationTokenizer, SpikePoolConvBN
-from .qk_attention import BatchLeakNeuron, QKSelfAttention, TokenQKAttention
+from .qk_attention import TokenQKAttention
 from .qk_embed import ConvBNPoolSpike, QKPatchEmbed
 from .sdt_attention import SpikeDrivenSelfAttention
 from .sdt_embed import MembranePatchEmbed
@@ -30,7 +30,7 @@ __all__ = [
     "ConvBN", "LinearBN", "ConvBNSpike", "SpikingPatchSplitting",
     "SpikingSelfAttention", "SpikingMLP", "Block", "ClassifierHead",
     # QKFormer
-    "ConvBNPoolSpike", "QKPatchEmbed", "TokenQKAttention", "QKSelfAttention", "BatchLeakNeuron",
+    "ConvBNPoolSpike", "QKPatchEmbed", "TokenQKAttention", "BatchLeakNeuron",
     # Spike-driven Transformer
     "MembranePatchEmbed", "SpikeDrivenSelfAttention", "MembraneMLP", "SpikingTokenMeanHead",
     # TIM

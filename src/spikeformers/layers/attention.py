@@ -5,6 +5,13 @@ neuron projections of the same tokens; Y then passes the attention neuron
 (its own, lower threshold: 0.5 in Spikformer) and a Linear -> BN -> neuron
 projection. All products are of small integers, hence exact in float32 in
 either order; the cheaper order is taken.
+
+``batch_leak`` reproduces QKFormer's quirk (its issues #14 and #17): the
+authors' SSA hands its output neuron the ``[T*B, C, N]`` tensor, and a
+multi-step neuron takes dim 0 as time, so one membrane runs through the T*B
+steps t-major (``t*B + b``) and leaks from sample to sample: an output then
+depends on the batch size and on the other samples. QKFormer's published
+weights were trained with it.
 """
 
 from __future__ import annotations
@@ -16,6 +23,17 @@ from ..neurons import NeuronFactory
 from .folded import LinearBN
 
 
+class BatchLeakNeuron(nn.Module):
+    """Runs ``neuron`` over ``[T, B, ...]`` folded to ``[T*B, ...]``: one sequence of T*B steps (t-major)."""
+
+    def __init__(self, neuron: nn.Module):
+        super().__init__()
+        self.neuron = neuron
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neuron(x.flatten(0, 1)).reshape(x.shape)
+
+
 class SpikingSelfAttention(nn.Module):
     def __init__(
         self,
@@ -25,6 +43,7 @@ class SpikingSelfAttention(nn.Module):
         scale: float = 0.25,
         attn_threshold: float = 0.5,
         qkv_bias: bool = False,
+        batch_leak: bool = False,
     ):
         super().__init__()
         if dim % num_heads:
@@ -40,6 +59,9 @@ class SpikingSelfAttention(nn.Module):
         self.attn_neuron = neuron(v_threshold=attn_threshold)
         self.proj = LinearBN(dim, dim, bias=True)
         self.proj_neuron = neuron()
+        self.batch_leak = bool(batch_leak)
+        if self.batch_leak:
+            self.proj_neuron = BatchLeakNeuron(self.proj_neuron)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         T, B, N, C = x.shape

@@ -5,14 +5,9 @@
   integer per (head, token), which a low-threshold neuron (0.5) turns into a
   binary token mask; the masked K goes through Linear (with bias) -> BN ->
   neuron. There is no V, no scale and no softmax, and the cost is linear in N.
-- ``QKSelfAttention``: Spikformer's SSA with QKFormer's optional ``batch_leak``
-  of the output neuron (below).
 
-The batch leak (QKFormer issues #14 and #17): the authors' SSA hands its output
-neuron the ``[T*B, C, N]`` tensor, and a multi-step neuron takes dim 0 as time,
-so one membrane runs through the T*B steps t-major (``t*B + b``) and leaks
-from sample to sample within a batch: an output depends on the batch size and
-on the other samples. ``BatchLeakNeuron`` reproduces that.
+QKFormer's other mixer is Spikformer's SSA (``layers.attention``) with its
+``batch_leak`` flag, QKFormer's quirk.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ import torch
 from torch import nn
 
 from ..neurons import NeuronFactory
-from .attention import SpikingSelfAttention
 from .folded import LinearBN
 
 
@@ -46,25 +40,3 @@ class TokenQKAttention(nn.Module):
         k = self.k_neuron(self.k(x)).reshape(heads)
         mask = self.mask_neuron(q.sum(-1, keepdim=True))  # [T, B, N, h, 1]: which tokens each head keeps
         return self.proj_neuron(self.proj((mask * k).reshape(T, B, N, C)))
-
-
-class BatchLeakNeuron(nn.Module):
-    """Runs ``neuron`` over ``[T, B, ...]`` folded to ``[T*B, ...]``: one sequence of T*B steps (t-major)."""
-
-    def __init__(self, neuron: nn.Module):
-        super().__init__()
-        self.neuron = neuron
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.neuron(x.flatten(0, 1)).reshape(x.shape)
-
-
-class QKSelfAttention(SpikingSelfAttention):
-    """SSA (``layers.attention``) whose output neuron leaks across the batch when ``batch_leak``."""
-
-    def __init__(self, dim: int, num_heads: int, neuron: NeuronFactory, scale: float = 0.125,
-                 attn_threshold: float = 0.5, qkv_bias: bool = False, batch_leak: bool = True):
-        super().__init__(dim, num_heads, neuron, scale=scale, attn_threshold=attn_threshold, qkv_bias=qkv_bias)
-        self.batch_leak = bool(batch_leak)
-        if self.batch_leak:
-            self.proj_neuron = BatchLeakNeuron(self.proj_neuron)

@@ -49,7 +49,8 @@ import torch
 from torch import nn
 
 from ..layers import Block, ClassifierHead, SpikingMLP
-from ..layers.qk_attention import QKSelfAttention, TokenQKAttention
+from ..layers.attention import SpikingSelfAttention
+from ..layers.qk_attention import TokenQKAttention
 from ..layers.qk_embed import QKPatchEmbed
 from ..neurons import NeuronFactory, neuron_factory
 from .base import SpikingClassifier
@@ -146,8 +147,8 @@ class QKFormer(SpikingClassifier):
             last = i == num_stages - 1
             self.stages.append(nn.Sequential(*[
                 Block(
-                    QKSelfAttention(dim, h, spiking, scale=attn_scale, attn_threshold=attn_threshold,
-                                    qkv_bias=qkv_bias, batch_leak=ssa_batch_leak)
+                    SpikingSelfAttention(dim, h, spiking, scale=attn_scale, attn_threshold=attn_threshold,
+                                         qkv_bias=qkv_bias, batch_leak=ssa_batch_leak)
                     if last else TokenQKAttention(dim, h, spiking, mask_threshold=qk_threshold),
                     SpikingMLP(dim, spiking, mlp_ratio),
                 )
