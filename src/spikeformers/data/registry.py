@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Callable
 
 from torch.utils.data import Dataset
@@ -28,12 +29,31 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
-def create_dataset(name: str, train: bool, time_steps: int, root: str | None = None) -> Dataset:
+def create_dataset(name: str, train: bool, time_steps: int, root: str | None = None, **options) -> Dataset:
+    """The data set ``name``; ``options`` go to its factory (for example ``split='braincog'``),
+    and one it does not take is an error naming the ones it does."""
     if name not in _DATASETS:
         close = difflib.get_close_matches(name, _DATASETS, n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"Unknown dataset {name!r}.{hint} Known: {', '.join(list_datasets())}.")
-    return _DATASETS[name](train=train, time_steps=time_steps, root=root)
+    factory = _DATASETS[name]
+    accepted = _factory_options(factory)
+    for key in options:
+        if accepted is not None and key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            known = ", ".join(sorted(accepted)) or "none"
+            raise ValueError(f"Data set {name!r} has no option {key!r}.{hint} Its options: {known}.")
+    return factory(train=train, time_steps=time_steps, root=root, **options)
+
+
+def _factory_options(factory) -> set[str] | None:
+    """The option names a factory takes, or None when it forwards ``**options`` to a class
+    (then the class's own signature is the judge and its TypeError names the option)."""
+    params = inspect.signature(factory).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return set(params) - {"train", "time_steps", "root"}
 
 
 @register_dataset("dvs_digits")

@@ -1,0 +1,54 @@
+"""The command line: ``spikeformers train | eval | models | convert | ...``.
+
+Each subcommand is one module here with ``register(subparsers)`` (adds its
+parser, sets ``func``) and ``run(args)``; :data:`COMMANDS` lists them in the
+order ``--help`` shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import sys
+from typing import Sequence
+
+from .train import add_train_flags  # noqa: F401  (re-exported for tests and plugins)
+
+COMMANDS = ("train", "evaluate", "models", "convert")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spikeformers", allow_abbrev=False,
+                                     description="Spiking transformers: train, evaluate, list, convert.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    parser.subcommands = {}
+    for module in COMMANDS:
+        command = importlib.import_module(f".{module}", __name__).register(sub)
+        parser.subcommands[command.prog.split()[-1]] = command
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse alone would not say which flag was meant
+        sub = parser.subcommands[args.command]
+        flags = [o for a in sub._actions for o in a.option_strings]
+        bad = next((u for u in unknown if u.startswith("-")), unknown[0])
+        close = difflib.get_close_matches(bad.split("=")[0], flags, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        sub.error(f"unrecognized argument {bad!r}.{hint}")
+    from ..engine.train import NonFiniteLossError
+
+    try:
+        return args.func(args)
+    except NonFiniteLossError as err:
+        print(f"spikeformers {args.command}: stopped: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+        print(f"spikeformers {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,71 @@
+"""``spikeformers train``: its flags are generated from :class:`~spikeformers.engine.config.TrainConfig`,
+so every recipe key is a flag and the two cannot drift apart."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from ..engine.config import TrainConfig, config_fields, load_config
+
+
+def _flag_type(annotation: Any):
+    """The argparse type of a field annotated like ``int | None`` (annotations are strings here)."""
+    hint = typing.get_type_hints(TrainConfig)[annotation]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = args[0]
+    return hint
+
+
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML recipe; flags override its values")
+    for name, field in config_fields().items():
+        flag = "--" + name.replace("_", "-")
+        kind = _flag_type(name)
+        help_text = field.metadata.get("help", "")
+        if kind is bool:
+            parser.add_argument(flag, dest=name, action="store_true", default=None, help=help_text)
+        else:
+            shown = "" if field.default is None else f" (default: {field.default})"
+            parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text + shown,
+                                metavar=name.upper())
+
+
+# Settings of the machine, not of the run: a resumed run may change them.
+RESUMABLE_FLAGS = {"device", "workers"}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.train import TrainingInterrupted, train
+
+    overrides = {k: v for k, v in vars(args).items() if k in config_fields() and v is not None}
+    if args.resume:
+        fixed = sorted(set(overrides) - RESUMABLE_FLAGS) + (["config"] if args.config else [])
+        if fixed:
+            raise ValueError(f"--resume continues a run with the config it was started with; drop "
+                             f"{', '.join('--' + k.replace('_', '-') for k in fixed)}")
+        recipe = Path(args.resume) / "config.yaml"
+        if not recipe.is_file():
+            raise FileNotFoundError(f"Nothing to resume in {args.resume}: no config.yaml there")
+        cfg = load_config(recipe, **overrides, out=args.resume)
+    else:
+        cfg = load_config(args.config, **overrides)
+    try:
+        train(cfg, resume=bool(args.resume))
+    except TrainingInterrupted as stop:
+        print(stop, file=sys.stderr)
+        return 128 + stop.signum
+    return 0
+
+
+def register(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("train", allow_abbrev=False, help="train a model (no arguments: the built-in demo)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
+    add_train_flags(parser)
+    parser.set_defaults(func=run)
+    return parser
