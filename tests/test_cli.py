@@ -32,7 +32,16 @@ def one_epoch_run(tmp_path_factory):
 
 def test_train_writes_config_metrics_checkpoint_and_summary(one_epoch_run):
     out, result = one_epoch_run
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.pt", "config.yaml", "confusion.png", "curves.png", "last.pt", "metrics.csv", "per_class.csv",
+        "run.json", "summary.json"]
+    info = json.loads((out / "run.json").read_text())
+    assert info["command"][-7:] == ["train", "--epochs", "1", "--out", str(out), "--seed", "3"]
+    assert info["torch"] == torch.__version__ and info["device"] == "cpu" and info["spikeformers"]
+    for picture in ("curves.png", "confusion.png"):
+        assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    per_class = list(csv.DictReader((out / "per_class.csv").open()))
+    assert len(per_class) == 10 and sum(int(r["samples"]) for r in per_class) == 450
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "spikformer_tiny" and summary["dataset"] == "dvs_digits" and summary["epochs"] == 1
     assert 0.0 <= summary["test_acc1"] <= 1.0 and summary["wall_s"] > 0
@@ -43,12 +52,18 @@ def test_train_writes_config_metrics_checkpoint_and_summary(one_epoch_run):
     assert re.search(r"epoch +1/1 .*test loss .* acc1 .* samples/s", result.stdout)
 
 
-def test_eval_recomputes_the_test_accuracy_of_the_checkpoint(one_epoch_run):
+def test_eval_recomputes_the_test_accuracy_of_the_checkpoint(one_epoch_run, tmp_path):
     out, _ = one_epoch_run
-    result = spikeformers("eval", "--checkpoint", out / "last.pt")
+    result = spikeformers("eval", "--checkpoint", out / "last.pt", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     acc1 = float(re.search(r"acc1 ([0-9.]+)", result.stdout).group(1))
     assert acc1 == pytest.approx(json.loads((out / "summary.json").read_text())["test_acc1"], abs=5e-5)
+    # per-class accuracy: printed, written, and consistent with the overall figure
+    per_class = list(csv.DictReader((tmp_path / "per_class.csv").open()))
+    correct = sum(int(r["correct"]) for r in per_class)
+    assert correct / sum(int(r["samples"]) for r in per_class) == pytest.approx(acc1, abs=5e-5)
+    assert re.search(r"^0 +45 +[0-9.]+$", result.stdout, re.M)
+    assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_checkpoint_holds_only_tensors_and_plain_values(one_epoch_run):

@@ -9,7 +9,8 @@ import torch
 from spikeformers.cli import build_parser
 from spikeformers.engine.checkpoint import load_checkpoint, save_checkpoint
 from spikeformers.engine.config import TrainConfig, load_config
-from spikeformers.engine.train import learning_rate, param_groups
+from spikeformers.engine.schedule import learning_rate, schedule_time
+from spikeformers.engine.train import param_groups
 from spikeformers.models import create_model
 from spikeformers.neurons import PLIF
 
@@ -42,12 +43,25 @@ def test_unknown_recipe_key_names_the_closest(tmp_path):
         load_config(recipe)
 
 
-def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_min():
-    lrs = [learning_rate(s, 100, 10, 1e-3, 1e-5) for s in range(100)]
-    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
-    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
-    assert learning_rate(55, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * 0.5)))
-    assert learning_rate(100, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5)
+def test_learning_rate_follows_timm_cosine_with_warmup_from_warmup_lr_and_cooldown_at_min():
+    # The Spikformer CIFAR10-DVS recipe: 96 epochs + 10 cool-down, warm-up 10 from 1e-5, lr 1e-3, min 1e-5.
+    def lr_at(t):
+        return learning_rate(t, epochs=96, warmup_epochs=10, lr=1e-3, min_lr=1e-5, warmup_lr=1e-5)
+
+    assert lr_at(0) == pytest.approx(1e-5)
+    assert lr_at(5) == pytest.approx(1e-5 + 5 * (1e-3 - 1e-5) / 10)
+    # timm counts the cosine from the start of training (no warm-up prefix), so it resumes below the peak
+    assert lr_at(10) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * 10 / 96)))
+    assert lr_at(10) < 1e-3
+    assert lr_at(48) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert all(lr_at(t) == 1e-5 for t in range(96, 106))  # cool-down
+    decay = [lr_at(t) for t in range(10, 97)]
+    assert all(a >= b for a, b in zip(decay, decay[1:]))
+
+
+def test_schedule_time_counts_epochs_or_fractions_of_them():
+    assert schedule_time(epoch=3, batch=5, steps_per_epoch=10, per_step=False) == 2
+    assert schedule_time(epoch=3, batch=5, steps_per_epoch=10, per_step=True) == 2.5
 
 
 def test_weight_decay_skips_biases_norms_and_scalars():

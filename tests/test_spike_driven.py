@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import spikeformers.models.spike_driven as sdt  # registers the configurations
+from spikeformers.engine.losses import tet_loss
 from spikeformers.layers.sdt_attention import SpikeDrivenSelfAttention, erode_heads, erode_map
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
 from spikeformers.models.registry import count_parameters, create_model, list_models
@@ -194,7 +195,7 @@ def test_tiny_dvs_model_trains_in_float32(erode, tet):
     logits = model(x)
     assert logits.shape == ((2, 3, 5) if tet else (3, 5)) and logits.dtype == torch.float32
     labels = torch.tensor([0, 1, 4])
-    loss = sdt.tet_loss(logits, labels) if tet else F.cross_entropy(logits, labels)
+    loss = tet_loss(logits, labels) if tet else F.cross_entropy(logits, labels)
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
 
@@ -227,9 +228,9 @@ def test_tet_loss_is_the_authors_formula():
     logits, labels = torch.randn(3, 4, 5), torch.tensor([0, 1, 2, 3])
     ce = sum(F.cross_entropy(z, labels, label_smoothing=0.1) for z in logits) / 3
     expected = 0.999 * ce + 0.001 * ((logits - 1.0) ** 2).mean()
-    torch.testing.assert_close(sdt.tet_loss(logits, labels), expected)
+    torch.testing.assert_close(tet_loss(logits, labels), expected)
     with pytest.raises(ValueError, match=r"per-step logits \[T, B, classes\]"):
-        sdt.tet_loss(logits.mean(0), labels)
+        tet_loss(logits.mean(0), labels)
 
 
 def test_input_pool_is_a_2x2_average_of_the_frames():

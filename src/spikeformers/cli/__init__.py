@@ -1,4 +1,4 @@
-"""The command line: ``spikeformers train | eval | models | convert | ...``.
+"""The command line: ``spikeformers train | eval | models | convert | profile | data``.
 
 Each subcommand is one module here with ``register(subparsers)`` (adds its
 parser, sets ``func``) and ``run(args)``; :data:`COMMANDS` lists them in the
@@ -15,12 +15,12 @@ from typing import Sequence
 
 from .train import add_train_flags  # noqa: F401  (re-exported for tests and plugins)
 
-COMMANDS = ("train", "evaluate", "models", "convert")
+COMMANDS = ("train", "evaluate", "models", "convert", "profile", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeformers", allow_abbrev=False,
-                                     description="Spiking transformers: train, evaluate, list, convert.")
+                                     description="Spiking transformers: train, evaluate, profile, list, convert; prepare and look at data.")
     sub = parser.add_subparsers(dest="command", required=True)
     parser.subcommands = {}
     for module in COMMANDS:
@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
         print(f"spikeformers {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:  # an optional extra the command needs
+        print(f"spikeformers {args.command}: error: {err} (install the extra it belongs to)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

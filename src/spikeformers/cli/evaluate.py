@@ -1,8 +1,10 @@
-"""``spikeformers eval``: a checkpoint's accuracy on its test set."""
+"""``spikeformers eval``: a checkpoint's top-1 / top-5 and per-class accuracy on a test set,
+with a confusion-matrix picture and a per-class CSV."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -12,6 +14,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.registry import create_dataset
     from ..engine.checkpoint import load_checkpoint
     from ..engine.evaluate import evaluate
+    from ..engine.plots import plot_confusion, write_per_class
     from ..engine.train import check_compatible, import_plugin, resolve_device
     from ..models import create_model
 
@@ -20,29 +23,49 @@ def run(args: argparse.Namespace) -> int:
     config = state.get("config", {})
     import_plugin(config.get("plugin"))
     model = create_model(state["model_name"], **state.get("model_overrides", {}))
+    weights = state["ema"] if args.ema else state["model"]
+    if weights is None:
+        raise ValueError(f"{args.checkpoint} holds no weight average: its run did not use --ema")
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
     except RuntimeError as err:
         raise ValueError(f"{args.checkpoint} does not fit model {state['model_name']}: {err}") from None
     model.to(device)
     dataset_name = args.dataset or config.get("dataset")
+    same_data = dataset_name == config.get("dataset")
+    options = dict(config.get("dataset_options", {})) if same_data else {}
     dataset = create_dataset(dataset_name, train=False, time_steps=model.time_steps,
-                             root=args.data_root or config.get("data_root"))
+                             root=args.data_root or (config.get("data_root") if same_data else None), **options)
     check_compatible(model, dataset, state["model_name"], dataset_name)
     loader = DataLoader(dataset, batch_size=args.batch_size)
     with torch.inference_mode():
-        result = evaluate(model, loader, device)
-    print(f"{state['model_name']} on {dataset_name} test ({result.samples} samples): "
+        result = evaluate(model, loader, device, model.num_classes)
+    print(f"{state['model_name']}{' (EMA)' if args.ema else ''} on {dataset_name} test ({result.samples} samples): "
           f"acc1 {result.acc1:.4f}  acc5 {result.acc5:.4f}  loss {result.loss:.4f}")
+    names = getattr(dataset, "classes", None)
+    names = list(names) if names is not None and len(names) == model.num_classes else [str(i) for i in range(model.num_classes)]
+    width = max(len("class"), *(len(n) for n in names))
+    print(f"{'class':<{width}}  samples  accuracy")
+    for name, samples, accuracy in zip(names, result.confusion.sum(1).tolist(), result.per_class_accuracy.tolist()):
+        print(f"{name:<{width}}  {samples:7d}  {accuracy:8.4f}")
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{dataset_name}"
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"{state['model_name']} on {dataset_name} test: top-1 {result.acc1:.4f}"
+    plot_confusion(result.confusion, out / "confusion.png", names, title)
+    write_per_class(result, out / "per_class.csv", names)
+    print(f"confusion matrix: {out / 'confusion.png'}; per-class accuracy: {out / 'per_class.csv'}")
     return 0
 
 
 def register(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("eval", help="evaluate a checkpoint on its test set")
+    parser = sub.add_parser("eval", help="evaluate a checkpoint on its test set (per class, confusion matrix)")
     parser.add_argument("--checkpoint", required=True, help="a .pt file written by `spikeformers train`")
     parser.add_argument("--dataset", help="data set name (default: the one it was trained on)")
     parser.add_argument("--data-root", help="folder holding the data set")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--ema", action="store_true", help="evaluate the checkpoint's weight average")
+    parser.add_argument("--out", help="folder for confusion.png and per_class.csv "
+                                      "(default: eval-DATASET beside the checkpoint)")
     parser.set_defaults(func=run)
     return parser

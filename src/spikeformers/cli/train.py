@@ -10,7 +10,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from ..engine.config import TrainConfig, config_fields, load_config
+import yaml
+
+from ..engine.config import TrainConfig, config_fields, load_config, matching_recipe
 
 
 def _flag_type(annotation: Any):
@@ -22,14 +24,26 @@ def _flag_type(annotation: Any):
     return hint
 
 
+def parse_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as YAML, so ``64`` is a number and ``[64, 64]`` a list."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML recipe; flags override its values")
+    parser.add_argument("--config", help="YAML recipe (a file, or a shipped one such as spikformer/cifar10_dvs); "
+                                         "flags override its values")
     for name, field in config_fields().items():
         flag = "--" + name.replace("_", "-")
         kind = _flag_type(name)
         help_text = field.metadata.get("help", "")
         if kind is bool:
-            parser.add_argument(flag, dest=name, action="store_true", default=None, help=help_text)
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif kind is dict:  # --dataset-option split=braincog --dataset-option resize=64
+            parser.add_argument(flag.removesuffix("s"), dest=name, type=parse_option, action="append",
+                                default=None, metavar="KEY=VALUE", help=help_text)
         else:
             shown = "" if field.default is None else f" (default: {field.default})"
             parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text + shown,
@@ -44,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.train import TrainingInterrupted, train
 
     overrides = {k: v for k, v in vars(args).items() if k in config_fields() and v is not None}
+    for key in ("dataset_options", "model_options"):
+        if key in overrides:
+            overrides[key] = dict(overrides[key])
     if args.resume:
         fixed = sorted(set(overrides) - RESUMABLE_FLAGS) + (["config"] if args.config else [])
         if fixed:
@@ -54,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"Nothing to resume in {args.resume}: no config.yaml there")
         cfg = load_config(recipe, **overrides, out=args.resume)
     else:
-        cfg = load_config(args.config, **overrides)
+        recipe = args.config
+        if recipe is None and args.model and args.dataset:  # `--model M --dataset D`: the papers' recipe
+            recipe = matching_recipe(args.model, args.dataset)
+            if recipe is not None:
+                print(f"using the recipe {recipe.parent.name}/{recipe.name} (flags override it)")
+        cfg = load_config(recipe, **overrides)
     try:
         train(cfg, resume=bool(args.resume))
     except TrainingInterrupted as stop:

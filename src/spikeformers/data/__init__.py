@@ -1,26 +1,36 @@
-"""Event data: the event representation, frame integration, the event-camera
-emulator and the built-in DVSDigits data set."""
+"""Data: the event representation and its readers, frame integration and resizing,
+the event-camera emulator, and the data sets (event and static images) by name."""
 
+from .cifar import CIFAR10, CIFAR100
 from .cifar10_dvs import CIFAR10DVS
 from .digits import DVSDigits
+from .dvs_gesture import DVSGesture
 from .emulator import emulate_events, emulate_events_batch, saccade_offsets, video_to_events
 from .events import EVENT_DTYPE, check_event_fields, make_events, sort_events
 from .folder_dataset import DatasetNotFoundError, EventFolderDataset
 from .frame_cache import FrameCache
 from .frames import SPLIT_MODES, events_to_frames
+from .imagenet import ImageNet
 from .ncaltech101 import NCaltech101
 from .nmnist import NMNIST
 from .readers import EventFileError, EventRecording, read_events, read_frames_npz
+from .registry import create_dataset, dataset_options, list_datasets, register_dataset
+from .resize import RESIZE_MODES, resize_frames
 from .splits import SPLITS
 
 __all__ = [
     "EVENT_DTYPE",
+    "RESIZE_MODES",
     "SPLIT_MODES",
+    "CIFAR10",
+    "CIFAR100",
     "CIFAR10DVS",
     "DatasetNotFoundError",
     "DVSDigits",
+    "DVSGesture",
     "EventFolderDataset",
     "FrameCache",
+    "ImageNet",
     "NCaltech101",
     "NMNIST",
     "SPLITS",
@@ -29,10 +39,15 @@ __all__ = [
     "read_events",
     "read_frames_npz",
     "check_event_fields",
+    "create_dataset",
+    "dataset_options",
     "emulate_events",
     "emulate_events_batch",
     "events_to_frames",
+    "list_datasets",
     "make_events",
+    "register_dataset",
+    "resize_frames",
     "saccade_offsets",
     "sort_events",
     "video_to_events",

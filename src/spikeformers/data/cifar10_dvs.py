@@ -77,7 +77,9 @@ class CIFAR10DVS(EventFolderDataset):
     ``split_by`` ``'number'`` / ``'time'`` / ``'time_bins'``; ``orientation``;
     ``source`` ``'auto'`` / ``'aedat'`` / ``'events_np'`` / ``'frames'``;
     ``cache_dir`` (None: default under root; False: no disk cache);
-    ``workers`` for building the cache (None: up to 8 processes; 0 or 1: serial).
+    ``workers`` for building the cache (None: up to 8 processes; 0 or 1: serial);
+    ``resize=(H, W)`` with ``resize_mode`` ``'bilinear'`` (BrainCog, TIM) or
+    ``'avg'`` (the Spike-driven Transformer's 128 -> 64), see ``spikeformers.data.resize``.
     """
 
     def __init__(
@@ -92,6 +94,8 @@ class CIFAR10DVS(EventFolderDataset):
         source: str = "auto",
         cache_dir: str | os.PathLike | None | bool = None,
         workers: int | None = None,
+        resize: int | tuple[int, int] | None = None,
+        resize_mode: str = "bilinear",
         seed: int = 0,
         train_fraction: float = 0.9,
         braincog_train: int = 900,
@@ -139,6 +143,8 @@ class CIFAR10DVS(EventFolderDataset):
             workers=workers,
             split=split,
             train=train,
+            resize=resize,
+            resize_mode=resize_mode,
         )
         self.root = root
         self.data_folder = folder

@@ -8,6 +8,12 @@ in parallel, at construction; later epochs and runs read frames, not events),
 and yields ``(float32 frames [T, 2, H, W], int label)``. It can also serve a
 SpikingJelly frame cache (``frames_number_{T}_split_by_{mode}``) directly.
 
+A sample can be a time window of a recording (``windows``: DVS Gesture cuts
+each recording at its label rows); the cache then reads each recording once
+for all its windows. ``resize=(H, W)`` with ``resize_mode`` resizes the frames
+as they are served (``spikeformers.data.resize``); the cache keeps the exact
+counts at the sensor's size.
+
 The split's file list is available as ``split_files()`` and can be written
 into a run folder with ``write_split_files(run_dir)``.
 """
@@ -29,6 +35,7 @@ from .events import sort_events
 from .frame_cache import FrameCache, cache_key
 from .frames import SPLIT_MODES, check_sensor_size, events_to_frames
 from .readers import EventFileError, read_events, read_frames_npz
+from .resize import check_resize, resize_frames
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -45,14 +52,40 @@ def frames_from_file(path: str, *, time_steps: int, sensor_size: tuple[int, int]
     timestamp out of order. Every problem with the content is an
     ``EventFileError`` naming ``path``.
     """
-    options = {"orientation": orientation} if orientation is not None else {}
-    events = read_events(path, format=format, sensor_size=sensor_size, **options).events
+    events = _read(path, sensor_size, format, orientation)
+    return integrate(events, path, time_steps=time_steps, sensor_size=sensor_size, split_by=split_by)
+
+
+def frames_from_windows(source: tuple[str, Sequence[tuple[int, int]]], *, time_steps: int,
+                        sensor_size: tuple[int, int], split_by: str, format: str | None = None,
+                        orientation: str | None = None) -> list[np.ndarray]:
+    """``source = (path, windows)``: read the recording once and integrate the events of each
+    window ``(start, end)`` (``start <= t < end``, microseconds), in order."""
+    path, windows = source
+    events = _read(path, sensor_size, format, orientation)
+    return [integrate(cut_window(events, window), path, time_steps=time_steps, sensor_size=sensor_size,
+                      split_by=split_by) for window in windows]
+
+
+def cut_window(events: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """The events with ``start <= t < end``, in file order (SpikingJelly cuts DVS Gesture this way)."""
+    start, end = window
+    return events[(events["t"] >= start) & (events["t"] < end)]
+
+
+def integrate(events: np.ndarray, path: str, *, time_steps: int, sensor_size, split_by: str) -> np.ndarray:
+    """``events_to_frames`` with the events time-sorted first for the time modes; errors name ``path``."""
     if split_by != "number" and len(events) > 1 and np.any(np.diff(events["t"]) < 0):
         events = sort_events(events)
     try:
         return events_to_frames(events, time_steps, sensor_size, split_by=split_by)
     except ValueError as error:
         raise EventFileError(path, f"cannot integrate into frames: {error}") from error
+
+
+def _read(path: str, sensor_size, format: str | None, orientation: str | None) -> np.ndarray:
+    options = {"orientation": orientation} if orientation is not None else {}
+    return read_events(path, format=format, sensor_size=sensor_size, **options).events
 
 
 def list_files(folder: str | os.PathLike, extensions: Sequence[str]) -> list[str]:
@@ -121,6 +154,12 @@ class EventFolderDataset(Dataset):
     ``read_events`` options ``format`` / ``orientation``); frames are cached
     under ``cache_dir/<key>`` unless ``cache_dir`` is None.
     ``source='frames'``: each path is a SpikingJelly frame cache ``.npz``.
+    ``windows``: one ``(start, end)`` per sample (microseconds) when a sample
+    is only that part of its recording; the file name is then the sample's
+    name (unique within its class).
+    ``resize`` / ``resize_mode``: see ``spikeformers.data.resize``;
+    ``sensor_size`` is then the served size and ``recording_size`` the
+    sensor's.
     """
 
     in_channels = 2
@@ -141,6 +180,9 @@ class EventFolderDataset(Dataset):
         workers: int | None = None,
         split: str = "",
         train: bool = True,
+        windows: Sequence[tuple[int, int]] | None = None,
+        resize=None,
+        resize_mode: str = "bilinear",
     ):
         if split_by not in SPLIT_MODES:
             raise ValueError(f"unknown split_by {split_by!r}; valid: {SPLIT_MODES}")
@@ -148,10 +190,15 @@ class EventFolderDataset(Dataset):
             raise ValueError(f"time_steps must be an integer >= 1; got {time_steps!r}")
         if source not in ("events", "frames"):
             raise ValueError(f"source must be 'events' or 'frames'; got {source!r}")
+        if windows is not None and (source != "events" or len(windows) != len(samples)):
+            raise ValueError("windows need source='events' and one (start, end) per sample")
         self.name = name
         self.classes = tuple(classes)
         self.num_classes = len(self.classes)
-        self.sensor_size = check_sensor_size(sensor_size)
+        self.recording_size = check_sensor_size(sensor_size)
+        self.resize = check_resize(resize, resize_mode, self.recording_size)
+        self.resize_mode = resize_mode
+        self.sensor_size = self.resize or self.recording_size
         self.time_steps = int(time_steps)
         self.split_by = split_by
         self.source = source
@@ -160,56 +207,85 @@ class EventFolderDataset(Dataset):
         self.reader = dict(reader or {})
         index = {class_name: i for i, class_name in enumerate(self.classes)}
         self.samples = [(class_name, file_name, os.fspath(path)) for class_name, file_name, path in samples]
+        self.windows = None if windows is None else [(int(start), int(end)) for start, end in windows]
         self.targets = [index[class_name] for class_name, _, _ in self.samples]
         self._relatives = [f"{class_name}/{os.path.splitext(file_name)[0]}" for class_name, file_name, _ in self.samples]
-        self._make_frames = functools.partial(
-            frames_from_file, time_steps=self.time_steps, sensor_size=self.sensor_size,
-            split_by=self.split_by, **self.reader,
-        )
+        options = dict(time_steps=self.time_steps, sensor_size=self.recording_size, split_by=self.split_by,
+                       **self.reader)
+        self._make_frames = functools.partial(frames_from_file, **options)
+        self._make_windows = functools.partial(frames_from_windows, **options)
+        self._recording = (None, None)  # (path, events): the last recording read, for windows without a cache
         self.cache = None
         if source == "events" and cache_dir is not None:
             params = {"dataset": name, "time_steps": self.time_steps, "split_by": split_by,
-                      "sensor_size": list(self.sensor_size), **self.reader, **(key_params or {})}
+                      "sensor_size": list(self.recording_size), **self.reader, **(key_params or {})}
             prefix = f"{name}_T{self.time_steps}_{split_by}"
             if self.reader.get("orientation"):
                 prefix += f"_{self.reader['orientation']}"
             self.cache = FrameCache(Path(cache_dir) / cache_key(prefix, **params), description=params)
-            self.cache.build(list(zip(self._relatives, (path for _, _, path in self.samples))),
-                             self._make_frames, workers=workers,
-                             desc=f"{name} {'train' if train else 'test'}: caching T={self.time_steps} frames")
+            desc = f"{name} {'train' if train else 'test'}: caching T={self.time_steps} frames"
+            if self.windows is None:
+                self.cache.build(list(zip(self._relatives, (path for _, _, path in self.samples))),
+                                 self._make_frames, workers=workers, desc=desc)
+            else:
+                self.cache.build_groups(self._window_jobs(), self._make_windows, workers=workers, desc=desc)
+
+    def _window_jobs(self) -> list[tuple[list[str], tuple[str, tuple]]]:
+        """One job per recording: its samples' relative names and ``(path, windows)``."""
+        groups: dict[str, tuple[list[str], list[tuple[int, int]]]] = {}
+        for relative, (_, _, path), window in zip(self._relatives, self.samples, self.windows):
+            relatives, windows = groups.setdefault(path, ([], []))
+            relatives.append(relative)
+            windows.append(window)
+        return [(relatives, (path, tuple(windows))) for path, (relatives, windows) in groups.items()]
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return torch.from_numpy(self.frames(index).astype(np.float32)), self.targets[index]
+        return resize_frames(self.frames(index), self.resize, self.resize_mode), self.targets[index]
 
     def frames(self, index: int) -> np.ndarray:
-        """The integer frames ``[T, 2, H, W]`` of sample ``index`` (from the cache when there is one)."""
+        """The integer frames ``[T, 2, H, W]`` of sample ``index`` at the recording's size
+        (from the cache when there is one; not resized)."""
         path = self.samples[index][2]
         if self.source == "frames":
             frames = read_frames_npz(path)
-            expected = (self.time_steps, 2, *self.sensor_size)
+            expected = (self.time_steps, 2, *self.recording_size)
             if frames.shape != expected:
                 raise EventFileError(path, f"'frames' has shape {frames.shape}; expected {expected}")
             return frames
         if self.cache is None:
-            return self._make_frames(path)
+            return self._frames_from_events(index)
         relative = self._relatives[index]
         try:
             return self.cache.load(relative)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             # A cache file damaged after it was written (not a half-written
             # one: those never get the final name): rebuild it.
-            frames = self._make_frames(path)
+            frames = self._frames_from_events(index)
             self.cache.save(relative, frames)
             return frames
 
+    def _frames_from_events(self, index: int) -> np.ndarray:
+        path = self.samples[index][2]
+        if self.windows is None:
+            return self._make_frames(path)
+        return integrate(self.events(index), path, time_steps=self.time_steps, sensor_size=self.recording_size,
+                         split_by=self.split_by)
+
     def events(self, index: int) -> np.ndarray:
-        """The event recording of sample ``index`` as read (not available for a frame cache source)."""
+        """The event recording of sample ``index`` as read, cut to its window if it has one
+        (not available for a frame cache source)."""
+        path = self.samples[index][2]
         if self.source == "frames":
-            raise ValueError(f"{self.name} reads a frame cache ({self.samples[index][2]}); it holds no events")
-        return read_events(self.samples[index][2], sensor_size=self.sensor_size, **self.reader).events
+            raise ValueError(f"{self.name} reads a frame cache ({path}); it holds no events")
+        if self.windows is None:
+            return _read(path, self.recording_size, self.reader.get("format"), self.reader.get("orientation"))
+        if self._recording[0] != path:  # consecutive samples mostly share a recording
+            self._recording = (path, _read(path, self.recording_size, self.reader.get("format"),
+                                           self.reader.get("orientation")))
+        return cut_window(self._recording[1], self.windows[index])
 
     def split_files(self) -> list[str]:
         """``<class>/<file name>`` of every sample, in data set order."""
@@ -240,6 +316,9 @@ class EventFolderDataset(Dataset):
 
     def describe(self) -> str:
         where = self.cache.directory if self.cache is not None else "no frame cache"
-        return (f"{self.name} {'train' if self.train else 'test'} (split {self.split!r}): {len(self)} recordings "
-                f"in {self.num_classes} classes, sensor {self.sensor_size[0]}x{self.sensor_size[1]}, "
+        size = f"sensor {self.recording_size[0]}x{self.recording_size[1]}"
+        if self.resize:
+            size += f" resized to {self.resize[0]}x{self.resize[1]} ({self.resize_mode})"
+        return (f"{self.name} {'train' if self.train else 'test'} (split {self.split!r}): {len(self)} samples "
+                f"in {self.num_classes} classes, {size}, "
                 f"T={self.time_steps}, split_by={self.split_by!r}, source {self.source}; {where}")

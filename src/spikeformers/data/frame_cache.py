@@ -15,6 +15,9 @@ so ``read_frames_npz`` reads them too), compressed (event frames are sparse).
   and renamed with ``os.replace``; a reader only ever opens final names, so a
   half-written file (a crash, a full disk, Ctrl-C) is never taken as cached.
 - **Resumable**: ``build`` skips files already cached.
+- **Grouped**: ``build_groups`` makes several cached samples from one source
+  (DVS Gesture cuts each recording into one sample per label row), reading
+  the source once.
 - **Parallel**: ``build`` runs the missing files in a process pool (or serially
   with ``workers <= 1``), with a tqdm progress bar.
 """
@@ -22,6 +25,7 @@ so ``read_frames_npz`` reads them too), compressed (event frames are sparse).
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -134,7 +138,21 @@ class FrameCache:
         error (e.g. an ``EventFileError`` naming a corrupt file) is raised
         after the pool stops; the files finished until then stay cached.
         """
-        todo = [(relative, source) for relative, source in jobs if not self.has(relative)]
+        grouped = [((relative,), source) for relative, source in jobs]
+        return self.build_groups(grouped, functools.partial(_as_group, make_frames), workers, desc)
+
+    def build_groups(
+        self,
+        jobs: Sequence[tuple[Sequence[str], object]],
+        make_all: Callable[[object], Sequence[np.ndarray]],
+        workers: int | None = None,
+        desc: str = "caching frames",
+    ) -> int:
+        """Like ``build`` for sources that hold several samples (a DVS Gesture recording cut
+        at its labels): ``jobs`` are ``(relatives, source)`` and ``make_all(source)`` returns
+        the frames of every relative, in order, so a recording is read once. A job runs when
+        any of its relatives is missing; returns how many jobs ran."""
+        todo = [(tuple(relatives), source) for relatives, source in jobs if self.missing(relatives)]
         if not todo:
             return 0
         self.write_description()
@@ -142,14 +160,14 @@ class FrameCache:
         bar = tqdm(total=len(todo), desc=desc, unit="file", disable=None, dynamic_ncols=True)
         try:
             if workers <= 1 or len(todo) == 1:
-                for relative, source in todo:
-                    _build_one(self.path(relative), source, make_frames)
+                for relatives, source in todo:
+                    _build_group([self.path(r) for r in relatives], source, make_all)
                     bar.update()
             else:
                 context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
                 with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
-                    futures = [pool.submit(_build_one, self.path(relative), source, make_frames)
-                               for relative, source in todo]
+                    futures = [pool.submit(_build_group, [self.path(r) for r in relatives], source, make_all)
+                               for relatives, source in todo]
                     try:
                         for future in concurrent.futures.as_completed(futures):
                             future.result()
@@ -167,5 +185,14 @@ def default_workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def _build_one(path: str, source: str, make_frames: Callable[[str], np.ndarray]) -> None:
-    atomic_save_frames(path, make_frames(source))
+def _as_group(make_frames: Callable[[str], np.ndarray], source: str) -> list[np.ndarray]:
+    return [make_frames(source)]
+
+
+def _build_group(paths: Sequence[str], source, make_all: Callable[[object], Sequence[np.ndarray]]) -> None:
+    all_frames = make_all(source)
+    if len(all_frames) != len(paths):
+        raise ValueError(f"{source}: made {len(all_frames)} samples, expected {len(paths)}")
+    for path, frames in zip(paths, all_frames):
+        if not os.path.isfile(path):
+            atomic_save_frames(path, frames)

@@ -7,8 +7,8 @@ class folders found there, sorted by name: the object classes plus
 ``BACKGROUND_Google`` (leave the background class out with
 ``include_background=False``). Recordings differ in size (up to about
 240x180); every one is read on the fixed ``sensor_size`` (180, 240) (H, W),
-SpikingJelly's choice; resizing the frames, as some recipes do, is left to
-the model or a transform.
+SpikingJelly's choice; ``resize=(H, W)`` with ``resize_mode`` resizes the
+frames as some recipes do (``spikeformers.data.resize``).
 
 No official split: ``'sj'`` (default; per class the first ``ceil(0.9 n)``
 files in lexicographic order train) or ``'random'`` (``seed``).
@@ -57,6 +57,8 @@ class NCaltech101(EventFolderDataset):
         include_background: bool = True,
         cache_dir: str | os.PathLike | None | bool = None,
         workers: int | None = None,
+        resize: int | tuple[int, int] | None = None,
+        resize_mode: str = "bilinear",
         seed: int = 0,
         train_fraction: float = 0.9,
     ):
@@ -98,6 +100,8 @@ class NCaltech101(EventFolderDataset):
             workers=workers,
             split=split,
             train=train,
+            resize=resize,
+            resize_mode=resize_mode,
         )
         self.root = root
         self.data_folder = folder

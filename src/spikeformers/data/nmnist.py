@@ -57,8 +57,9 @@ class NMNIST(EventFolderDataset):
 
     Options: ``split_by`` ('number', 'time', 'time_bins'), ``source`` ('auto',
     'bin', 'events_np', 'frames'), ``cache_dir`` (None: under root; False: no
-    disk cache), ``workers`` (cache build), ``expected_recordings`` (None to
-    skip the completeness warning).
+    disk cache), ``workers`` (cache build), ``resize`` / ``resize_mode``
+    (``spikeformers.data.resize``), ``expected_recordings`` (None to skip the
+    completeness warning).
     """
 
     def __init__(
@@ -72,6 +73,8 @@ class NMNIST(EventFolderDataset):
         source: str = "auto",
         cache_dir: str | os.PathLike | None | bool = None,
         workers: int | None = None,
+        resize: int | tuple[int, int] | None = None,
+        resize_mode: str = "bilinear",
         expected_recordings: int | None | bool = True,
     ):
         if root is None:
@@ -103,6 +106,8 @@ class NMNIST(EventFolderDataset):
             workers=workers,
             split=split,
             train=train,
+            resize=resize,
+            resize_mode=resize_mode,
         )
         self.root = root
         self.data_folder = folder

@@ -1,4 +1,9 @@
-"""Evaluation: top-1 / top-5 accuracy and mean loss of a model over a data loader."""
+"""Evaluation: top-1 / top-5 accuracy, mean loss, and the confusion matrix of a model over a data loader.
+
+Per-step logits ``[T, B, classes]`` (a TET model) are averaged over T
+first, as the authors evaluate. Under ``torchrun`` each process evaluates
+its share of the test set and the counts are summed.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import World
+from .losses import class_scores
+
 
 @dataclass
 class EvalResult:
@@ -15,6 +23,13 @@ class EvalResult:
     acc5: float
     loss: float
     samples: int
+    confusion: torch.Tensor | None = None  # [classes, classes]: rows are true classes, columns predictions
+
+    @property
+    def per_class_accuracy(self) -> torch.Tensor:
+        """Recall of each class (NaN for a class with no test sample)."""
+        counts = self.confusion.sum(1).double()
+        return self.confusion.diagonal().double() / counts.where(counts > 0, torch.nan)
 
 
 def to_time_major(frames: torch.Tensor) -> torch.Tensor:
@@ -23,20 +38,32 @@ def to_time_major(frames: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device) -> EvalResult:
+def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int | None = None,
+             world: World = World()) -> EvalResult:
+    """``num_classes`` sizes the confusion matrix (default: the width of the logits); under torchrun
+    pass it, since a process may have no test batch to learn it from."""
     model.eval()
-    correct1 = correct5 = 0
-    loss_sum = 0.0
-    count = 0
+    totals = torch.zeros(4, dtype=torch.float64)  # correct1, correct5, loss_sum, count
+    confusion = None
     for frames, labels in loader:
         frames = to_time_major(frames.to(device, non_blocking=True).float())
         labels = labels.to(device)
-        logits = model(frames)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        correct1 += (top[:, 0] == labels).sum().item()
-        correct5 += (top == labels[:, None]).any(dim=1).sum().item()
-        count += labels.numel()
+        logits = class_scores(model(frames)).float()
+        if confusion is None:
+            num_classes = num_classes or logits.shape[1]
+            confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        top = logits.topk(min(5, num_classes), dim=1).indices
+        totals += torch.tensor([(top[:, 0] == labels).sum().item(), (top == labels[:, None]).any(dim=1).sum().item(),
+                                F.cross_entropy(logits, labels, reduction="sum").item(), labels.numel()],
+                               dtype=torch.float64)
+        confusion += torch.bincount((labels.cpu() * num_classes + top[:, 0].cpu()),
+                                    minlength=num_classes * num_classes).view(num_classes, num_classes)
+    if world.active:  # every process takes part in the sums, even one that had no test batch
+        if confusion is None:
+            confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        world.sum_tensor(totals)
+        world.sum_tensor(confusion)
+    count = int(totals[3].item())
     if count == 0:
         raise ValueError("The evaluation data set is empty")
-    return EvalResult(correct1 / count, correct5 / count, loss_sum / count, count)
+    return EvalResult(totals[0].item() / count, totals[1].item() / count, totals[2].item() / count, count, confusion)

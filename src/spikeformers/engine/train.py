@@ -1,8 +1,16 @@
 """The training loop, readable top to bottom: config, data, model, optimiser, loop, record.
 
 ``train(cfg)`` writes into the run folder: ``config.yaml`` (the resolved
-config), ``metrics.csv`` (one row per epoch), ``last.pt`` and ``best.pt``
-(checkpoints, written atomically) and ``summary.json``.
+config), ``run.json`` (command, versions, commit, device), the split's file
+lists, ``metrics.csv`` (one row per epoch; TensorBoard logs too when
+installed), ``last.pt`` and ``best.pt`` (checkpoints, written atomically),
+and at the end ``summary.json``, ``curves.png`` (loss, accuracy, learning
+rate), ``per_class.csv`` and ``confusion.png``.
+
+The recipe's parts each live in their own module: the schedule
+(``schedule.py``), the losses (``losses.py``), augmentation
+(``augmentation.py``), the weight average (``ema.py``), several processes
+under torchrun (``distributed.py``); this file only strings them together.
 
 Nothing is lost: ``last.pt`` holds everything needed to continue (weights,
 optimiser, step, position in the epoch, random state), written at each
@@ -14,10 +22,8 @@ resumed run ends with the same weights, bit for bit, as one never stopped.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib
-import json
 import math
 import signal
 import time
@@ -26,18 +32,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from ..data.augment import random_translate
 from ..data.registry import create_dataset
 from ..models import count_parameters, create_model
-from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from . import distributed
+from .augmentation import BatchAugment
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .ema import ModelEMA
 from .evaluate import evaluate, to_time_major
+from .losses import class_scores, cross_entropy, tet_loss
+from .plots import plot_confusion, plot_curves, write_per_class
+from .record import MetricsLog, read_metrics, run_info, write_json
+from .schedule import learning_rate, schedule_time
 
 
 class NonFiniteLossError(RuntimeError):
@@ -73,9 +84,9 @@ def choose_run_dir(cfg: TrainConfig, resume: bool = False) -> Path:
                                   "or choose another --out, or pass --overwrite")
         return out
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out, suffix = Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}", 1
+    out, suffix = Path(cfg.runs_dir) / f"{cfg.model}-{cfg.dataset}-{stamp}", 1
     while out.exists():
-        out, suffix = Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}-{suffix}", suffix + 1
+        out, suffix = Path(cfg.runs_dir) / f"{cfg.model}-{cfg.dataset}-{stamp}-{suffix}", suffix + 1
     return out
 
 
@@ -99,18 +110,18 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def learning_rate(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
-    """Linear warm-up, then cosine decay from ``lr`` to ``min_lr``."""
-    if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+def epoch_batches(num_samples: int, batch_size: int, seed: int, epoch: int, drop_last: bool = False,
+                  min_size: int = 1) -> list[list[int]]:
+    """The sample indices of each (global) batch of an epoch: a function of (seed, epoch) alone.
 
-
-def epoch_batches(num_samples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The sample indices of each batch of an epoch: a function of (seed, epoch) alone."""
+    The last batch is dropped when ``drop_last`` and it is incomplete, or when
+    it has fewer than ``min_size`` samples (one per process, under torchrun).
+    """
     order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    return [order[i:i + batch_size].tolist() for i in range(0, num_samples, batch_size)]
+    batches = [order[i:i + batch_size].tolist() for i in range(0, num_samples, batch_size)]
+    if batches and (len(batches[-1]) < min_size or drop_last and len(batches[-1]) < batch_size):
+        batches.pop()
+    return batches
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -153,30 +164,89 @@ def import_plugin(name: str | None) -> None:
             raise ValueError(f"Cannot import plugin {name!r} (is its folder on PYTHONPATH?): {err}") from None
 
 
+def peak_learning_rate(cfg: TrainConfig, processes: int = 1) -> float:
+    """``lr``, or with ``lr_base_batch`` the authors' linear scaling ``lr * global batch / lr_base_batch``."""
+    if cfg.lr_base_batch:
+        return cfg.lr * cfg.batch_size * processes / cfg.lr_base_batch
+    return cfg.lr
+
+
+def limited(dataset, count: int, seed: int):
+    """A fixed random choice of ``count`` samples (all when there are fewer), keeping the data set's attributes."""
+    if count < 1:
+        raise ValueError(f"limit_samples must be >= 1, got {count}")
+    if count >= len(dataset):
+        return dataset
+    chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count].sort().values
+    subset = Subset(dataset, chosen.tolist())
+    subset.classes = getattr(dataset, "classes", None)
+    return subset
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
+    if cfg.amp_dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    return getattr(torch, cfg.amp_dtype)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    start = time.perf_counter()
+    """Train as ``cfg`` says (continuing the run in ``cfg.out`` when ``resume``); return the summary."""
     import_plugin(cfg.plugin)
-    device = resolve_device(cfg.device)
+    world, device = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, resume, world, device)
+    finally:
+        distributed.teardown(world)
+
+
+def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: torch.device) -> dict[str, Any]:
+    start = time.perf_counter()
+    main = world.is_main
     torch.manual_seed(cfg.seed)
     out = choose_run_dir(cfg, resume)
+    if world.active:  # one run folder for all processes: rank 0's (a new one is named by the clock)
+        shared = [str(out)]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        out = Path(shared[0])
 
+    # Model and data
     model_overrides = cfg.model_overrides()
-    model = create_model(cfg.model, **model_overrides).to(device)
+    model = create_model(cfg.model, **model_overrides)
+    if cfg.sync_bn and world.active:
+        model = distributed.convert_sync_batchnorm(model, device)
+    model.to(device)
     T = model.time_steps
-    train_set = create_dataset(cfg.dataset, train=True, time_steps=T, root=cfg.data_root)
-    test_set = create_dataset(cfg.dataset, train=False, time_steps=T, root=cfg.data_root)
+    train_set = create_dataset(cfg.dataset, train=True, time_steps=T, root=cfg.data_root, **cfg.dataset_options)
+    test_set = create_dataset(cfg.dataset, train=False, time_steps=T, root=cfg.data_root, **cfg.dataset_options)
     check_compatible(model, train_set, cfg.model, cfg.dataset)
+    if cfg.limit_samples is not None:
+        train_set, test_set = (limited(part, cfg.limit_samples, cfg.seed) for part in (train_set, test_set))
     if len(train_set) == 0 or len(test_set) == 0:
         raise ValueError(f"Data set {cfg.dataset} has {len(train_set)} training and {len(test_set)} test samples")
-    test_loader = DataLoader(test_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
-    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
-    n_params = count_parameters(model)
-    metrics_path = out / "metrics.csv"
-    columns = ["epoch", "lr", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5",
-               "samples_per_s", "epoch_s"]
+    test_share = Subset(test_set, world.shard(list(range(len(test_set)))))
+    test_loader = DataLoader(test_share, batch_size=cfg.batch_size, num_workers=cfg.workers)
+    global_batch = cfg.batch_size * world.size
+    steps_per_epoch = len(epoch_batches(len(train_set), global_batch, cfg.seed, 1, cfg.drop_last, world.size))
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_set)} training samples make no batch of {global_batch} (drop_last)")
+
+    # Optimiser, mixed precision, weight average, augmentation, loss
+    peak_lr = peak_learning_rate(cfg, world.size)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=peak_lr, eps=cfg.opt_eps)
+    amp_dtype = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and amp_dtype == torch.float16)
+    ema = ModelEMA(model, cfg.ema_decay) if cfg.ema else None
+    augment = BatchAugment(cfg, model.num_classes)
+
+    def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if cfg.tet:
+            return tet_loss(logits, targets, cfg.tet_lamb, label_smoothing=cfg.label_smoothing)
+        return cross_entropy(logits, targets, cfg.label_smoothing)
 
     # Where the run stands: a fresh start, or the position saved in last.pt.
     run = {"epoch": 0, "batch": 0, "step": 0, "best_acc1": -1.0, "wall_s": 0.0, "train_samples": 0,
@@ -185,115 +255,151 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         state = load_checkpoint(out / "last.pt", map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng"])
         run.update(state["run"])
-        kept = [row for row in csv.reader(metrics_path.open()) if row and row[0] != "epoch" and int(row[0]) <= run["epoch"]]
-        rows = "\n".join(",".join(row) for row in [columns] + kept) + "\n"
-        atomic_write(metrics_path, lambda f: f.write(rows.encode()))
-        print(f"resuming {out} after epoch {run['epoch']}, batch {run['batch']} (step {run['step']})")
-    else:
-        # Only now, with every setting known to work, does the run folder appear.
+        if main:
+            print(f"resuming {out} after epoch {run['epoch']}, batch {run['batch']} (step {run['step']})")
+    elif main:  # only now, with every setting known to work, does the run folder appear
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+        write_json(out / "run.json", run_info(device, world.size))
         for part in (train_set, test_set):  # the file lists of a split, so the run can be reproduced
             if hasattr(part, "write_split_files"):
                 part.write_split_files(out)
-        with metrics_path.open("w", newline="") as f:
-            csv.writer(f).writerow(columns)
-    print(f"{cfg.model}: {n_params:,} parameters, T={T} | {cfg.dataset}: {len(train_set)} train, "
-          f"{len(test_set)} test | {device} | run folder {out}")
+    log = MetricsLog(out, resume_after_epoch=run["epoch"] if resume else None) if main else None
+    world.barrier()
+    n_params = count_parameters(model)
+    if main:
+        print(f"{cfg.model}: {n_params:,} parameters, T={T} | {cfg.dataset}: {len(train_set)} train, "
+              f"{len(test_set)} test | {device}{f' x {world.size} processes' if world.active else ''} | "
+              f"run folder {out}")
+    trained = nn.parallel.DistributedDataParallel(model) if world.active else model
 
     def checkpoint(path: Path) -> None:
         run["wall_s"] = run_wall_s()
         if run["batch"]:  # mid-epoch: keep the epoch's training time so far
             run["epoch_s"] = epoch_time_before + time.perf_counter() - epoch_start
-        save_checkpoint(path, {
-            "model_name": cfg.model, "model_overrides": model_overrides, "config": dataclasses.asdict(cfg),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-            "epoch": run["epoch"], "run": dict(run),
-        })
+        if main:
+            save_checkpoint(path, {
+                "model_name": cfg.model, "model_overrides": model_overrides, "config": dataclasses.asdict(cfg),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None, "rng": torch.get_rng_state(),
+                "epoch": run["epoch"], "run": dict(run),
+            })
+        world.barrier()
 
     wall_before = run["wall_s"]
 
     def run_wall_s() -> float:
         return wall_before + time.perf_counter() - start
 
-    test = None
+    test = ema_test = None
     with StopRequest() as stop:
-        for epoch in range(run["epoch"] + 1, cfg.epochs + 1):
-            model.train()
+        for epoch in range(run["epoch"] + 1, cfg.total_epochs + 1):
+            trained.train()
             epoch_start, epoch_time_before, seen_before = time.perf_counter(), run["epoch_s"], run["seen"]
-            batches = epoch_batches(len(train_set), cfg.batch_size, cfg.seed, epoch)
-            loader = DataLoader(train_set, batch_sampler=batches[run["batch"]:], num_workers=cfg.workers,
+            first_batch = run["batch"]
+            batches = epoch_batches(len(train_set), global_batch, cfg.seed, epoch, cfg.drop_last, world.size)
+            my_batches = [world.shard(batch) for batch in batches[run["batch"]:]]
+            loader = DataLoader(train_set, batch_sampler=my_batches, num_workers=cfg.workers,
                                 pin_memory=device.type == "cuda")
-            bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=None, dynamic_ncols=True,
-                       initial=run["batch"], total=len(batches))
+            bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.total_epochs}", leave=False, dynamic_ncols=True,
+                       disable=None if main else True, initial=run["batch"], total=len(batches))
             for frames, labels in bar:
                 step = run["step"]
-                lr = learning_rate(step, total_steps, warmup_steps, cfg.lr, cfg.min_lr)
+                t = schedule_time(epoch, run["batch"], steps_per_epoch, cfg.lr_update == "step")
+                lr = learning_rate(t, cfg.epochs, cfg.warmup_epochs, peak_lr, cfg.min_lr, cfg.warmup_lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 frames = to_time_major(frames.to(device, non_blocking=True).float())
-                frames = random_translate(frames, cfg.translate, step_generator(cfg.seed, step))
                 labels = labels.to(device, non_blocking=True)
+                frames, targets = augment(frames, labels, epoch, step_generator(cfg.seed, step))
 
-                logits = model(frames)
-                loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
-                if not torch.isfinite(loss):
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+                    logits = trained(frames)
+                loss = loss_fn(logits.float(), targets)
+                (loss_value,) = world.sum(loss.item())
+                if not math.isfinite(loss_value):
                     raise NonFiniteLossError(
-                        f"Loss became {loss.item()} at epoch {epoch}, step {step}; the last good checkpoint "
-                        f"in {out} is untouched. Try a lower --lr."
-                    )
+                        f"Loss became {loss_value} at epoch {epoch}, step {step}; the last good checkpoint "
+                        f"in {out} is untouched. Try a lower --lr" + (" or --no-amp." if cfg.amp else "."))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                if cfg.clip_grad is not None:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+                scaler.step(optimizer)
+                scaler.update()
+                if ema is not None:
+                    ema.update(model)
 
                 run["step"] += 1
                 run["batch"] += 1
                 run["seen"] += labels.numel()
                 run["loss_sum"] += loss.item() * labels.numel()
-                run["correct"] += (logits.argmax(1) == labels).sum().item()
-                rate = (run["seen"] - seen_before) / max(1e-9, time.perf_counter() - epoch_start)
-                bar.set_postfix(loss=f"{run['loss_sum'] / run['seen']:.3f}",
-                                acc=f"{run['correct'] / run['seen']:.3f}", samples_s=f"{rate:.0f}")
-                if stop.signum is not None:
+                run["correct"] += (class_scores(logits).argmax(1) == labels).sum().item()
+                elapsed = time.perf_counter() - epoch_start
+                steps_left = cfg.total_epochs * steps_per_epoch - run["step"]
+                bar.set_postfix(loss=f"{run['loss_sum'] / run['seen']:.3f}", acc=f"{run['correct'] / run['seen']:.3f}",
+                                lr=f"{lr:.2e}", samples_s=f"{world.size * (run['seen'] - seen_before) / elapsed:.0f}",
+                                left=format_seconds(steps_left * elapsed / max(1, run["batch"] - first_batch)))
+                (stopping,) = world.sum(float(stop.signum is not None))
+                if stopping:
+                    signum = stop.signum or signal.SIGTERM
                     checkpoint(out / "last.pt")
-                    raise TrainingInterrupted(stop.signum, (
-                        f"Stopped by {signal.Signals(stop.signum).name} at epoch {epoch}, step {run['step']}; "
+                    raise TrainingInterrupted(signum, (
+                        f"Stopped by {signal.Signals(signum).name} at epoch {epoch}, step {run['step']}; "
                         f"checkpoint written. Continue with: spikeformers train --resume {out}"))
                 if cfg.save_every and run["step"] % cfg.save_every == 0:
                     checkpoint(out / "last.pt")
             bar.close()
             train_time = epoch_time_before + time.perf_counter() - epoch_start
-            seen = run["seen"]
+            seen, loss_sum, correct = world.sum(run["seen"], run["loss_sum"], run["correct"])
             run["train_samples"] += seen
             run["train_seconds"] += train_time
 
-            test = evaluate(model, test_loader, device)
-            is_best = test.acc1 > run["best_acc1"]
-            run["best_acc1"] = max(run["best_acc1"], test.acc1)
-            row = [epoch, lr, run["loss_sum"] / seen, run["correct"] / seen, test.loss, test.acc1, test.acc5,
-                   seen / train_time, time.perf_counter() - epoch_start]
-            with metrics_path.open("a", newline="") as f:
-                csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
-            print(f"epoch {epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {row[2]:.4f} acc {row[3]:.4f}  "
-                  f"test loss {test.loss:.4f} acc1 {test.acc1:.4f} acc5 {test.acc5:.4f}  "
-                  f"{seen / train_time:.0f} samples/s  {row[-1]:.1f}s", flush=True)
+            test = evaluate(model, test_loader, device, model.num_classes, world)
+            ema_test = evaluate(ema.module, test_loader, device, model.num_classes, world) if ema else None
+            reported = ema_test or test  # with EMA on, the average is the model a run delivers (as timm)
+            is_best = reported.acc1 > run["best_acc1"]
+            run["best_acc1"] = max(run["best_acc1"], reported.acc1)
+            row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_acc1": correct / seen,
+                   "test_loss": test.loss, "test_acc1": test.acc1, "test_acc5": test.acc5,
+                   "ema_test_acc1": ema_test.acc1 if ema_test else "", "samples_per_s": seen / train_time,
+                   "epoch_s": time.perf_counter() - epoch_start}
+            if main:
+                log.add(row, run["step"])
+                ema_text = f" (EMA {ema_test.acc1:.4f})" if ema_test else ""
+                print(f"epoch {epoch:3d}/{cfg.total_epochs}  lr {lr:.2e}  train loss {row['train_loss']:.4f} "
+                      f"acc {row['train_acc1']:.4f}  test loss {test.loss:.4f} acc1 {test.acc1:.4f}{ema_text} "
+                      f"acc5 {test.acc5:.4f}  {row['samples_per_s']:.0f} samples/s  {row['epoch_s']:.1f}s", flush=True)
 
-            run.update(epoch=epoch, batch=0, loss_sum=0.0, correct=0, seen=0, epoch_s=0.0, test_acc1=test.acc1)
+            run.update(epoch=epoch, batch=0, loss_sum=0.0, correct=0, seen=0, epoch_s=0.0, test_acc1=reported.acc1)
             checkpoint(out / "last.pt")
             if is_best:
                 checkpoint(out / "best.pt")
 
     if test is None:  # resumed a run that had already finished
-        test = evaluate(model, test_loader, device)
+        test = evaluate(model, test_loader, device, model.num_classes, world)
+        ema_test = evaluate(ema.module, test_loader, device, model.num_classes, world) if ema else None
+    reported = ema_test or test
     summary = {
-        "model": cfg.model, "dataset": cfg.dataset, "epochs": cfg.epochs, "parameters": n_params,
-        "time_steps": T, "test_acc1": test.acc1, "test_acc5": test.acc5, "best_test_acc1": run["best_acc1"],
-        "train_samples_per_s": run["train_samples"] / max(1e-9, run["train_seconds"]), "wall_s": run_wall_s(),
-        "device": str(device), "run_dir": str(out),
+        "model": cfg.model, "dataset": cfg.dataset, "epochs": cfg.total_epochs, "parameters": n_params,
+        "time_steps": T, "test_acc1": reported.acc1, "test_acc5": reported.acc5, "best_test_acc1": run["best_acc1"],
+        "ema": ema is not None, "train_samples_per_s": run["train_samples"] / max(1e-9, run["train_seconds"]),
+        "wall_s": run_wall_s(), "device": str(device), "processes": world.size, "run_dir": str(out),
     }
-    atomic_write(out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
-    print(f"done in {summary['wall_s']:.1f}s: test acc1 {test.acc1:.4f} (best {run['best_acc1']:.4f}); "
-          f"checkpoint {out / 'last.pt'}")
+    if main:
+        log.close()
+        write_json(out / "summary.json", summary)
+        names = getattr(test_set, "classes", None)
+        plot_curves(read_metrics(out / "metrics.csv"), out / "curves.png", f"{cfg.model} on {cfg.dataset}")
+        plot_confusion(reported.confusion, out / "confusion.png", names, f"{cfg.model} on {cfg.dataset} test")
+        write_per_class(reported, out / "per_class.csv", names)
+        print(f"done in {summary['wall_s']:.1f}s: test acc1 {reported.acc1:.4f} (best {run['best_acc1']:.4f}); "
+              f"checkpoint {out / 'last.pt'}")
     return summary

@@ -34,10 +34,10 @@ Authors' quirks, each an explicit option:
   default and gives other values.) Their DVS results depend on it; a model
   fed pre-resized 64x64 frames uses ``img_size=64, input_pool=1``.
 - ``tet`` (the authors' ``TET``): return per-step logits ``[T, B, classes]``
-  for the TET loss (``tet_loss`` below) instead of their mean over T. The
+  for the TET loss instead of their mean over T. The
   published CIFAR10-DVS model trained with it; evaluation uses the mean,
-  which is the default output. (``tet_loss`` belongs with the engine's
-  losses; it lives here until the engine takes per-step logits.)
+  which is the default output; ``spikeformers train --tet`` trains with it
+  (``spikeformers.engine.losses.tet_loss``).
 
 Other options: ``sps_pool_stages`` lists the stem stages followed by a
 3x3 stride-2 max-pool (the authors' ``pooling_stat``: "0011" is ``(2, 3)``);
@@ -136,20 +136,6 @@ class SpikeDrivenTransformer(SpikingClassifier):
             x = F.avg_pool2d(x.flatten(0, 1), self.input_pool)
             x = x.reshape(T, B, *x.shape[1:])
         return self.blocks(self.patch_embed(x))
-
-
-def tet_loss(
-    logits: torch.Tensor, labels: torch.Tensor, lamb: float = 0.001, means: float = 1.0,
-    label_smoothing: float = 0.1,
-) -> torch.Tensor:
-    """The authors' TET loss on per-step logits ``[T, B, classes]`` (a model built with ``tet=True``):
-    ``(1 - lamb) * mean_t CE_smooth(logits[t], labels) + lamb * MSE(logits, means)``."""
-    if logits.dim() != 3:
-        raise ValueError(f"tet_loss expects per-step logits [T, B, classes] (tet=True), got {tuple(logits.shape)}")
-    ce = torch.stack([F.cross_entropy(z, labels, label_smoothing=label_smoothing) for z in logits]).mean()
-    if lamb == 0:
-        return ce
-    return (1 - lamb) * ce + lamb * F.mse_loss(logits, torch.full_like(logits, means))
 
 
 # The authors' parameters that their forward never uses (spec section 8); dropped on conversion.
