@@ -1,6 +1,7 @@
 """Multi-process training with torchrun (gloo on CPU): two processes on batch b agree with one
 process on batch 2b, and a two-process run stopped by SIGTERM resumes to the same weights."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -25,10 +26,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_training_left_behind():
+    """A failing test must not leave its processes running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:  # torchrun and its workers share a session: stop them all
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
 def torchrun(*args):
-    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                              "--master_port", str(free_port()), "-m", "spikeformers", "train", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    STARTED.append(proc)
+    return proc
 
 
 def single(*args):

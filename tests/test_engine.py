@@ -17,7 +17,7 @@ from spikeformers.neurons import PLIF
 
 def test_every_config_field_is_a_flag_and_flags_reach_the_config():
     args = build_parser().parse_args(
-        ["train", "--epochs", "3", "--lr", "0.01", "--neuron", "plif", "--tau", "3.0", "--v-threshold", "0.7",
+        ["train", "--epochs", "3", "--lr", "0.01", "--neuron", "plif", "--tau", "3.0", "--threshold", "0.7",
          "--surrogate", "atan", "--alpha", "2.5", "--attn-threshold", "0.4", "--time-steps", "5", "--overwrite"])
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     cfg = load_config(None, **overrides)

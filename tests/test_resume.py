@@ -9,16 +9,35 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from spikeformers.engine.checkpoint import load_checkpoint
 
-ARGS = ["--epochs", "2", "--time-steps", "1", "--batch-size", "64", "--save-every", "4", "--seed", "5"]
+# The random parts of a recipe are on (augmentation, mixup, the weight average), since they must resume too.
+ARGS = ["--epochs", "2", "--time-steps", "1", "--batch-size", "64", "--save-every", "4", "--seed", "5",
+        "--hflip", "0.5", "--augment-wide", "--mixup", "0.5", "--ema", "--ema-decay", "0.9"]
+
+
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_training_left_behind():
+    """A failing test must not leave its training processes running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def start(*args):
-    return subprocess.Popen([sys.executable, "-m", "spikeformers", "train", *map(str, args)],
+    proc = subprocess.Popen([sys.executable, "-m", "spikeformers", "train", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
+    return proc
 
 
 def wait_for_step(path, step, proc, timeout=300):
@@ -70,6 +89,9 @@ def test_killed_and_stopped_runs_resume_to_identical_weights(tmp_path):
     ours, reference = final_weights(interrupted), final_weights(tmp_path / "baseline")
     assert ours.keys() == reference.keys()
     assert all(torch.equal(ours[k], reference[k]) for k in reference), "resumed weights differ"
+    ours_ema = load_checkpoint(interrupted / "last.pt")["ema"]
+    reference_ema = load_checkpoint(tmp_path / "baseline" / "last.pt")["ema"]
+    assert all(torch.equal(ours_ema[k], reference_ema[k]) for k in reference_ema), "resumed weight average differs"
     metrics = (interrupted / "metrics.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in metrics] == ["epoch", "1", "2"]
 

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from spikeformers.cli import build_parser
+from spikeformers.cli.train import config_from_args
 from spikeformers.data.registry import dataset_options, list_datasets
 from spikeformers.engine.augmentation import BatchAugment
 from spikeformers.engine.checkpoint import load_checkpoint
@@ -19,7 +20,7 @@ from spikeformers.engine.config import RECIPES_DIR, TrainConfig, list_recipes, l
 from spikeformers.engine.ema import ModelEMA
 from spikeformers.engine.losses import cross_entropy, tet_loss
 from spikeformers.engine.train import peak_learning_rate, train
-from spikeformers.models import create_model, list_models
+from spikeformers.models import list_models
 
 
 # --------------------------------------------------------------------------- recipes
@@ -54,10 +55,7 @@ def test_recipe_values_follow_the_authors_scripts():
 def test_flags_override_a_recipe_switch_booleans_off_and_merge_options():
     args = build_parser().parse_args(["train", "--config", "qkformer/cifar10_dvs", "--no-amp", "--lr", "1e-3",
                                       "--dataset-option", "split=random", "--model-option", "img_size=64"])
-    from spikeformers.cli.train import run  # noqa: F401  (the same path the command takes)
-    overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
-    overrides = {k: dict(v) if k.endswith("_options") else v for k, v in overrides.items()}
-    cfg = load_config(args.config, **overrides)
+    cfg = config_from_args(args)
     assert cfg.amp is False and cfg.lr == 1e-3 and cfg.mixup == 0.5
     assert cfg.dataset_options == {"split": "random", "split_by": "number"}
     assert cfg.model_overrides()["img_size"] == 64

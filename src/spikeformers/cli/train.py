@@ -36,17 +36,17 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML recipe (a file, or a shipped one such as spikformer/cifar10_dvs); "
                                          "flags override its values")
     for name, field in config_fields().items():
-        flag = "--" + name.replace("_", "-")
+        flags = ["--" + name.replace("_", "-"), *field.metadata.get("aliases", [])]
         kind = _flag_type(name)
         help_text = field.metadata.get("help", "")
         if kind is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif kind is dict:  # --dataset-option split=braincog --dataset-option resize=64
-            parser.add_argument(flag.removesuffix("s"), dest=name, type=parse_option, action="append",
+            parser.add_argument(flags[0].removesuffix("s"), dest=name, type=parse_option, action="append",
                                 default=None, metavar="KEY=VALUE", help=help_text)
         else:
             shown = "" if field.default is None else f" (default: {field.default})"
-            parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text + shown,
+            parser.add_argument(*flags, dest=name, type=kind, default=None, help=help_text + shown,
                                 metavar=name.upper())
 
 
@@ -54,9 +54,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 RESUMABLE_FLAGS = {"device", "workers"}
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..engine.train import TrainingInterrupted, train
-
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's config: the recipe (``--config``, the one matching ``--model`` and ``--dataset``, or the
+    resumed run's) with the flags given on top."""
     overrides = {k: v for k, v in vars(args).items() if k in config_fields() and v is not None}
     for key in ("dataset_options", "model_options"):
         if key in overrides:
@@ -69,14 +69,19 @@ def run(args: argparse.Namespace) -> int:
         recipe = Path(args.resume) / "config.yaml"
         if not recipe.is_file():
             raise FileNotFoundError(f"Nothing to resume in {args.resume}: no config.yaml there")
-        cfg = load_config(recipe, **overrides, out=args.resume)
-    else:
-        recipe = args.config
-        if recipe is None and args.model and args.dataset:  # `--model M --dataset D`: the papers' recipe
-            recipe = matching_recipe(args.model, args.dataset)
-            if recipe is not None:
-                print(f"using the recipe {recipe.parent.name}/{recipe.name} (flags override it)")
-        cfg = load_config(recipe, **overrides)
+        return load_config(recipe, **overrides, out=args.resume)
+    recipe = args.config
+    if recipe is None and args.model and args.dataset:  # `--model M --dataset D`: the papers' recipe
+        recipe = matching_recipe(args.model, args.dataset)
+        if recipe is not None:
+            print(f"using the recipe {recipe.parent.name}/{recipe.name} (flags override it)")
+    return load_config(recipe, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.train import TrainingInterrupted, train
+
+    cfg = config_from_args(args)
     try:
         train(cfg, resume=bool(args.resume))
     except TrainingInterrupted as stop:

@@ -43,7 +43,8 @@ class TrainConfig:
     # Neurons: every setting reaches every neuron the model builds
     neuron: str | None = field(default=None, metadata=_help("neuron for every layer: lif, plif, if"))
     tau: float | None = field(default=None, metadata=_help("membrane time constant of every neuron"))
-    v_threshold: float | None = field(default=None, metadata=_help("firing threshold (not the attention neuron's)"))
+    v_threshold: float | None = field(default=None, metadata=_help(
+        "firing threshold (not the attention neuron's)", aliases=["--threshold"]))
     attn_threshold: float | None = field(default=None, metadata=_help("threshold of the attention neuron"))
     surrogate: str | None = field(default=None, metadata=_help("surrogate gradient: sigmoid, atan, qgate, gate"))
     alpha: float | None = field(default=None, metadata=_help("surrogate sharpness"))
