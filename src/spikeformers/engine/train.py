@@ -49,18 +49,7 @@ from .losses import class_scores, cross_entropy, tet_loss
 from .plots import plot_confusion, plot_curves, write_per_class
 from .record import MetricsLog, read_metrics, run_info, write_json
 from .schedule import learning_rate, schedule_time
-
-
-class NonFiniteLossError(RuntimeError):
-    pass
-
-
-class TrainingInterrupted(Exception):
-    """Raised after a stop was requested by a signal and the checkpoint is written."""
-
-    def __init__(self, signum: int, message: str):
-        super().__init__(message)
-        self.signum = signum
+from .stopping import NonFiniteLossError, StopRequest, TrainingInterrupted  # noqa: F401  (raised to callers)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -127,32 +116,6 @@ def epoch_batches(num_samples: int, batch_size: int, seed: int, epoch: int, drop
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The augmentation's random stream for one step: a function of (seed, step) alone."""
     return torch.Generator().manual_seed(seed * 1_000_003 + 999_983 + step)
-
-
-class StopRequest:
-    """Turns SIGTERM / SIGINT into a flag the loop checks after each step (a second signal stops at once)."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self):
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self.previous[signum] = signal.signal(signum, self.handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    def handle(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-        print(f"\n{signal.Signals(signum).name}: finishing this step, then writing a checkpoint", flush=True)
-
-    def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
 
 
 def import_plugin(name: str | None) -> None:
