@@ -3,20 +3,28 @@
 Writes synthetic CIFAR10-DVS-sized recordings (about 200k events each, DVS128
 addresses, big-endian AEDAT 2.0 with a jAER header, as the originals) to a
 temporary folder, then converts every file to ``[T, 2, 128, 128]`` frames
-with both libraries, side by side in one process, alternating the order
-in each round:
+three ways, side by side in one process:
 
-- spikeformers: ``read_events(path)`` then ``events_to_frames(events, T, sensor_size, split_by)``;
 - SpikingJelly: ``cifar10_dvs._load_origin_data(path)`` (its CIFAR10-DVS
   AEDAT loader) then ``utils.integrate_events_by_fixed_frames_number`` (its
-  integrator), the two steps its ``CIFAR10DVS`` data set runs to build frames.
+  integrator), the two steps its ``CIFAR10DVS`` data set runs to build frames;
+- spikeformers ``read_event_frames(path, T, split_by)``: the direct path
+  (addresses looked up as frame pixels, no event array), what a frame cache
+  needs;
+- spikeformers ``read_events(path)`` then ``events_to_frames(events, T,
+  sensor_size, split_by)``: the general two-step path through the event array.
 
-A third column times ``sketch``: a fused decoder written here only to show
-where the time can go (a suggestion for the readers and frames modules, not
-library code). All three produce the same frames (checked for every file
-before timing). A stage's time is the sum over the files of each file's
-best of ``--rounds`` rounds (the least disturbed by other processes on a
-shared machine); ratios are SpikingJelly's time over ours.
+All three give the same frames (checked for every file and setting before
+any timing). In each round each path converts every file, one path after the
+other (as a data set conversion runs one path over many files: another
+library's allocations in between would change what the allocator and the
+caches hold), in an order that alternates between rounds, so the paths share
+the load of other processes; a path's time for a file is its median over
+``--rounds`` rounds, and the table sums those medians over the files. Ratios are
+SpikingJelly's time over ours (above 1: we are faster): of wall-clock times
+(the headline), and of the CPU time of this thread (``time.thread_time``),
+which leaves out the time other processes hold the cores on a shared
+machine.
 
 SpikingJelly needs ``torchvision``, and its ``spikingjelly.datasets``
 package imports every data set module (h5py, torchaudio, ...). The two
@@ -51,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeformers.data import events_to_frames, read_events
+from spikeformers.data.readers import read_event_frames
 
 HEADER = (
     b"#!AER-DAT2.0\r\n"
@@ -94,7 +103,13 @@ def import_spikingjelly():
     return cifar10_dvs._load_origin_data, utils.integrate_events_by_fixed_frames_number, version("spikingjelly")
 
 
-def ours(path, time_steps, split_by):
+def direct(path, time_steps, split_by):
+    started = time.perf_counter()
+    frames = read_event_frames(path, time_steps, split_by)
+    return frames, time.perf_counter() - started, 0.0
+
+
+def two_step(path, time_steps, split_by):
     started = time.perf_counter()
     events, sensor_size = read_events(path)
     read = time.perf_counter()
@@ -102,7 +117,7 @@ def ours(path, time_steps, split_by):
     return frames, read - started, time.perf_counter() - read
 
 
-def theirs(path, time_steps, split_by, load, integrate):
+def spikingjelly(path, time_steps, split_by, load, integrate):
     started = time.perf_counter()
     events = load(path)
     read = time.perf_counter()
@@ -110,48 +125,11 @@ def theirs(path, time_steps, split_by, load, integrate):
     return frames, read - started, time.perf_counter() - read
 
 
-def _sketch_lookup_table() -> np.ndarray:
-    """Flat frame-pixel index ``(p*128 + y)*128 + x`` of every 16-bit DVS128 address, in
-    SpikingJelly's orientation; -1 for external events (bit 15)."""
-    address = np.arange(1 << 16)
-    x, y, p = 127 - ((address >> 8) & 0x7F), 127 - ((address >> 1) & 0x7F), 1 - (address & 1)
-    return np.where(address & 0x8000, -1, (p * 128 + y) * 128 + x).astype(np.int32)
-
-
-SKETCH_TABLE = _sketch_lookup_table()
-
-
-def sketch(path, time_steps, split_by):
-    """A sketch of a fused AEDAT 2.0 -> frames path (benchmark code, not the library's):
-    one table lookup turns each address into its frame pixel, so no per-field decoding,
-    no structured event array, and one small bincount per frame. Same frames as both above."""
-    started = time.perf_counter()
-    data = Path(path).read_bytes()
-    body = 0
-    while data.startswith(b"#", body):
-        body = data.index(b"\n", body) + 1
-    words = np.frombuffer(data, dtype=">u4", offset=body).reshape(-1, 2)
-    address = words[:, 0]
-    if address.max() > 0xFFFF:
-        raise ValueError(f"{path}: not a DVS128 recording")
-    pixel = np.take(SKETCH_TABLE, address)  # np.take: a faster gather than fancy indexing
-    timestamps = words[:, 1]
-    if len(pixel) and pixel.min() < 0:  # external events: drop them
-        kept = pixel >= 0
-        pixel, timestamps = pixel[kept], timestamps[kept]
-    read = time.perf_counter()
-    count = len(pixel)
-    if split_by == "number":
-        starts = np.arange(time_steps) * (count // time_steps)
-    else:  # 'time' (sorted timestamps, as events_to_frames requires)
-        t = timestamps.astype(np.int64)
-        window = (t[-1] - t[0]) // time_steps
-        starts = np.searchsorted(t, t[0] + np.arange(time_steps) * window, "left")
-    ends = np.append(starts[1:], count)
-    frames = np.empty((time_steps, 2 * 128 * 128), dtype=np.int32)
-    for j in range(time_steps):
-        frames[j] = np.bincount(pixel[starts[j]:ends[j]], minlength=2 * 128 * 128)
-    return frames.reshape(time_steps, 2, 128, 128), read - started, time.perf_counter() - read
+PATHS = {
+    "SpikingJelly": "SpikingJelly `_load_origin_data` + `integrate_events_by_fixed_frames_number`",
+    "direct": "spikeformers `read_event_frames`",
+    "two_step": "spikeformers `read_events` + `events_to_frames`",
+}
 
 
 def main():
@@ -161,14 +139,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--T", type=int, nargs="+", default=[16, 10])
     parser.add_argument("--split-by", nargs="+", default=["number", "time"])
-    parser.add_argument("--profile", action="store_true", help="also profile this project's path")
+    parser.add_argument("--profile", action="store_true", help="also profile this project's two paths")
     args = parser.parse_args()
 
     load, integrate, sj_version = import_spikingjelly()
-    with open("/proc/loadavg") as handle:
-        load_before = handle.read().split()[:3]
     print(f"python {platform.python_version()}, numpy {np.__version__}, spikingjelly {sj_version}, "
-          f"cpus {os.cpu_count()}, load average before: {' '.join(load_before)}")
+          f"cpus {os.cpu_count()}, load average before: {load_average()}")
 
     with tempfile.TemporaryDirectory() as folder:
         rng = np.random.default_rng(0)
@@ -177,59 +153,59 @@ def main():
             write_recording(path, args.events, rng)
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
         print(f"{args.files} AEDAT 2.0 files, {args.events} events each ({megabytes:.1f} MB), "
-              f"best of {args.rounds} rounds\n")
-
-        print("| T | split_by | stage | spikeformers Mevents/s | SpikingJelly Mevents/s | "
-              "spikeformers samples/s | SpikingJelly samples/s | ratio (SJ time / ours) | "
-              "ratio of the fused sketch |")
+              f"median of {args.rounds} rounds per file, summed over the files\n")
+        print("| T | split_by | path | ms per file | of which reading | Mevents/s | samples/s | "
+              "ratio (SJ time / this) | ratio of CPU times |")
         print("|" + "---|" * 9)
         for time_steps in args.T:
             for split_by in args.split_by:
-                paths_by = {
-                    "ours": lambda path: ours(path, time_steps, split_by),
-                    "theirs": lambda path: theirs(path, time_steps, split_by, load, integrate),
-                    "sketch": lambda path: sketch(path, time_steps, split_by),
+                convert = {
+                    "SpikingJelly": lambda path: spikingjelly(path, time_steps, split_by, load, integrate),
+                    "direct": lambda path: direct(path, time_steps, split_by),
+                    "two_step": lambda path: two_step(path, time_steps, split_by),
                 }
-                for path in paths:  # same frames before any timing
-                    reference = paths_by["theirs"](path)[0]
-                    for who in ("ours", "sketch"):
-                        if not np.array_equal(paths_by[who](path)[0], reference):
+                for path in paths:  # the same frames before any timing
+                    reference = convert["SpikingJelly"](path)[0]
+                    for who in ("direct", "two_step"):
+                        if not np.array_equal(convert[who](path)[0], reference):
                             sys.exit(f"{who}: frames differ for {path.name}, T={time_steps}, split_by={split_by}")
-                # Per file and stage, the best of the rounds; the three paths run back to back
-                # on each file (order alternating), so they see the same load from other processes.
-                fastest = {who: np.full((len(paths), 2), np.inf) for who in paths_by}
+                # seconds[who][round, file] = (wall read, wall frames, CPU time of this thread)
+                seconds = {who: np.zeros((args.rounds, len(paths), 3)) for who in convert}
                 for round_index in range(args.rounds):
-                    order = list(paths_by) if round_index % 2 == 0 else list(reversed(paths_by))
-                    for index, path in enumerate(paths):
-                        for who in order:
-                            _, read_s, frame_s = paths_by[who](path)
-                            fastest[who][index] = np.minimum(fastest[who][index], (read_s, frame_s))
-                best = {who: times.sum(0) for who, times in fastest.items()}
-                for stage, index in {"read": 0, "frames": 1}.items():
-                    _row(time_steps, split_by, stage, best["ours"][index], best["theirs"][index],
-                         best["sketch"][index], args)
-                _row(time_steps, split_by, "read + frames", sum(best["ours"]), sum(best["theirs"]),
-                     sum(best["sketch"]), args)
+                    order = list(convert) if round_index % 2 == 0 else list(reversed(convert))
+                    for who in order:
+                        for index, path in enumerate(paths):
+                            cpu_started = time.thread_time()
+                            _, read_s, frames_s = convert[who](path)
+                            seconds[who][round_index, index] = read_s, frames_s, time.thread_time() - cpu_started
+                wall = {who: np.median(s[..., 0] + s[..., 1], axis=0).sum() for who, s in seconds.items()}
+                reading = {who: np.median(s[..., 0], axis=0).sum() for who, s in seconds.items()}
+                cpu = {who: np.median(s[..., 2], axis=0).sum() for who, s in seconds.items()}
+                for who in convert:
+                    total = wall[who]
+                    read = "-" if who == "direct" else f"{reading[who] / args.files * 1e3:.2f}"
+                    ratios = ("1 | 1" if who == "SpikingJelly" else
+                              f"**{wall['SpikingJelly'] / total:.2f}x** | {cpu['SpikingJelly'] / cpu[who]:.2f}x")
+                    print(f"| {time_steps} | {split_by} | {PATHS[who]} | {total / args.files * 1e3:.2f} | {read} | "
+                          f"{args.files * args.events / total / 1e6:.1f} | {args.files / total:,.1f} | {ratios} |")
 
         if args.profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            for path in paths:
-                ours(path, args.T[0], args.split_by[0])
-            profiler.disable()
-            print(f"\nprofile of this project's path (T={args.T[0]}, split_by={args.split_by[0]}), "
-                  f"top functions by own time:")
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+            for name, convert in (("read_event_frames", direct), ("read_events + events_to_frames", two_step)):
+                profiler = cProfile.Profile()
+                profiler.enable()
+                for path in paths:
+                    convert(path, args.T[0], args.split_by[0])
+                profiler.disable()
+                print(f"\nprofile of {name} (T={args.T[0]}, split_by={args.split_by[0]}), "
+                      "top functions by own time:")
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(8)
 
+    print("load average after:", load_average())
+
+
+def load_average() -> str:
     with open("/proc/loadavg") as handle:
-        print("load average after:", " ".join(handle.read().split()[:3]))
-
-
-def _row(time_steps, split_by, stage, ours_s, theirs_s, sketch_s, args):
-    events = args.files * args.events
-    print(f"| {time_steps} | {split_by} | {stage} | {events / ours_s / 1e6:.1f} | {events / theirs_s / 1e6:.1f} | "
-          f"{args.files / ours_s:,.1f} | {args.files / theirs_s:,.1f} | **{theirs_s / ours_s:.2f}x** | "
-          f"{theirs_s / sketch_s:.2f}x |")
+        return " ".join(handle.read().split()[:3])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from .frames import SPLIT_MODES, events_to_frames
 from .imagenet import ImageNet
 from .ncaltech101 import NCaltech101
 from .nmnist import NMNIST
-from .readers import EventFileError, EventRecording, read_events, read_frames_npz
+from .readers import EventFileError, EventRecording, read_event_frames, read_events, read_frames_npz
 from .registry import create_dataset, dataset_options, list_datasets, register_dataset
 from .resize import RESIZE_MODES, resize_frames
 from .splits import SPLITS
@@ -36,6 +36,7 @@ __all__ = [
     "SPLITS",
     "EventFileError",
     "EventRecording",
+    "read_event_frames",
     "read_events",
     "read_frames_npz",
     "check_event_fields",

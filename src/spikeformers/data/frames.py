@@ -26,6 +26,14 @@ How events are assigned to the T frames (``split_by``):
 The two time modes need events sorted by ``t`` and raise otherwise (sort with
 ``sort_events``); rather than guess whether the caller meant array order or
 time order, the error makes them choose.
+
+How it is computed (the counts are the definition's, only faster): every
+event gets its pixel index ``(p*H + y)*W + x`` within a frame; since the
+frames are consecutive runs of the event array (by index for 'number', by
+``np.searchsorted`` on the sorted timestamps for the time modes), each frame
+is one ``np.bincount`` over its slice, and no per-event frame index is ever
+built. Readers that decode addresses straight into pixel indices (the AEDAT
+2.0 frame path of ``read_event_frames``) call ``count_frames`` directly.
 """
 
 from __future__ import annotations
@@ -50,45 +58,71 @@ def events_to_frames(
     Empty recordings give all-zero frames.
     """
     check_event_fields(events)
+    check_frame_options(time_steps, split_by)
+    height, width = check_sensor_size(sensor_size)
+    if len(events) == 0:
+        return np.zeros((time_steps, 2, height, width), dtype=np.int32)
+
+    x = _checked_coordinates(events["x"], "x", width, sensor_size)
+    y = _checked_coordinates(events["y"], "y", height, sensor_size)
+    p = _checked_polarities(events["p"])
+    timestamps = None if split_by == "number" else np.ascontiguousarray(_integer_column(events["t"]))
+    return count_frames(lambda start, end: pixel_index(x[start:end], y[start:end], p[start:end], height, width),
+                        len(events), time_steps, (height, width), split_by, timestamps)
+
+
+def check_frame_options(time_steps, split_by: str) -> None:
+    """A clear ValueError unless ``time_steps`` is an int >= 1 and ``split_by`` one of ``SPLIT_MODES``."""
     if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)):
         raise ValueError(f"time_steps must be an integer >= 1; got {time_steps!r}")
     if time_steps < 1:
         raise ValueError(f"time_steps must be >= 1; got {time_steps}")
     if split_by not in SPLIT_MODES:
         raise ValueError(f"unknown split_by {split_by!r}; valid: {SPLIT_MODES}")
-    height, width = check_sensor_size(sensor_size)
-
-    frames_shape = (time_steps, 2, height, width)
-    if len(events) == 0:
-        return np.zeros(frames_shape, dtype=np.int32)
-
-    x = events["x"].astype(np.int64)
-    y = events["y"].astype(np.int64)
-    p = events["p"].astype(np.int64)
-    _check_coordinates(x, "x", width, sensor_size)
-    _check_coordinates(y, "y", height, sensor_size)
-    if p.min() < 0 or p.max() > 1:
-        bad = np.unique(p[(p < 0) | (p > 1)])
-        raise ValueError(f"p must be 0 (OFF) or 1 (ON); got other values {bad[:5].tolist()}")
-
-    frame_index = _frame_index(events, time_steps, split_by)
-    kept = frame_index < time_steps  # 'time_bins' marks dropped events with T
-    flat_index = ((frame_index * 2 + p) * height + y) * width + x
-    # bincount adds every event, also repeats at one pixel (indexed += would not).
-    counts = np.bincount(flat_index[kept], minlength=int(np.prod(frames_shape)))
-    return counts.reshape(frames_shape).astype(np.int32)
 
 
-def _frame_index(events: np.ndarray, time_steps: int, split_by: str) -> np.ndarray:
-    """The frame each event falls in; ``time_steps`` marks an event that is dropped."""
-    num_events = len(events)
+def pixel_index(x: np.ndarray, y: np.ndarray, p: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(p*H + y)*W + x`` for in-range integer columns: each event's place in one
+    flattened ``[2, H, W]`` frame (``np.intp``, what ``np.bincount`` counts)."""
+    index = np.multiply(y, width, dtype=np.intp)
+    index += x
+    index += np.multiply(p, height * width, dtype=np.intp)
+    return index
+
+
+def count_frames(pixels_between, num_events: int, time_steps: int, sensor_size: tuple[int, int],
+                 split_by: str, timestamps: np.ndarray | None = None) -> np.ndarray:
+    """The ``[T, 2, H, W]`` int32 counts of ``num_events`` events, as ``events_to_frames``.
+
+    ``pixels_between(start, end)`` gives the events ``start..end-1`` as indices
+    into a flattened ``[2, H, W]`` frame (see ``pixel_index``), all in range.
+    Asking frame by frame keeps every temporary small, which matters as much
+    as the arithmetic: large fresh arrays cost page faults on every file.
+    ``timestamps``: the events' integer times, for the time modes only, which
+    raise unless they are sorted.
+    """
+    height, width = sensor_size
+    frame_size = 2 * height * width
+    frames = np.zeros((time_steps, frame_size), dtype=np.int32)
+    starts, ends = frame_bounds(num_events, time_steps, split_by, timestamps)
+    for frame, (start, end) in enumerate(zip(starts, ends)):
+        if end > start:
+            # bincount adds every event, also repeats at one pixel (indexed += would not).
+            frames[frame] = np.bincount(pixels_between(start, end), minlength=frame_size)
+    return frames.reshape(time_steps, 2, height, width)
+
+
+def frame_bounds(num_events: int, time_steps: int, split_by: str,
+                 timestamps: np.ndarray | None = None) -> tuple[list[int], list[int]]:
+    """``(starts, ends)``: frame j holds the events ``[starts[j], ends[j])`` (module docstring)."""
     if split_by == "number":
-        per_frame = num_events // time_steps
-        if per_frame == 0:
-            return np.full(num_events, time_steps - 1, dtype=np.int64)
-        return np.minimum(np.arange(num_events) // per_frame, time_steps - 1)
+        per_frame = num_events // time_steps  # 0: every event lands in the last frame
+        starts = [frame * per_frame for frame in range(time_steps)]
+        return starts, starts[1:] + [num_events]
 
-    t = events["t"].astype(np.int64)
+    t = timestamps
+    if num_events == 0:
+        return [0] * time_steps, [0] * time_steps
     if np.any(t[1:] < t[:-1]):
         first = int(np.flatnonzero(t[1:] < t[:-1])[0]) + 1
         raise ValueError(
@@ -96,16 +130,16 @@ def _frame_index(events: np.ndarray, time_steps: int, split_by: str) -> np.ndarr
             f"(t={t[first]}) comes before event {first - 1} (t={t[first - 1]}); "
             "sort them first with spikeformers.data.sort_events"
         )
-    window = (t[-1] - t[0]) // time_steps
-    if window == 0:
-        # Every window [t0, t0) is empty: 'time' extends the last one over all
-        # events, 'time_bins' keeps nothing.
-        fill = time_steps - 1 if split_by == "time" else time_steps
-        return np.full(num_events, fill, dtype=np.int64)
-    frame_index = (t - t[0]) // window
-    if split_by == "time":
-        return np.minimum(frame_index, time_steps - 1)
-    return np.minimum(frame_index, time_steps)  # 'time_bins': past the end -> dropped
+    first_time = int(t[0])
+    window = (int(t[-1]) - first_time) // time_steps
+    # Window edges t0 + j*dt (j = 0..T) lie within [t0, t_last], so they fit t's
+    # dtype: searching with that dtype spares a converted copy of t.
+    edges = np.array([first_time + frame * window for frame in range(time_steps + 1)], dtype=t.dtype)
+    bounds = np.searchsorted(t, edges, side="left").tolist()
+    # 'time' extends the last window to the end of the recording (with dt = 0
+    # the empty windows [t0, t0) leave it every event); 'time_bins' drops the rest.
+    last_end = num_events if split_by == "time" else bounds[-1]
+    return bounds[:-1], bounds[1:-1] + [last_end]
 
 
 def check_sensor_size(sensor_size) -> tuple[int, int]:
@@ -119,11 +153,38 @@ def check_sensor_size(sensor_size) -> tuple[int, int]:
     return height, width
 
 
-def _check_coordinates(values: np.ndarray, name: str, limit: int, sensor_size) -> None:
+def _integer_column(values: np.ndarray) -> np.ndarray:
+    """The column as it is when its integers fit int64 exactly, else converted to int64
+    (floats truncated, as ``astype`` does)."""
+    kind = values.dtype.kind
+    if kind == "i" or (kind == "u" and values.dtype.itemsize < 8):
+        return values
+    return values.astype(np.int64)
+
+
+def _as_unsigned(values: np.ndarray) -> np.ndarray:
+    """Signed integers viewed as unsigned: negatives become huge, so one ``max``
+    checks both ends of a range ``[0, limit)``."""
+    if values.dtype.kind == "i":
+        return values.view(values.dtype.str.replace("i", "u"))
+    return values
+
+
+def _checked_coordinates(values: np.ndarray, name: str, limit: int, sensor_size) -> np.ndarray:
+    values = _integer_column(values)
+    if _as_unsigned(values).max() < limit:
+        return values
     if values.max() >= limit:
         raise ValueError(
             f"event {name} coordinates reach {values.max()}, outside sensor_size="
             f"{tuple(sensor_size)} (H, W), which allows {name} < {limit}"
         )
-    if values.min() < 0:
-        raise ValueError(f"event {name} coordinates go down to {values.min()}; they must be >= 0")
+    raise ValueError(f"event {name} coordinates go down to {values.min()}; they must be >= 0")
+
+
+def _checked_polarities(p: np.ndarray) -> np.ndarray:
+    p = _integer_column(p)
+    if _as_unsigned(p).max() > 1:
+        bad = np.unique(p[(p < 0) | (p > 1)])
+        raise ValueError(f"p must be 0 (OFF) or 1 (ON); got other values {bad[:5].tolist()}")
+    return p

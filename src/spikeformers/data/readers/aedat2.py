@@ -23,48 +23,142 @@ Timestamps are returned as recorded (file order, no sorting, no correction of
 the 32-bit wrap-around after ~71 minutes, which CIFAR10-DVS recordings of
 ~1.3 s never reach). A header without events (e.g. a header-only file) gives
 zero events and the DVS128 size.
+
+Decoding views the body as records of the address's big-endian 16-bit halves
+and the timestamp: the high half of every address must be zero, the low half
+is the DVS128 address itself. ``read_aedat2`` decodes it into x, y, p
+with a few bit operations; ``read_aedat2_frames`` looks each address up in a
+32,768-entry table of frame pixel indices, frame by frame, so that framing
+needs no event array at all.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from ._common import EventFileError, EventRecording, build_events, check_record_length, split_text_header
+from ..events import EVENT_DTYPE
+from ..frames import count_frames
+from ._common import (EventFileError, EventRecording, check_inside, check_record_length,
+                      resolve_sensor_size, split_text_header)
 
 MAGIC = b"#!AER-DAT2.0"
 SENSOR_SIZE = (128, 128)
 ORIENTATIONS = ("spikingjelly", "raw")
+EXTERNAL_EVENT = 0x8000  # address bit 15
+
+# One 8-byte event, with views that overlap: the address's high and low halves,
+# the timestamp, and the address bytes as a little-endian word for a single
+# bitwise-OR test of bits 15..31 (``_NOT_PLAIN``: big-endian bytes 0, 1 and
+# the top bit of byte 2).
+_RECORD = np.dtype({
+    "names": ["address_high", "address", "timestamp", "address_bytes"],
+    "formats": [">u2", ">u2", ">u4", "<u4"],
+    "offsets": [0, 2, 4, 0],
+    "itemsize": 8,
+})
+_NOT_PLAIN = int(np.frombuffer(b"\xff\xff\x80\x00", dtype="<u4")[0])
 
 
-def read_aedat2(path, data: bytes, *, sensor_size=None, orientation=None,
+def read_aedat2(path, data, *, sensor_size=None, orientation=None,
                 allow_truncated: bool = False) -> EventRecording:
+    orientation = _check_orientation(orientation)
+    lines, records = _records(path, data, allow_truncated)
+    if not _is_plain(records):
+        _check_dvs128(path, lines, records)
+        records = records[records["address"] < EXTERNAL_EVENT]  # drop external events
+
+    events = np.empty(len(records), dtype=EVENT_DTYPE)
+    events["t"] = records["timestamp"]
+    events["x"], events["y"], events["p"] = decode_addresses(records["address"], orientation)
+    if sensor_size is None:
+        return EventRecording(events, SENSOR_SIZE)  # 7-bit x and y always fit
+    size = resolve_sensor_size(path, sensor_size, SENSOR_SIZE)
+    check_inside(path, events["x"], events["y"], size)
+    return EventRecording(events, size)
+
+
+def read_aedat2_frames(path, data, time_steps: int, split_by: str, *, sensor_size=None,
+                       orientation=None, allow_truncated: bool = False) -> np.ndarray | None:
+    """The frames of ``events_to_frames`` (time modes: of the events in stable time
+    order), computed without an event array; None when the file needs
+    ``read_aedat2``: an address beyond DVS128 (an error it reports) or a
+    ``sensor_size`` smaller than 128x128 (events may fall outside it)."""
+    orientation = _check_orientation(orientation)
+    _, records = _records(path, data, allow_truncated)
+    if not _is_plain(records):
+        if records["address_high"].any():
+            return None
+        records = records[records["address"] < EXTERNAL_EVENT]  # drop external events
+    size = SENSOR_SIZE if sensor_size is None else resolve_sensor_size(path, sensor_size, SENSOR_SIZE)
+    if size[0] < SENSOR_SIZE[0] or size[1] < SENSOR_SIZE[1]:
+        return None
+    address = records["address"]
+    t = None
+    if split_by != "number":
+        t = records["timestamp"].astype(np.uint32)
+        if np.any(t[1:] < t[:-1]):
+            order = np.argsort(t, kind="stable")
+            address, t = address[order], t[order]
+    table = _pixel_table(orientation, *size)
+    # np.take: a faster gather than fancy indexing.
+    return count_frames(lambda start, end: np.take(table, address[start:end]), len(address),
+                        time_steps, size, split_by, t)
+
+
+def decode_addresses(address: np.ndarray, orientation: str):
+    """``(x, y, p)`` (uint16) of 15-bit DVS128 addresses in ``orientation``."""
+    if orientation == "spikingjelly":
+        # x = 127 - y_raw, y = 127 - x_raw, p = 1 - p_raw: on 7-bit and 1-bit
+        # fields, subtracting from all ones is flipping every bit.
+        address = address ^ np.uint16(0x7FFF)
+        return (address >> 8) & 0x7F, (address >> 1) & 0x7F, address & 1
+    return (address >> 1) & 0x7F, (address >> 8) & 0x7F, address & 1
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_table(orientation: str, height: int, width: int) -> np.ndarray:
+    """For every address below bit 15, its event's index ``(p*H + y)*W + x`` in a
+    flattened ``[2, H, W]`` frame (H, W >= 128), as ``np.intp`` for ``np.bincount``."""
+    address = np.arange(EXTERNAL_EVENT, dtype=np.uint16)
+    x, y, p = (field.astype(np.intp) for field in decode_addresses(address, orientation))
+    table = (p * height + y) * width + x
+    table.flags.writeable = False
+    return table
+
+
+def _check_orientation(orientation):
     orientation = "spikingjelly" if orientation is None else orientation
     if orientation not in ORIENTATIONS:
         raise ValueError(f"unknown orientation {orientation!r}; valid: {ORIENTATIONS}")
+    return orientation
+
+
+def _records(path, data, allow_truncated: bool):
+    """``(header lines, the events as a _RECORD array viewing data)``."""
     lines, body_start = split_text_header(data, path, MAGIC)
     count = check_record_length(path, len(data) - body_start, 8, "AEDAT 2.0", allow_truncated)
-    words = np.frombuffer(data, dtype=">u4", count=2 * count, offset=body_start).reshape(count, 2)
-    address = words[:, 0].astype(np.int64)
-    timestamp = words[:, 1].astype(np.int64)
+    return lines, np.frombuffer(data, dtype=_RECORD, count=count, offset=body_start)
 
-    high = np.flatnonzero(address >> 16)
-    if high.size:
-        first = int(high[0])
-        chips = [line.decode("ascii", "replace") for line in lines if b"AEChip" in line]
-        chip = f" (the header names {chips[0].lstrip('# ')!r})" if chips else ""
-        raise EventFileError(
-            path,
-            f"event {first} has address 0x{int(address[first]):08x}, which uses bits above 15: "
-            f"not a DVS128 address{chip}; this reader decodes the DVS128 layout of CIFAR10-DVS "
-            f"({high.size} such events)",
-        )
-    kept = (address & 0x8000) == 0  # bit 15: external event
-    address = address[kept]
-    x_raw = (address >> 1) & 0x7F
-    y_raw = (address >> 8) & 0x7F
-    p_raw = address & 1
-    if orientation == "spikingjelly":
-        x, y, p = 127 - y_raw, 127 - x_raw, 1 - p_raw
-    else:
-        x, y, p = x_raw, y_raw, p_raw
-    return build_events(path, timestamp[kept], x, y, p, sensor_size, default_size=SENSOR_SIZE)
+
+def _is_plain(records) -> bool:
+    """No address uses bits 15..31 (the usual case, tested in one pass)."""
+    return not len(records) or not np.bitwise_or.reduce(records["address_bytes"]) & _NOT_PLAIN
+
+
+def _check_dvs128(path, lines, records) -> None:
+    """An ``EventFileError`` naming the first address that uses bits 16..31, if any."""
+    high = np.flatnonzero(records["address_high"])
+    if not high.size:
+        return
+    first = int(high[0])
+    address = (int(records["address_high"][first]) << 16) | int(records["address"][first])
+    chips = [line.decode("ascii", "replace") for line in lines if b"AEChip" in line]
+    chip = f" (the header names {chips[0].lstrip('# ')!r})" if chips else ""
+    raise EventFileError(
+        path,
+        f"event {first} has address 0x{address:08x}, which uses bits above 15: "
+        f"not a DVS128 address{chip}; this reader decodes the DVS128 layout of CIFAR10-DVS "
+        f"({high.size} such events)",
+    )
