@@ -1,6 +1,7 @@
 """TIM: the CIFAR10-DVS model computed exactly as the spec's layer table (`shared/specs/tim.md`,
 sections 2-4) says, with the released code's thresholds and with the written ones; the quirk's
-consequence for the TIM output; the parameter count; and every neuron setting reaching every neuron."""
+consequence for the TIM output; the parameter count; every neuron setting reaching every neuron; and
+the authors' checkpoints (spec section 8's keys) converting, or refused whole."""
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 
 import spikeformers.models.tim as tim_models  # registers the configurations
 from spikeformers.layers.tim import TemporalInteraction, TimSelfAttention
+from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
 from spikeformers.models.registry import count_parameters, create_model, list_models, model_entry
 from spikeformers.neurons import IF, LIF, PLIF, neuron_factory
 
@@ -298,3 +300,107 @@ def test_temporal_interaction_names_its_token_count():
         tim(torch.zeros(4, 2, 16, 64, 16))
     with pytest.raises(ValueError, match="odd"):
         TemporalInteraction(16, neuron_factory("lif"), kernel_size=4)
+
+
+def authors_state_dict_shapes():
+    """Spec section 8: the authors' 170 state_dict entries and shapes, in registration order
+    (every braincog neuron adds a scalar ``threshold`` and ``act_fun.alpha``)."""
+    def bn(prefix, c):
+        return [(f"{prefix}.{n}", (c,)) for n in ("weight", "bias", "running_mean", "running_var")] + \
+            [(f"{prefix}.num_batches_tracked", ())]
+
+    def neuron(name):
+        return [(f"{name}.threshold", ()), (f"{name}.act_fun.alpha", ())]
+
+    keys = []
+    for suffix, c_in, c_out in [("", 2, 32), ("1", 32, 64), ("2", 64, 128), ("3", 128, 256)]:
+        keys += [(f"patch_embed.proj_conv{suffix}.weight", (c_out, c_in, 3, 3))]
+        keys += bn(f"patch_embed.proj_bn{suffix}", c_out) + neuron(f"patch_embed.proj_lif{suffix}")
+    keys += [("patch_embed.rpe_conv.weight", (256, 256, 3, 3))] + bn("patch_embed.rpe_bn", 256)
+    keys += neuron("patch_embed.rpe_lif")
+    for j in range(2):
+        a, m = f"block.{j}.attn", f"block.{j}.mlp"
+        keys += [(f"block.{j}.norm1.weight", (256,)), (f"block.{j}.norm1.bias", (256,))]
+        for p in "qkv":
+            keys += [(f"{a}.{p}_conv.weight", (256, 256, 1))] + bn(f"{a}.{p}_bn", 256) + neuron(f"{a}.{p}_lif")
+        keys += neuron(f"{a}.res_lif") + neuron(f"{a}.attn_lif")
+        keys += [(f"{a}.proj_conv.weight", (256, 256, 1))] + bn(f"{a}.proj_bn", 256) + neuron(f"{a}.proj_lif")
+        keys += [(f"{a}.TIM.interactor.weight", (16, 16, 5)), (f"{a}.TIM.interactor.bias", (16,))]
+        keys += neuron(f"{a}.TIM.in_lif") + neuron(f"{a}.TIM.out_lif")
+        keys += [(f"block.{j}.norm2.weight", (256,)), (f"block.{j}.norm2.bias", (256,))]
+        keys += [(f"{m}.fc1_conv.weight", (1024, 256, 1)), (f"{m}.fc1_conv.bias", (1024,))] + bn(f"{m}.fc1_bn", 1024)
+        keys += neuron(f"{m}.fc1_lif")
+        keys += [(f"{m}.fc2_conv.weight", (256, 1024, 1)), (f"{m}.fc2_conv.bias", (256,))] + bn(f"{m}.fc2_bn", 256)
+        keys += neuron(f"{m}.fc2_lif")
+    keys += [("head.weight", (10, 256)), ("head.bias", (10,))]
+    return keys
+
+
+def authors_checkpoint():
+    """Random tensors under the authors' names; the neurons' scalars as the released code stores them."""
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape in authors_state_dict_shapes():
+        if key.endswith(".threshold"):
+            state[key] = torch.tensor(1.0)
+        elif key.endswith(".act_fun.alpha"):
+            state[key] = torch.tensor(4.0)
+        elif key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(123)
+        else:
+            state[key] = torch.randn(shape, generator=g)
+    return state
+
+
+def test_authors_state_dict_has_the_specs_170_entries_and_parameter_count():
+    shapes = authors_state_dict_shapes()
+    assert len(shapes) == 170
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    assert sum(torch.Size(s).numel() for k, s in shapes if not k.endswith(buffers)) == 2_570_844
+
+
+def test_authors_checkpoint_converts_and_loads(tmp_path, recwarn):
+    authors = authors_checkpoint()
+    torch.save({"state_dict": {"module." + k: v for k, v in authors.items()}, "epoch": 3}, tmp_path / "tim.pth")
+    model = create_model("tim_dvs", official_quirks=True, checkpoint_path=tmp_path / "tim.pth")  # every key checked
+    assert not [w for w in recwarn if "thresholds" in str(w.message)]  # the released thresholds: no warning
+    pairs = [
+        (model.patch_embed.stages[0].conv_bn.conv.weight, "patch_embed.proj_conv.weight"),
+        (model.patch_embed.stages[3].conv_bn.bn.running_var, "patch_embed.proj_bn3.running_var"),
+        (model.patch_embed.rpe[0].bn.bias, "patch_embed.rpe_bn.bias"),
+        (model.blocks[1].attn.tim.interactor.weight, "block.1.attn.TIM.interactor.weight"),
+        (model.blocks[0].attn.tim.interactor.bias, "block.0.attn.TIM.interactor.bias"),
+        (model.blocks[1].attn.proj.bn.num_batches_tracked, "block.1.attn.proj_bn.num_batches_tracked"),
+        (model.blocks[0].mlp.fc2.linear.bias, "block.0.mlp.fc2_conv.bias"),
+        (model.head.fc.weight, "head.weight"),
+    ]
+    for ours, theirs in pairs:
+        assert torch.equal(ours, authors[theirs]), theirs
+    # Conv1d kernels [out, in, 1] -> Linear weights
+    assert torch.equal(model.blocks[0].attn.k.linear.weight, authors["block.0.attn.k_conv.weight"][..., 0])
+    assert torch.equal(model.blocks[1].mlp.fc1.linear.weight, authors["block.1.mlp.fc1_conv.weight"][..., 0])
+
+
+def test_authors_checkpoint_in_the_paper_model_warns_of_its_thresholds(tmp_path):
+    torch.save(authors_checkpoint(), tmp_path / "tim.pth")
+    with pytest.warns(UserWarning, match=r"block.0.attn.attn_lif.threshold = 1 \(model: 0.5\).*"
+                                         r"block.0.attn.TIM.in_lif.threshold = 1 \(model: 0.3\).*official_quirks=True"):
+        model = create_model("tim_dvs", checkpoint_path=tmp_path / "tim.pth")
+    assert model.blocks[0].attn.attn_neuron.v_threshold == 0.5  # loaded, as built
+
+
+def test_mismatched_authors_checkpoint_is_refused_whole(tmp_path):
+    authors = authors_checkpoint()
+    authors["block.1.attn.TIM.interactor.weight"] = torch.zeros(9, 9, 5)  # the 48x48 (9-token) interactor
+    authors["block.0.attn.talking_heads.weight"] = torch.zeros(1)
+    del authors["head.bias"]
+    torch.save(authors, tmp_path / "bad.pth")
+    model = create_model("tim_dvs", official_quirks=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError) as err:
+        load_weights(model, tmp_path / "bad.pth")
+    message = str(err.value)
+    assert "1 missing: head.fc.bias" in message
+    assert "1 unexpected: block.0.attn.talking_heads.weight" in message
+    assert "1 mis-shaped: blocks.1.attn.tim.interactor.weight: checkpoint (9, 9, 5) vs model (16, 16, 5)" in message
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing loaded

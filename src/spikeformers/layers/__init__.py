@@ -8,6 +8,8 @@ from .attention import BatchLeakNeuron, SpikingSelfAttention
 from .block import Block
 from .folded import ConvBN, LinearBN
 from .head import ClassifierHead
+from .meta_attention import PaddedBatchNorm, RepConv, RepConvBN, RepConvSelfAttention
+from .meta_conv import MetaConvBlock, SeparableConv, SpikingDownsample
 from .mlp import SpikingMLP
 from .patch_embed import ConvBNSpike, SpikingPatchSplitting
 from .scs_stem import SCSStage, SpikingConvolutionalStem
@@ -35,6 +37,9 @@ __all__ = [
     "MembranePatchEmbed", "SpikeDrivenSelfAttention", "MembraneMLP", "SpikingTokenMeanHead",
     # TIM
     "TemporalInteraction", "TimSelfAttention",
+    # Meta-SpikeFormer (Spike-driven Transformer V2)
+    "SpikingDownsample", "SeparableConv", "MetaConvBlock", "PaddedBatchNorm", "RepConv", "RepConvBN",
+    "RepConvSelfAttention",
     # Spikformer V2
     "SpikingConvolutionalStem", "SCSStage",
     # Spikingformer

@@ -1,7 +1,8 @@
 """Model families (one file per paper) and the registry that builds them by name."""
 
-from . import qkformer, sglformer, spike_driven, spikformer, spikformer_v2, spikingformer, tim  # noqa: F401  (register their configurations)
+from . import meta_spikeformer, qkformer, sglformer, spike_driven, spikformer, spikformer_v2, spikingformer, tim  # noqa: F401  (register their configurations)
 from .base import SpikingClassifier
+from .meta_spikeformer import MetaSpikeFormer
 from .qkformer import QKFormer
 from .sglformer import SGLFormer
 from .registry import count_parameters, create_model, list_models, model_entry, register_model
@@ -14,4 +15,4 @@ from .tim import TIMSpikformer
 __all__ = ["create_model", "list_models", "register_model", "model_entry", "count_parameters",
            "SpikingClassifier", "Spikformer", "SpikeDrivenTransformer", "QKFormer",
            "TIMSpikformer", "SpikformerV2",
-           "Spikingformer", "SGLFormer"]
+           "Spikingformer", "SGLFormer", "MetaSpikeFormer"]

@@ -45,6 +45,10 @@ changes every other neuron but not those; set ``attn_threshold``,
 ``tim_in_threshold`` or ``tim_out_threshold`` to change them (an explicit
 value wins over ``official_quirks``).
 
+Checkpoints of the released code (no trained one is published) load with
+``create_model('tim_dvs', official_quirks=True, checkpoint_path=FILE)``: the
+converter below renames the authors' keys and drops their unused tensors.
+
 Input size: TIM's interactor treats the tokens as channels, so it is built
 for the token count of ``img_size`` (16 at 64x64, where it equals the
 authors' ``dim // num_heads``); the model accepts only that size (a
@@ -55,6 +59,8 @@ re-implementation does (spec sections 4 and 9).
 
 from __future__ import annotations
 
+import re
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -64,6 +70,7 @@ from ..layers import Block, ClassifierHead, SpikingMLP, SpikingPatchSplitting
 from ..layers.tim import TimSelfAttention
 from ..neurons import neuron_factory
 from .base import SpikingClassifier
+from .checkpoints import StateDict, register_converter, rename_state_dict
 from .registry import register_model
 
 # The thresholds the authors write for their attention and TIM neurons.
@@ -121,6 +128,56 @@ class TIMSpikformer(SpikingClassifier):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Tokens ``[T, B, N, D]`` after the last block, for an already checked input."""
         return self.blocks(self.patch_embed(x))
+
+
+# The authors' tensors that the forward never reads (spec section 8): the blocks' LayerNorms and every
+# braincog neuron's two scalar Parameters (its threshold and its surrogate's alpha).
+_UNUSED = re.compile(r"^(block\.\d+\.norm[12]\.(weight|bias)|.+_lif\d?\.(threshold|act_fun\.alpha))$")
+_RENAMES = [  # authors' key -> ours (spec section 8)
+    (re.compile(r"^patch_embed\.proj_(conv|bn)(\d?)\.(.+)$"),
+     lambda m: f"patch_embed.stages.{m[2] or 0}.conv_bn.{m[1]}.{m[3]}"),
+    (re.compile(r"^patch_embed\.rpe_(conv|bn)\.(.+)$"), lambda m: f"patch_embed.rpe.0.{m[1]}.{m[2]}"),
+    (re.compile(r"^block\.(\d+)\.(attn|mlp)\.(q|k|v|proj|fc1|fc2)_conv\.(.+)$"),
+     lambda m: f"blocks.{m[1]}.{m[2]}.{m[3]}.linear.{m[4]}"),
+    (re.compile(r"^block\.(\d+)\.(attn|mlp)\.(q|k|v|proj|fc1|fc2)_bn\.(.+)$"),
+     lambda m: f"blocks.{m[1]}.{m[2]}.{m[3]}.bn.{m[4]}"),
+    (re.compile(r"^block\.(\d+)\.attn\.TIM\.interactor\.(weight|bias)$"),
+     lambda m: f"blocks.{m[1]}.attn.tim.interactor.{m[2]}"),
+    (re.compile(r"^head\.(weight|bias)$"), lambda m: f"head.fc.{m[1]}"),
+]
+# The neurons whose thresholds the paper and the released code disagree on: authors' name -> ours.
+_QUIRK_NEURONS = re.compile(r"^block\.(\d+)\.attn\.(attn_lif|TIM\.in_lif|TIM\.out_lif)\.threshold$")
+_OUR_NEURON = {"attn_lif": "attn_neuron", "TIM.in_lif": "tim.in_neuron", "TIM.out_lif": "tim.out_neuron"}
+
+
+@register_converter(TIMSpikformer)
+def convert_official_tim(official: StateDict, model: TIMSpikformer) -> StateDict:
+    """Fancyssc/TIM (= BrainCog ``examples/TIM``) state_dicts to this model's keys.
+
+    The unused LayerNorms and the neurons' scalar ``threshold`` / ``act_fun.alpha``
+    Parameters are dropped; Conv1d kernels ``[out, in, 1]`` become Linear weights.
+    The thresholds a checkpoint stores are the ones its neurons fired at (1.0
+    everywhere in the released code, which ignores the written 0.5 / 0.3 / 0.5):
+    where the attention or TIM neurons of ``model`` have other thresholds, a
+    warning names them and points to ``official_quirks=True``, the model that
+    computes what the checkpoint was trained with. Unknown keys are kept, so
+    that the loader reports them.
+    """
+    modules = dict(model.named_modules())
+    differing = []
+    for key, value in official.items():
+        m = _QUIRK_NEURONS.match(key)
+        if m is None or value.numel() != 1:
+            continue
+        ours = modules.get(f"blocks.{m[1]}.attn.{_OUR_NEURON[m[2]]}")
+        if ours is not None and abs(float(value) - ours.v_threshold) > 1e-6:
+            differing.append(f"{key} = {float(value):g} (model: {ours.v_threshold:g})")
+    if differing:
+        warnings.warn(
+            "The checkpoint's neurons fired at other thresholds than this model's: " + "; ".join(differing)
+            + ". Its weights are loaded; build the model with official_quirks=True to compute what it was "
+            "trained with.", stacklevel=3)
+    return rename_state_dict(official, _RENAMES, model, unused=_UNUSED)
 
 
 PAPER = "TIM (IJCAI 2024)"
