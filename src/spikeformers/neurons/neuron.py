@@ -15,7 +15,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .multistep import MultiStepNeuron, NeuronSpec
+from .kernels import multistep
+from .multistep import NeuronSpec
 from .surrogate import get_surrogate
 
 
@@ -31,6 +32,10 @@ class LIF(nn.Module):
     ``detach_mem`` (BrainCog's ``mem_detach``) stops it through ``v[t-1]``,
     leaving no gradient across time. ``alpha=None`` takes the surrogate's own
     default (4.0 for ``sigmoid``, the value of Spikformer and its successors).
+
+    The recurrence runs on the fastest kernel for the input's device (a fused
+    C++ kernel on the CPU, Triton on CUDA; ``neurons/kernels``), or on the one
+    named by ``SPIKEFORMERS_NEURON_BACKEND``; all give the same spikes.
     """
 
     kind = "lif"
@@ -78,7 +83,7 @@ class LIF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1 or x.shape[0] == 0:
             raise ValueError(f"{type(self).__name__} expects a sequence [T, ...] with T >= 1, got shape {tuple(x.shape)}")
-        return MultiStepNeuron.apply(x, self._decay_parameter(), self.spec)
+        return multistep(x, self._decay_parameter(), self.spec)
 
     def extra_repr(self) -> str:
         reset = "soft" if self.v_reset is None else f"v_reset={self.v_reset}"

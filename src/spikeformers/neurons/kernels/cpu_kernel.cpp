@@ -1,0 +1,343 @@
+// Fused multi-step LIF / PLIF / IF for the CPU: one pass over T forward, one backward.
+//
+// x is [T, N] (N neurons, contiguous). Forward writes only the spikes; backward
+// recomputes the membrane from the saved input, a cache-sized chunk of neurons
+// at a time, so nothing but x is kept between the two passes. Threads split the
+// neurons (each neuron's recurrence is sequential in t, neurons are independent).
+//
+// Exactness: the membrane is computed with the very operations, in the very order,
+// of the Python reference (spikeformers/neurons/kernels/reference.py), and the file
+// is compiled with -ffp-contract=off, so no fused multiply-add changes a rounding:
+// spikes are identical to the reference's, value for value. Half-precision inputs
+// are integrated in float32 (acc_t), float64 in float64.
+
+#include <torch/extension.h>
+
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <type_traits>
+#include <sys/mman.h>
+#include <vector>
+
+namespace {
+
+// One element in and out of memory in the accumulation type. bfloat16 goes through
+// its bits so that the compiler can vectorise the conversion.
+template <typename scalar_t, typename acc_t>
+inline acc_t load(const scalar_t* p, int64_t i) {
+  return static_cast<acc_t>(p[i]);
+}
+template <>
+inline float load<c10::BFloat16, float>(const c10::BFloat16* p, int64_t i) {
+  uint32_t bits = static_cast<uint32_t>(p[i].x) << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+template <typename scalar_t, typename acc_t>
+inline void store(scalar_t* p, int64_t i, acc_t value) {
+  p[i] = static_cast<scalar_t>(value);
+}
+template <>
+inline void store<c10::BFloat16, float>(c10::BFloat16* p, int64_t i, float value) {
+  // Round to nearest even, as c10::BFloat16 does; NaN stays a quiet NaN.
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  p[i].x = static_cast<uint16_t>(value != value ? 0x7fc0u : rounded);
+}
+
+// The static settings, already in the accumulation type. The charge is written so
+// that LIF, PLIF and IF are one expression with exact neutral constants:
+//   decay_input:     h = v + ((x - (v - rest)) * mul) / div
+//   not decay_input: h = (v - ((v - rest) * mul) / div) + x
+// LIF: mul 1, div tau; PLIF: mul k, div 1; IF: not decay_input, mul 0, div 1.
+// Multiplying or dividing by 1 and adding 0 are exact, so each kind rounds exactly
+// as its own textbook formula does. The reset is v = fired ? h * keep - sub : h,
+// with keep 1, sub threshold (soft) or keep 0, sub -v_reset (hard): again exact.
+template <typename acc_t>
+struct Settings {
+  acc_t mul, div, rest, threshold, keep, sub;
+  // backward
+  acc_t decay;        // dh[t+1]/dv[t]; 0 with detach_mem
+  acc_t reset_grad;   // 1, or 0 with detach_reset: weight of the spike's path through the reset
+  acc_t v_reset;      // hard reset level (unused for soft)
+  acc_t x_mul, x_div; // dh/dx = x_mul / x_div
+  acc_t alpha;
+  bool decay_input;
+};
+
+template <bool DECAY_INPUT, typename acc_t>
+inline acc_t charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
+  if constexpr (DECAY_INPUT) return v + ((x - (v - s.rest)) * s.mul) / s.div;
+  return (v - ((v - s.rest) * s.mul) / s.div) + x;
+}
+
+template <typename acc_t>
+inline acc_t after_spike(const Settings<acc_t>& s, acc_t h, bool fired) {
+  return fired ? h * s.keep - s.sub : h;
+}
+
+// exp for the sigmoid surrogate. libm's expf is a scalar call that stops the compiler from
+// vectorising the backward loop, where it is most of the work; this one is a few branch-free
+// operations: e^x = 2^n * e^r with n = round(x / ln 2), |r| <= ln(2)/2, e^r by its Taylor
+// series to r^7 (truncation error below 5e-9, under one float ulp). Surrogates need not be
+// exact (the tests hold float32 gradients to 1e-6); float64 keeps std::exp.
+inline float surrogate_exp(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);  // e^x stays a normal float
+  const float round = 12582912.0f;            // 1.5 * 2^23: adding it rounds to an integer
+  const float n = (x * 1.44269504f + round) - round;
+  const float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;  // ln 2 in two parts
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+inline double surrogate_exp(double x) { return std::exp(x); }
+
+enum SurrogateKind { kSigmoid = 0, kAtan = 1, kQGate = 2, kGate = 3, kGiven = 4 };
+
+template <int SURROGATE, typename acc_t>
+inline acc_t surrogate(acc_t u, acc_t alpha) {
+  if (SURROGATE == kSigmoid) {
+    acc_t sg = acc_t(1) / (acc_t(1) + surrogate_exp(-alpha * u));
+    return alpha * sg * (acc_t(1) - sg);
+  } else if (SURROGATE == kAtan) {
+    acc_t z = acc_t(M_PI / 2.0) * alpha * u;
+    return (alpha / acc_t(2)) / (acc_t(1) + z * z);
+  } else if (SURROGATE == kQGate) {
+    acc_t a = std::abs(u);
+    return a > acc_t(1) / alpha ? acc_t(0) : alpha - alpha * alpha * a;
+  } else {  // kGate
+    return std::abs(u) < acc_t(1) / alpha ? acc_t(1) : acc_t(0);
+  }
+}
+
+// A new tensor for a kernel output. A large one is fresh memory from the system, and its
+// first touch (a page fault and a zeroed page per 4 KiB) can cost more than the kernel's
+// arithmetic; asking for transparent huge pages turns that into one fault per 2 MiB.
+// Only a hint, and only for memory this kernel is about to write in full.
+torch::Tensor empty_output(torch::IntArrayRef sizes, const torch::TensorOptions& options) {
+  torch::Tensor t = torch::empty(sizes, options);
+  const uintptr_t huge = uintptr_t(1) << 21;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t first = (begin + huge - 1) & ~(huge - 1), last = (begin + t.nbytes()) & ~(huge - 1);
+#ifdef MADV_HUGEPAGE
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
+  return t;
+}
+
+// Neurons per chunk: the backward keeps the chunk's T membranes in a local buffer,
+// sized to stay in a core's L2 cache.
+int64_t chunk_size(int64_t T, int64_t elem_size) {
+  int64_t c = (int64_t(1) << 19) / (T * elem_size);
+  c = std::max<int64_t>(64, std::min<int64_t>(4096, c));
+  return c / 64 * 64;
+}
+
+// The loops below branch only on template parameters, so each compiles to straight-line
+// code that the compiler can vectorise.
+template <bool DECAY_INPUT, bool SPIKES, bool H_LOCAL, bool H_FULL, typename scalar_t, typename acc_t>
+void forward_loop(const Settings<acc_t>& s, const scalar_t* x, scalar_t* spikes, acc_t* h_local, acc_t* h_full,
+                  int64_t T, int64_t N, int64_t start, int64_t len, acc_t* v) {
+  for (int64_t i = 0; i < len; ++i) v[i] = s.rest;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t base = t * N + start;
+    for (int64_t i = 0; i < len; ++i) {
+      const acc_t h = charge<DECAY_INPUT>(s, v[i], load<scalar_t, acc_t>(x, base + i));
+      const bool fired = h >= s.threshold;
+      if constexpr (SPIKES) store<scalar_t, acc_t>(spikes, base + i, fired ? acc_t(1) : acc_t(0));
+      if constexpr (H_LOCAL) h_local[t * len + i] = h;  // the chunk's own [T, len] buffer
+      if constexpr (H_FULL) h_full[base + i] = h;       // the whole [T, N] tensor
+      v[i] = after_spike(s, h, fired);
+    }
+  }
+}
+
+// One chunk of neurons [start, start + len) over all T: writes the spikes (and h into the
+// [T, N] tensor h_full) when spikes is given, else only h into the chunk buffer h_local.
+template <typename scalar_t, typename acc_t>
+void forward_chunk(const Settings<acc_t>& s, const scalar_t* x, scalar_t* spikes, acc_t* h_local, acc_t* h_full,
+                   int64_t T, int64_t N, int64_t start, int64_t len, acc_t* v) {
+  auto run = [&](auto decay_input) {
+    constexpr bool D = decltype(decay_input)::value;
+    if (!spikes)
+      forward_loop<D, false, true, false>(s, x, spikes, h_local, h_full, T, N, start, len, v);
+    else if (h_full)
+      forward_loop<D, true, false, true>(s, x, spikes, h_local, h_full, T, N, start, len, v);
+    else
+      forward_loop<D, true, false, false>(s, x, spikes, h_local, h_full, T, N, start, len, v);
+  };
+  if (s.decay_input)
+    run(std::true_type{});
+  else
+    run(std::false_type{});
+}
+
+}  // namespace
+
+// spikes, and the membrane h (in the compute type) when save_h: backward needs it
+// only for a surrogate that is not built in, whose derivative Python computes.
+std::vector<torch::Tensor> forward(torch::Tensor x, bool decay_input, double mul, double div, double rest,
+                                   double threshold, double keep, double sub, bool save_h) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && x.device().is_cpu(), "x must be a contiguous CPU tensor [T, N]");
+  const int64_t T = x.size(0), N = x.size(1);
+  auto spikes = empty_output(x.sizes(), x.options());
+  const auto compute_type = x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  torch::Tensor h = save_h ? empty_output({T, N}, x.options().dtype(compute_type)) : torch::Tensor();
+  AT_DISPATCH_FLOATING_TYPES_AND2(torch::kBFloat16, torch::kHalf, x.scalar_type(), "lif_forward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    Settings<acc_t> s{};
+    s.mul = acc_t(mul); s.div = acc_t(div); s.rest = acc_t(rest); s.threshold = acc_t(threshold);
+    s.keep = acc_t(keep); s.sub = acc_t(sub); s.decay_input = decay_input;
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t* sp = spikes.data_ptr<scalar_t>();
+    acc_t* hp = save_h ? h.data_ptr<acc_t>() : nullptr;
+    const int64_t C = 4096;
+    const int64_t chunks = (N + C - 1) / C;
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> v(C);
+      for (int64_t c = begin; c < end; ++c) {
+        const int64_t start = c * C, len = std::min(C, N - start);
+        forward_chunk<scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data());
+      }
+    });
+  });
+  return {spikes, h};
+}
+
+namespace {
+
+template <int SURROGATE, bool SOFT, bool GRAD_K, typename scalar_t, typename acc_t>
+void backward_chunk(const Settings<acc_t>& s, const scalar_t* grad_spikes, const scalar_t* x, const acc_t* h_given,
+                    const acc_t* sg_given, scalar_t* grad_x, int64_t T, int64_t N, int64_t start, int64_t len,
+                    acc_t* hbuf, acc_t* v, acc_t* carry, double& grad_k) {
+  // The chunk's membranes, recomputed from x (or read back when Python kept them).
+  const acc_t* h = hbuf;
+  int64_t hstride = len;
+  if (h_given) {
+    h = h_given + start;
+    hstride = N;
+  } else {
+    forward_chunk<scalar_t, acc_t>(s, x, nullptr, hbuf, nullptr, T, N, start, len, v);
+  }
+  for (int64_t i = 0; i < len; ++i) carry[i] = acc_t(0);
+  double k_sum = 0.0;
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const int64_t base = t * N + start;
+    const acc_t* ht = h + t * hstride;
+    const acc_t* hprev = t > 0 ? h + (t - 1) * hstride : nullptr;
+    for (int64_t i = 0; i < len; ++i) {
+      const acc_t hv = ht[i];
+      const acc_t sg = SURROGATE == kGiven ? sg_given[base + i] : surrogate<SURROGATE, acc_t>(hv - s.threshold, s.alpha);
+      const bool fired = hv >= s.threshold;
+      // dv[t]/dh[t]: what of the membrane survives the reset, plus the spike's path through it.
+      acc_t dv_dh;
+      if constexpr (SOFT)  // v = h - threshold * s
+        dv_dh = acc_t(1) - s.reset_grad * s.threshold * sg;
+      else                 // hard: v = h * (1 - s) + v_reset * s
+        dv_dh = (fired ? acc_t(0) : acc_t(1)) + s.reset_grad * (s.v_reset - hv) * sg;
+      // carry holds dL/dh[t+1]; it reaches h[t] through the leak and the reset.
+      const acc_t gh = load<scalar_t, acc_t>(grad_spikes, base + i) * sg + carry[i] * s.decay * dv_dh;
+      carry[i] = gh;
+      store<scalar_t, acc_t>(grad_x, base + i, (gh * s.x_mul) / s.x_div);
+      if constexpr (GRAD_K) {
+        // dh[t]/dk = x[t] - (v[t-1] - rest) (decay_input) or -(v[t-1] - rest)
+        const acc_t leak = hprev ? after_spike(s, hprev[i], hprev[i] >= s.threshold) - s.rest : acc_t(0);
+        const acc_t dk = s.decay_input ? load<scalar_t, acc_t>(x, base + i) - leak : -leak;
+        k_sum += static_cast<double>(gh * dk);
+      }
+    }
+  }
+  grad_k += k_sum;
+}
+
+template <int SURROGATE, typename scalar_t>
+void backward_impl(const Settings<at::opmath_type<scalar_t>>& s, const torch::Tensor& grad_spikes,
+                   const torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& sg, torch::Tensor& grad_x,
+                   bool want_grad_k, double& grad_k) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t T = x.size(0), N = x.size(1);
+  const int64_t C = chunk_size(T, sizeof(acc_t));
+  const int64_t chunks = (N + C - 1) / C;
+  const scalar_t* gp = grad_spikes.data_ptr<scalar_t>();
+  const scalar_t* xp = x.data_ptr<scalar_t>();
+  const acc_t* hp = h.defined() ? h.data_ptr<acc_t>() : nullptr;
+  const acc_t* sgp = sg.defined() ? sg.data_ptr<acc_t>() : nullptr;
+  scalar_t* gxp = grad_x.data_ptr<scalar_t>();
+  // One partial sum per chunk, added in chunk order: the decay gradient does not
+  // depend on how threads were scheduled.
+  std::vector<double> partial(chunks, 0.0);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> hbuf(hp ? 0 : T * C), v(C), carry(C);
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t start = c * C, len = std::min(C, N - start);
+      auto run = [&](auto soft, auto grad_k) {
+        backward_chunk<SURROGATE, decltype(soft)::value, decltype(grad_k)::value, scalar_t, acc_t>(
+            s, gp, xp, hp, sgp, gxp, T, N, start, len, hbuf.data(), v.data(), carry.data(), partial[c]);
+      };
+      const bool soft = s.keep == acc_t(1);
+      if (soft && want_grad_k) run(std::true_type{}, std::true_type{});
+      else if (soft) run(std::true_type{}, std::false_type{});
+      else if (want_grad_k) run(std::false_type{}, std::true_type{});
+      else run(std::false_type{}, std::false_type{});
+    }
+  });
+  for (double p : partial) grad_k += p;
+}
+
+}  // namespace
+
+// grad_x and, for PLIF, dL/dk summed in float64 (a 0-dim float64 tensor).
+std::vector<torch::Tensor> backward(torch::Tensor grad_spikes, torch::Tensor x, std::optional<torch::Tensor> h_opt,
+                                    std::optional<torch::Tensor> sg_opt,
+                                    bool decay_input, double mul, double div, double rest, double threshold,
+                                    double keep, double sub, double decay, double reset_grad, double v_reset,
+                                    double x_mul, double x_div, int64_t surrogate_kind, double alpha,
+                                    bool want_grad_k) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && grad_spikes.is_contiguous() &&
+                  grad_spikes.sizes() == x.sizes() && grad_spikes.scalar_type() == x.scalar_type(),
+              "grad_spikes and x must be contiguous [T, N] tensors of one dtype");
+  const torch::Tensor h = h_opt.value_or(torch::Tensor()), sg = sg_opt.value_or(torch::Tensor());
+  TORCH_CHECK(surrogate_kind != kGiven || (sg.defined() && h.defined()), "a surrogate that is not built in needs its values");
+  auto grad_x = empty_output(x.sizes(), x.options());
+  double grad_k = 0.0;
+  AT_DISPATCH_FLOATING_TYPES_AND2(torch::kBFloat16, torch::kHalf, x.scalar_type(), "lif_backward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    Settings<acc_t> s{};
+    s.mul = acc_t(mul); s.div = acc_t(div); s.rest = acc_t(rest); s.threshold = acc_t(threshold);
+    s.keep = acc_t(keep); s.sub = acc_t(sub); s.decay_input = decay_input;
+    s.decay = acc_t(decay); s.reset_grad = acc_t(reset_grad); s.v_reset = acc_t(v_reset);
+    s.x_mul = acc_t(x_mul); s.x_div = acc_t(x_div); s.alpha = acc_t(alpha);
+    switch (surrogate_kind) {
+      case kSigmoid: backward_impl<kSigmoid, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
+      case kAtan: backward_impl<kAtan, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
+      case kQGate: backward_impl<kQGate, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
+      case kGate: backward_impl<kGate, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
+      case kGiven: backward_impl<kGiven, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
+      default: TORCH_CHECK(false, "unknown surrogate kind ", surrogate_kind);
+    }
+  });
+  return {grad_x, torch::tensor(grad_k, torch::kDouble)};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward, "multi-step neuron forward: spikes (and h)");
+  m.def("backward", &backward, "multi-step neuron backward: grad_x, grad_k");
+}
