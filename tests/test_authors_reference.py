@@ -19,7 +19,8 @@ import torch
 from spikeformers.models import create_model
 
 REFERENCE_DIR = Path(__file__).parent / "data" / "authors_reference"
-MODELS = ["spikformer_dvs", "spike_driven_dvs", "qkformer_dvs", "tim_dvs", "spikingformer_dvs", "sglformer_dvs"]
+MODELS = ["spikformer_dvs", "spike_driven_dvs", "qkformer_dvs", "tim_dvs", "spikingformer_dvs", "sglformer_dvs",
+          "meta_spikformer"]  # file stems; each file names its registered model
 LOGIT_ATOL = 1e-9  # float64: two faithful implementations differ only by rounding
 GRAD_RTOL = 1e-6  # relative to the largest reference gradient entry
 
@@ -74,21 +75,33 @@ def test_references_are_not_degenerate(name):
         assert (ref[f"{mode}_grad_sampled"] != 0).double().mean() > 0.9
 
 
-@pytest.mark.parametrize("name, option", [
-    ("qkformer_dvs", dict(ssa_batch_leak=False)),  # the SSA output LIF integrating over T*B, not over T
-    ("tim_dvs", dict(official_quirks=False)),  # the thresholds as written (attention 0.5, TIM 0.3 / 0.5)
-    ("spike_driven_dvs", dict(erode="spatial")),  # 3x3 erode over (H, W), not over flattened tokens
+@pytest.mark.parametrize("name, option, mode", [
+    ("qkformer_dvs", dict(ssa_batch_leak=False), "eval"),  # the SSA output LIF integrating over T*B, not over T
+    ("tim_dvs", dict(official_quirks=False), "eval"),  # the thresholds as written (attention 0.5, TIM 0.3 / 0.5)
+    ("spike_driven_dvs", dict(erode="spatial"), "eval"),  # 3x3 erode over (H, W), not over flattened tokens
+    # RepConv's padded BN border from batch statistics in training, not from the running ones
+    ("meta_spikformer", dict(official_quirks=False), "train"),
 ])
-def test_the_authors_quirk_is_what_matches_their_code(name, option):
+def test_the_authors_quirk_is_what_matches_their_code(name, option, mode):
     """The reference files pin each quirk: the model with the paper's (or a corrected) module instead
-    gives other logits on the same weights and input."""
+    gives other logits on the same weights and input (in train mode where the quirk acts only there)."""
     # TIM's converter warns that the checkpoint's neurons fired at other thresholds than the model's
     expected_warning = pytest.warns(UserWarning, match="official_quirks") if name == "tim_dvs" else nullcontext()
     with expected_warning:
         model, ref = build(name, **option)
     with torch.no_grad():
+        logits = model.double().train(mode == "train")(ref["input"].double())
+    assert (logits - ref[f"{mode}_logits"]).abs().max() > 1e-3
+
+
+def test_meta_spikeformer_quirk_acts_only_in_training():
+    """Meta-SpikeFormer's ``official_quirks`` (RepConv's padded BN border from running statistics even in
+    training) leaves eval mode alone: with it off, the eval logits still equal the authors'."""
+    model, ref = build("meta_spikformer", official_quirks=False)
+    with torch.no_grad():
         logits = model.double().eval()(ref["input"].double())
-    assert (logits - ref["eval_logits"]).abs().max() > 1e-3
+    diff = (logits - ref["eval_logits"]).abs().max().item()
+    assert diff <= LOGIT_ATOL, f"eval-mode logits with official_quirks=False differ by {diff:.3g}"
 
 
 def test_tim_reference_records_the_thresholds_the_released_code_fires_at():
