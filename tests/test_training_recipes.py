@@ -152,3 +152,16 @@ def test_a_tet_run_needs_a_model_that_returns_per_step_logits(tmp_path):
     with pytest.raises(TypeError, match="tet"):
         train(TrainConfig(model="spikformer_tiny", tet=True, epochs=1, out=str(tmp_path / "r")))
     assert not (tmp_path / "r").exists()
+
+
+def test_frames_on_device_and_activation_checkpointing_change_no_result(tmp_path):
+    def final_weights(name, **options):
+        cfg = TrainConfig(epochs=1, limit_samples=48, batch_size=16, seed=2, hflip=0.5, out=str(tmp_path / name),
+                          **options)
+        train(cfg)
+        return load_checkpoint(tmp_path / name / "last.pt")["model"]
+
+    plain = final_weights("plain", frames_on_device="off")
+    for name, options in (("device", {"frames_on_device": "on"}), ("ckpt", {"checkpoint_activations": True})):
+        other = final_weights(name, **options)
+        assert all(torch.equal(plain[k], other[k]) for k in plain), name

@@ -3,6 +3,7 @@ the event-camera emulator, and the data sets (event and static images) by name."
 
 from .cifar import CIFAR10, CIFAR100
 from .cifar10_dvs import CIFAR10DVS
+from .device_frames import DeviceFrames, DeviceFramesError
 from .digits import DVSDigits
 from .dvs_gesture import DVSGesture
 from .emulator import emulate_events, emulate_events_batch, saccade_offsets, video_to_events
@@ -26,6 +27,8 @@ __all__ = [
     "CIFAR100",
     "CIFAR10DVS",
     "DatasetNotFoundError",
+    "DeviceFrames",
+    "DeviceFramesError",
     "DVSDigits",
     "DVSGesture",
     "EventFolderDataset",

@@ -75,6 +75,10 @@ class TrainConfig:
                                                       "its test accuracy is the one reported"))
     ema_decay: float = field(default=0.9998, metadata=_help("decay of the weight average per step"))
     sync_bn: bool = field(default=False, metadata=_help("synchronise batch norm across processes (torchrun)"))
+    checkpoint_activations: bool = field(default=False, metadata=_help(
+        "recompute the blocks and stem stages in backward: about half the memory, identical results"))
+    frames_on_device: str = field(default="auto", metadata=_help(
+        "keep the training frames on the device as integer counts: on, off, auto (on for CUDA when they fit)"))
 
     # Augmentation, batched on the device, one transform per sample for all its T frames
     hflip: float = field(default=0.0, metadata=_help("probability of a horizontal flip"))
@@ -100,7 +104,8 @@ class TrainConfig:
     overwrite: bool = field(default=False, metadata=_help("allow writing into a run folder that holds a run"))
 
     def __post_init__(self):
-        for name, allowed in (("lr_update", ("step", "epoch")), ("amp_dtype", ("auto", "bfloat16", "float16"))):
+        for name, allowed in (("lr_update", ("step", "epoch")), ("amp_dtype", ("auto", "bfloat16", "float16")),
+                              ("frames_on_device", ("auto", "on", "off"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for name in ("dataset_options", "model_options"):

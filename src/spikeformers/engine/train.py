@@ -37,7 +37,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from ..data.device_frames import DeviceFrames, DeviceFramesError
 from ..data.registry import create_dataset
+from ..layers.checkpointing import enable_activation_checkpointing, return_freed_memory_to_os
 from ..models import count_parameters, create_model
 from . import distributed
 from .augmentation import BatchAugment
@@ -146,6 +148,26 @@ def limited(dataset, count: int, seed: int):
     return subset
 
 
+def time_first_on(device: torch.device, frames: torch.Tensor, labels: torch.Tensor):
+    """A loader batch ``[B, T, ...]`` as the loop takes it: float ``[T, B, ...]`` and labels, on ``device``."""
+    return to_time_major(frames.to(device, non_blocking=True).float()), labels.to(device, non_blocking=True)
+
+
+def frames_on_device(mode: str, dataset, device: torch.device, workers: int) -> DeviceFrames | None:
+    """The training frames kept on the device (``on``, or ``auto`` on a GPU when they fit), else None."""
+    if mode == "off" or mode == "auto" and device.type != "cuda":
+        return None
+    try:
+        frames = DeviceFrames.from_dataset(dataset, device, workers=workers)
+    except DeviceFramesError as err:
+        if mode == "on":
+            raise
+        print(f"training frames stay on the host: {err}")
+        return None
+    print(f"training frames on {device}: {frames}")
+    return frames
+
+
 def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
     if cfg.amp_dtype == "auto":
         return torch.float16 if device.type == "cuda" else torch.bfloat16
@@ -182,6 +204,10 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
     model = create_model(cfg.model, **model_overrides)
     if cfg.sync_bn and world.active:
         model = distributed.convert_sync_batchnorm(model, device)
+    if cfg.checkpoint_activations:
+        enable_activation_checkpointing(model)
+        if device.type == "cpu":  # glibc would otherwise keep the recomputed activations' memory
+            return_freed_memory_to_os()
     model.to(device)
     T = model.time_steps
     train_set = create_dataset(cfg.dataset, train=True, time_steps=T, root=cfg.data_root, **cfg.dataset_options)
@@ -191,6 +217,7 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
         train_set, test_set = (limited(part, cfg.limit_samples, cfg.seed) for part in (train_set, test_set))
     if len(train_set) == 0 or len(test_set) == 0:
         raise ValueError(f"Data set {cfg.dataset} has {len(train_set)} training and {len(test_set)} test samples")
+    device_frames = frames_on_device(cfg.frames_on_device, train_set, device, cfg.workers)
     test_share = Subset(test_set, world.shard(list(range(len(test_set)))))
     test_loader = DataLoader(test_share, batch_size=cfg.batch_size, num_workers=cfg.workers)
     global_batch = cfg.batch_size * world.size
@@ -268,8 +295,11 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
             first_batch = run["batch"]
             batches = epoch_batches(len(train_set), global_batch, cfg.seed, epoch, cfg.drop_last, world.size)
             my_batches = [world.shard(batch) for batch in batches[run["batch"]:]]
-            loader = DataLoader(train_set, batch_sampler=my_batches, num_workers=cfg.workers,
-                                pin_memory=device.type == "cuda")
+            if device_frames is not None:  # frames already on the device, time first, as floats
+                loader = device_frames.batches(my_batches)
+            else:
+                loader = (time_first_on(device, frames, labels) for frames, labels in DataLoader(
+                    train_set, batch_sampler=my_batches, num_workers=cfg.workers, pin_memory=device.type == "cuda"))
             bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.total_epochs}", leave=False, dynamic_ncols=True,
                        disable=None if main else True, initial=run["batch"], total=len(batches))
             for frames, labels in bar:
@@ -278,8 +308,6 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
                 lr = learning_rate(t, cfg.epochs, cfg.warmup_epochs, peak_lr, cfg.min_lr, cfg.warmup_lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                frames = to_time_major(frames.to(device, non_blocking=True).float())
-                labels = labels.to(device, non_blocking=True)
                 frames, targets = augment(frames, labels, epoch, step_generator(cfg.seed, step))
 
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
