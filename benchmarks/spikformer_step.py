@@ -199,17 +199,23 @@ class Runner:
 
     def __init__(self, impl, name, batch, T, sj):
         torch.manual_seed(0)
-        if impl == "ours":
+        if impl in ("ours", "ours-ckpt"):
             from spikeformers.models import create_model
 
             self.model, self.reset = create_model(name, time_steps=T), lambda: None
+            if impl == "ours-ckpt":  # --checkpoint-activations: recompute blocks and stem stages in backward
+                from spikeformers.layers.checkpointing import (enable_activation_checkpointing,
+                                                               return_freed_memory_to_os)
+
+                enable_activation_checkpointing(self.model)
+                return_freed_memory_to_os()
         else:
             sj_neuron, sj_functional = sj
             self.model = build_authors(name, sj_neuron)
             self.reset = lambda: sj_functional.reset_net(self.model)
         gen = torch.Generator().manual_seed(1)
         frames = torch.poisson(torch.full((T, batch, 2, 128, 128), 0.3), generator=gen)  # event counts
-        self.x = frames if impl == "ours" else frames.transpose(0, 1).contiguous()
+        self.x = frames if impl.startswith("ours") else frames.transpose(0, 1).contiguous()
         self.y = torch.randint(0, 10, (batch,), generator=gen)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
 
@@ -258,6 +264,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--sj014", default="/tmp/sj014")
+    parser.add_argument("--checkpoint-activations", action="store_true",
+                        help="measure this project's model with activation checkpointing (train mode only)")
     parser.add_argument("--child", nargs=3, metavar=("IMPL", "MODEL", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -275,11 +283,13 @@ def main():
     print("\n| model | mode | authors' s/step | ours s/step | speed-up | authors' peak RSS MB (step's own) "
           "| ours peak RSS MB (step's own) | memory ratio peak (step's own) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
+    ours = "ours-ckpt" if args.checkpoint_activations else "ours"
+    modes = ("train",) if args.checkpoint_activations else ("train", "infer")
     for name in args.models:
-        runners = {impl: Runner(impl, name, args.batch, args.T, sj) for impl in ("authors", "ours")}
+        runners = {impl: Runner(impl, name, args.batch, args.T, sj) for impl in ("authors", ours)}
         params = {impl: sum(p.numel() for p in r.model.parameters()) for impl, r in runners.items()}
-        times = {(impl, mode): [] for impl in runners for mode in ("train", "infer")}
-        jobs = [(impl, mode) for mode in ("train", "infer") for impl in runners]
+        times = {(impl, mode): [] for impl in runners for mode in modes}
+        jobs = [(impl, mode) for mode in modes for impl in runners]
         for r in range(args.rounds + 1):
             for impl, mode in jobs[r % len(jobs):] + jobs[: r % len(jobs)]:
                 start = time.perf_counter()
@@ -287,18 +297,19 @@ def main():
                 if r > 0:  # round 0 warms up
                     times[impl, mode].append(time.perf_counter() - start)
         del runners
-        for mode in ("train", "infer"):
+        for mode in modes:
             mem = {}
-            for impl in ("authors", "ours"):
+            for impl in ("authors", ours):
                 out = subprocess.run([sys.executable, __file__, "--child", impl, name, mode, "--batch", str(args.batch),
                                       "--T", str(args.T), "--threads", str(args.threads), "--sj014", args.sj014],
                                      capture_output=True, text=True, check=True)
                 mem[impl] = json.loads(out.stdout.strip().splitlines()[-1])
-            a, o = (statistics.median(times[impl, mode]) for impl in ("authors", "ours"))
+            a, o = (statistics.median(times[impl, mode]) for impl in ("authors", ours))
             own = {impl: m["peak_mb"] - m["before_mb"] for impl, m in mem.items()}
-            print(f"| {name} ({params['ours']:,} / {params['authors']:,} params) | {mode} | {a:.2f} | {o:.2f} | {a / o:.2f}x "
-                  f"| {mem['authors']['peak_mb']:.0f} ({own['authors']:.0f}) | {mem['ours']['peak_mb']:.0f} ({own['ours']:.0f}) "
-                  f"| {mem['ours']['peak_mb'] / mem['authors']['peak_mb']:.2f} ({own['ours'] / own['authors']:.2f}) |",
+            label = f"{mode}{' (ours checkpointed)' if args.checkpoint_activations else ''}"
+            print(f"| {name} ({params[ours]:,} / {params['authors']:,} params) | {label} | {a:.2f} | {o:.2f} | {a / o:.2f}x "
+                  f"| {mem['authors']['peak_mb']:.0f} ({own['authors']:.0f}) | {mem[ours]['peak_mb']:.0f} ({own[ours]:.0f}) "
+                  f"| {mem[ours]['peak_mb'] / mem['authors']['peak_mb']:.2f} ({own[ours] / own['authors']:.2f}) |",
                   flush=True)
     print(f"\nload average after: {os.getloadavg()}")
 

@@ -17,8 +17,12 @@ containers only, so a tampered file cannot run code.
 Items: ``(float32 [T, 3, 32, 32], label)``, the image normalised with the
 per-channel mean and std of the training set (CIFAR-10: the values of the
 Spikformer / Spike-driven Transformer recipes) and repeated over T (direct
-encoding; see ``static_images``). No augmentation here: the recipes' flips,
-crops and mixing run batched on the device (``spikeformers.data.augment``).
+encoding; see ``static_images``). Training images may pass timm's
+RandAugment and colour jitter first (``randaugment='rand-m9-n1-mstd0.4-inc1'``,
+``color_jitter=0.5``: per sample, on the uint8 image, before normalisation,
+drawn from torch's global generator; the fill is the mean's grey). The
+recipes' flips, crops and mixing run batched on the device
+(``spikeformers.data.augment``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .folder_dataset import DatasetNotFoundError
-from .static_images import check_statistics, check_time_steps, encode
+from .static_images import ImageAugment, check_statistics, check_time_steps, encode
 
 PUBLISHED = ("CIFAR-10 and CIFAR-100 are published by Alex Krizhevsky (2009, 'Learning Multiple Layers of "
              "Features from Tiny Images'), https://www.cs.toronto.edu/~kriz/cifar.html : download the "
@@ -109,7 +113,8 @@ class _CIFAR(Dataset):
     sensor_size = (32, 32)
 
     def __init__(self, root: str | os.PathLike, train: bool = True, time_steps: int = 4, *,
-                 mean=None, std=None):
+                 mean=None, std=None, randaugment: str | None = None, color_jitter: float | None = None,
+                 randaugment_interpolation: str = "random"):
         if root is None:
             raise DatasetNotFoundError(f"{self.name} needs a data root (--data-root); "
                                        f"{PUBLISHED.format(archive=self.archive)}.")
@@ -119,6 +124,8 @@ class _CIFAR(Dataset):
         self.mean = tuple(self.default_mean if mean is None else mean)
         self.std = tuple(self.default_std if std is None else std)
         self._mean, self._std = check_statistics(self.mean, self.std)
+        # Built for both parts, so a bad option fails at once; applied to training images only.
+        self.augment = ImageAugment(randaugment, color_jitter, self.mean, randaugment_interpolation)
         members = self.train_members if train else self.test_members
         files, self.source = self._read_members(members + (self.meta_member,))
         images, labels = zip(*(batch_arrays(load_batch(files[m], self._where(m)), self.label_key, self._where(m))
@@ -177,16 +184,20 @@ class _CIFAR(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return encode(self.images[index], self._mean, self._std, self.time_steps), self.targets[index]
+        image = self.images[index]
+        if self.train and self.augment:
+            image = self.augment(image)
+        return encode(image, self._mean, self._std, self.time_steps), self.targets[index]
 
     def image(self, index: int) -> np.ndarray:
-        """The raw image of sample ``index``: uint8 ``[3, 32, 32]``."""
+        """The raw image of sample ``index`` (before any augmentation): uint8 ``[3, 32, 32]``."""
         return self.images[index]
 
     def describe(self) -> str:
         return (f"{self.name} {'train' if self.train else 'test'}: {len(self)} images 32x32 in "
                 f"{self.num_classes} classes from {self.source}; normalised with mean {self.mean}, std "
-                f"{self.std}; repeated over T={self.time_steps}")
+                f"{self.std}; repeated over T={self.time_steps}"
+                + (f"; augmented by {self.augment!r}" if self.train and self.augment else ""))
 
 
 class CIFAR10(_CIFAR):

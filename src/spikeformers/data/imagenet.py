@@ -16,9 +16,11 @@ Transforms, as timm builds them for the spiking transformers' ImageNet runs:
   log-uniform in ``ratio``, 10 tries, else the centred crop of the allowed
   aspect ratio), resized to ``image_size``, then a horizontal flip with
   probability ``hflip``. Spikformer's recipe uses ``scale=(1.0, 1.0)``;
-  the standard is ``(0.08, 1.0)``. The random draws use torch's global
-  generator (seeded per loader worker by PyTorch). RandAugment, random
-  erasing and mixup are the batched ops of ``spikeformers.data.augment``.
+  the standard is ``(0.08, 1.0)``. Then, optionally, timm's RandAugment
+  (``randaugment='rand-m9-mstd0.5-inc1'``) and colour jitter on the crop,
+  as timm orders them. The random draws use torch's global generator
+  (seeded per loader worker by PyTorch). Random erasing and mixup are the
+  batched ops of ``spikeformers.data.augment``.
 
 Both are bicubic by default (the recipes' ``interpolation: bicubic``). Then
 the ImageNet mean/std normalisation and repetition over T (direct encoding).
@@ -34,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .folder_dataset import DatasetNotFoundError, list_files
-from .static_images import IMAGENET_MEAN, IMAGENET_STD, check_statistics, check_time_steps, encode
+from .static_images import IMAGENET_MEAN, IMAGENET_STD, ImageAugment, check_statistics, check_time_steps, encode
 
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos")
@@ -118,6 +120,9 @@ class ImageNet(Dataset):
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         expected_classes: int | None = 1000,
+        randaugment: str | None = None,
+        color_jitter: float | None = None,
+        randaugment_interpolation: str = "random",
     ):
         _pillow()  # fail now, not in the first batch
         if root is None:
@@ -138,6 +143,8 @@ class ImageNet(Dataset):
         self.scale, self.ratio, self.hflip = tuple(scale), tuple(ratio), hflip
         self.mean, self.std = tuple(mean), tuple(std)
         self._mean, self._std = check_statistics(mean, std)
+        # Built for both parts, so a bad option fails at once; applied to training images only.
+        self.augment = ImageAugment(randaugment, color_jitter, self.mean, randaugment_interpolation)
         self.sensor_size = (image_size, image_size)
 
         train_dir, part_dir = os.path.join(self.root, "train"), os.path.join(self.root, "train" if train else "val")
@@ -191,9 +198,10 @@ class ImageNet(Dataset):
             image = image.resize(size, resample, box=(left, top, left + w, top + h))
             if float(torch.rand(1)) < self.hflip:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        else:
-            resized, box = center_box(*image.size, self.image_size, self.crop_pct)
-            image = image.resize(resized, resample).crop(box)
+            pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+            return self.augment(pixels).numpy() if self.augment else pixels
+        resized, box = center_box(*image.size, self.image_size, self.crop_pct)
+        image = image.resize(resized, resample).crop(box)
         return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
@@ -205,7 +213,7 @@ class ImageNet(Dataset):
     def describe(self) -> str:
         if self.train:
             how = (f"random resized crop scale={self.scale} ratio={tuple(round(r, 4) for r in self.ratio)}, "
-                   f"flip p={self.hflip}")
+                   f"flip p={self.hflip}" + (f", {self.augment!r}" if self.augment else ""))
         else:
             how = f"resize {math.floor(self.image_size / self.crop_pct)} + centre crop (crop_pct={self.crop_pct})"
         return (f"imagenet {'train' if self.train else 'val'}: {len(self)} images in {self.num_classes} classes "

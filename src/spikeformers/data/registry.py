@@ -136,29 +136,37 @@ def _ncaltech101(train: bool, time_steps: int, root: str | None = None, *, split
 
 
 @register_dataset("cifar10")
-def _cifar10(train: bool, time_steps: int, root: str | None = None, *, mean=None, std=None) -> Dataset:
+def _cifar10(train: bool, time_steps: int, root: str | None = None, *, mean=None, std=None,
+             randaugment: str | None = None, color_jitter: float | None = None,
+             randaugment_interpolation: str = "random") -> Dataset:
     """CIFAR-10 from the official Python-pickle archive under ``root``; images repeated over T."""
     from .cifar import CIFAR10
 
-    return CIFAR10(root, train=train, time_steps=time_steps, mean=mean, std=std)
+    return CIFAR10(root, train=train, time_steps=time_steps, mean=mean, std=std, randaugment=randaugment,
+                   color_jitter=color_jitter, randaugment_interpolation=randaugment_interpolation)
 
 
 @register_dataset("cifar100")
-def _cifar100(train: bool, time_steps: int, root: str | None = None, *, mean=None, std=None) -> Dataset:
+def _cifar100(train: bool, time_steps: int, root: str | None = None, *, mean=None, std=None,
+              randaugment: str | None = None, color_jitter: float | None = None,
+              randaugment_interpolation: str = "random") -> Dataset:
     """CIFAR-100 (fine labels) from the official Python-pickle archive under ``root``; images repeated over T."""
     from .cifar import CIFAR100
 
-    return CIFAR100(root, train=train, time_steps=time_steps, mean=mean, std=std)
+    return CIFAR100(root, train=train, time_steps=time_steps, mean=mean, std=std, randaugment=randaugment,
+                    color_jitter=color_jitter, randaugment_interpolation=randaugment_interpolation)
 
 
 @register_dataset("imagenet")
 def _imagenet(train: bool, time_steps: int, root: str | None = None, *, image_size: int = 224,
               crop_pct: float = 0.875, interpolation: str = "bicubic", scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
               hflip: float = 0.5, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-              expected_classes: int | None = 1000) -> Dataset:
+              expected_classes: int | None = 1000, randaugment: str | None = None,
+              color_jitter: float | None = None, randaugment_interpolation: str = "random") -> Dataset:
     """ImageNet from ``root/train/<class>/`` and ``root/val/<class>/`` (needs Pillow); images repeated over T."""
     from .imagenet import ImageNet
 
     return ImageNet(root, train=train, time_steps=time_steps, image_size=image_size, crop_pct=crop_pct,
                     interpolation=interpolation, scale=tuple(scale), ratio=tuple(ratio), hflip=hflip,
-                    mean=tuple(mean), std=tuple(std), expected_classes=expected_classes)
+                    mean=tuple(mean), std=tuple(std), expected_classes=expected_classes, randaugment=randaugment,
+                    color_jitter=color_jitter, randaugment_interpolation=randaugment_interpolation)

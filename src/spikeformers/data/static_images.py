@@ -9,6 +9,11 @@ The data sets yield ``(float32 [T, 3, H, W], label)``: the same image T
 times, as an expanded view (no copy until the loader stacks the batch). This
 is the event data sets' item layout, so the training loop, which batches
 items to ``[B, T, ...]`` and moves time first, takes both unchanged.
+
+Training images may first pass a per-sample ``ImageAugment`` (timm's
+RandAugment, then colour jitter) on the uint8 image, before normalisation,
+where timm runs them; its draws use torch's global generator, as the data
+sets' other per-sample draws do (PyTorch seeds it per loader worker).
 """
 
 from __future__ import annotations
@@ -44,9 +49,45 @@ def check_statistics(mean, std, channels: int = 3) -> tuple[torch.Tensor, torch.
     return tensors[0], tensors[1]
 
 
-def encode(image_uint8: np.ndarray, mean: torch.Tensor, std: torch.Tensor, time_steps: int) -> torch.Tensor:
-    """``[3, H, W]`` uint8 -> normalised float32 ``[T, 3, H, W]`` (an expanded view: T shares memory)."""
-    image = torch.from_numpy(np.ascontiguousarray(image_uint8)).float().div_(255.0)
+class ImageAugment:
+    """The per-sample augmentation of a training image, uint8 ``[3, H, W]`` in and out:
+    RandAugment (a timm config string, e.g. ``'rand-m9-n1-mstd0.4-inc1'``) and then
+    colour jitter of strength ``color_jitter`` (torchvision's brightness, contrast and
+    saturation jitter), each optional. The geometric ops bring in the grey of ``mean``
+    (timm's ``img_mean``) and resample with ``interpolation``.
+
+    timm's own ``create_transform`` drops the colour jitter when RandAugment is on;
+    here both run when both are given, so a recipe that follows timm sets one.
+    """
+
+    def __init__(self, randaugment: str | None = None, color_jitter: float | None = None,
+                 mean: Sequence[float] = IMAGENET_MEAN, interpolation: str = "random"):
+        from .augment.randaugment import ColorJitter, RandAugment
+
+        fill = tuple(min(255, round(255 * float(m))) for m in mean)
+        self.randaugment = None if randaugment is None else RandAugment(randaugment, fill, interpolation)
+        self.color_jitter = None if color_jitter is None else ColorJitter(color_jitter)
+
+    def __bool__(self) -> bool:
+        return self.randaugment is not None or self.color_jitter is not None
+
+    def __call__(self, image_uint8, generator: torch.Generator | None = None) -> torch.Tensor:
+        image = torch.as_tensor(np.ascontiguousarray(image_uint8))
+        if self.randaugment is not None:
+            image = self.randaugment(image, generator)
+        if self.color_jitter is not None:
+            image = self.color_jitter(image, generator)
+        return image
+
+    def __repr__(self) -> str:
+        parts = [repr(op) for op in (self.randaugment, self.color_jitter) if op is not None]
+        return " + ".join(parts) or "none"
+
+
+def encode(image_uint8, mean: torch.Tensor, std: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """``[3, H, W]`` uint8 (array or tensor) -> normalised float32 ``[T, 3, H, W]``
+    (an expanded view: T shares memory)."""
+    image = torch.as_tensor(np.ascontiguousarray(image_uint8)).float().div_(255.0)
     image = (image - mean) / std
     return image.unsqueeze(0).expand(time_steps, *image.shape)
 

@@ -16,6 +16,10 @@ a plain function applies them (``hflip``, ``crop``, ``translate``,
   area / aspect-ratio draw).
 - ``wide``: ``SNNAugmentWide``, the Spikformer recipe's one-op-per-sample
   augmentation.
+- ``randaugment``: timm's ``RandAugment`` (from its config string, e.g.
+  ``rand-m9-n1-mstd0.4-inc1``) and ``ColorJitter``, per sample on one uint8
+  image ``[3, H, W]`` (the static-image data sets' training transform), with
+  its ops as plain functions matching Pillow's.
 - ``mixing``: ``MixupCutmix`` (timm's batch mode, label smoothing,
   switch-off epoch) and ``EventMix`` (a spatio-temporal box, labels weighted
   by the events each sample contributes).
@@ -39,9 +43,14 @@ from .geometric import (
     translate,
 )
 from .mixing import EventMix, MixupCutmix, smooth_one_hot
+from .randaugment import ColorJitter, RandAugment, RandAugmentConfig, parse_randaugment
 from .wide import SNNAugmentWide, WideParams
 
 __all__ = [
+    "ColorJitter",
+    "RandAugment",
+    "RandAugmentConfig",
+    "parse_randaugment",
     "EventMix",
     "MixupCutmix",
     "SNNAugmentWide",
