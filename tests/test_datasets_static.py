@@ -196,7 +196,10 @@ def test_imagenet_train_random_resized_crop_and_flip(tmp_path):
     png(root / "train" / "n0" / "a.png", halves(32, 64))
     data = ImageNet(root, train=True, time_steps=1, image_size=8, scale=(1.0, 1.0), ratio=(2.0, 2.0),
                     interpolation="nearest", expected_classes=None)
-    seen = {tuple(data.image(0)[0, 0].tolist()) for _ in range(40)}
+    seen = set()
+    for epoch in range(40):  # a sample's draws change with the epoch (and are fixed within one)
+        data.set_epoch(epoch)
+        seen.add(tuple(data.image(0)[0, 0].tolist()))
     assert seen == {(255,) * 4 + (0,) * 4, (0,) * 4 + (255,) * 4}  # the whole image, flipped or not
 
 
@@ -220,3 +223,21 @@ def test_imagenet_missing_and_misarranged(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
     with pytest.raises(ImportError, match="pip install pillow"):
         imagenet(root, False)
+
+
+def test_training_draws_are_a_function_of_seed_epoch_and_index_so_resume_repeats_them(tmp_path):
+    write_cifar10(tmp_path)
+    data = CIFAR10(tmp_path / "cifar-10-batches-py", train=True, time_steps=1, randaugment="rand-m9-n2-mstd0.5-inc1")
+    data.set_epoch(3, seed=7)
+    first = [data[i][0] for i in range(len(data))]
+    torch.manual_seed(123)  # the global generator plays no part
+    assert all(torch.equal(data[i][0], first[i]) for i in reversed(range(len(data))))
+    data.set_epoch(4, seed=7)
+    assert any(not torch.equal(data[i][0], first[i]) for i in range(len(data))), "a new epoch draws anew"
+    root = tmp_path / "imagenet"
+    make_imagenet(root)
+    train = imagenet(root, True)
+    train.set_epoch(2, seed=1)
+    crops = [train[i][0] for i in range(len(train))]
+    torch.manual_seed(5)
+    assert all(torch.equal(train[i][0], crops[i]) for i in range(len(train)))

@@ -20,7 +20,7 @@ Spikformer / Spike-driven Transformer recipes) and repeated over T (direct
 encoding; see ``static_images``). Training images may pass timm's
 RandAugment and colour jitter first (``randaugment='rand-m9-n1-mstd0.4-inc1'``,
 ``color_jitter=0.5``: per sample, on the uint8 image, before normalisation,
-drawn from torch's global generator; the fill is the mean's grey). The
+drawn from a generator seeded by (seed, epoch, index): see ``EpochSeeded``; the fill is the mean's grey). The
 recipes' flips, crops and mixing run batched on the device
 (``spikeformers.data.augment``).
 """
@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .folder_dataset import DatasetNotFoundError
-from .static_images import ImageAugment, check_statistics, check_time_steps, encode
+from .static_images import EpochSeeded, ImageAugment, check_statistics, check_time_steps, encode
 
 PUBLISHED = ("CIFAR-10 and CIFAR-100 are published by Alex Krizhevsky (2009, 'Learning Multiple Layers of "
              "Features from Tiny Images'), https://www.cs.toronto.edu/~kriz/cifar.html : download the "
@@ -96,7 +96,7 @@ def batch_arrays(batch: dict, label_key: bytes, path: str) -> tuple[np.ndarray, 
     return data.reshape(-1, 3, 32, 32), labels
 
 
-class _CIFAR(Dataset):
+class _CIFAR(EpochSeeded, Dataset):
     """The official archive of one CIFAR variant; subclasses set the class attributes below."""
 
     name: str
@@ -186,7 +186,7 @@ class _CIFAR(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index]
         if self.train and self.augment:
-            image = self.augment(image)
+            image = self.augment(image, self.sample_generator(index))
         return encode(image, self._mean, self._std, self.time_steps), self.targets[index]
 
     def image(self, index: int) -> np.ndarray:

@@ -18,8 +18,9 @@ Transforms, as timm builds them for the spiking transformers' ImageNet runs:
   probability ``hflip``. Spikformer's recipe uses ``scale=(1.0, 1.0)``;
   the standard is ``(0.08, 1.0)``. Then, optionally, timm's RandAugment
   (``randaugment='rand-m9-mstd0.5-inc1'``) and colour jitter on the crop,
-  as timm orders them. The random draws use torch's global generator
-  (seeded per loader worker by PyTorch). Random erasing and mixup are the
+  as timm orders them. The random draws come from a generator seeded by
+  (seed, epoch, index) (``static_images.EpochSeeded``), so a resumed run
+  draws what an uninterrupted one drew. Random erasing and mixup are the
   batched ops of ``spikeformers.data.augment``.
 
 Both are bicubic by default (the recipes' ``interpolation: bicubic``). Then
@@ -36,7 +37,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .folder_dataset import DatasetNotFoundError, list_files
-from .static_images import IMAGENET_MEAN, IMAGENET_STD, ImageAugment, check_statistics, check_time_steps, encode
+from .static_images import (IMAGENET_MEAN, IMAGENET_STD, EpochSeeded, ImageAugment, check_statistics,
+                            check_time_steps, encode)
 
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos")
@@ -100,7 +102,7 @@ def center_box(width: int, height: int, size: int, crop_pct: float) -> tuple[tup
     return (new_w, new_h), (left, top, left + size, top + size)
 
 
-class ImageNet(Dataset):
+class ImageNet(EpochSeeded, Dataset):
     """ImageNet as ``(float32 [T, 3, image_size, image_size], class index)``; see the module docstring."""
 
     in_channels = 3
@@ -194,12 +196,13 @@ class ImageNet(Dataset):
         resample = getattr(Image.Resampling, self.interpolation.upper())
         size = (self.image_size, self.image_size)
         if self.train:
-            left, top, w, h = random_resized_box(*image.size, self.scale, self.ratio)
+            generator = self.sample_generator(index)
+            left, top, w, h = random_resized_box(*image.size, self.scale, self.ratio, generator)
             image = image.resize(size, resample, box=(left, top, left + w, top + h))
-            if float(torch.rand(1)) < self.hflip:
+            if float(torch.rand(1, generator=generator)) < self.hflip:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
-            return self.augment(pixels).numpy() if self.augment else pixels
+            return self.augment(pixels, generator).numpy() if self.augment else pixels
         resized, box = center_box(*image.size, self.image_size, self.crop_pct)
         image = image.resize(resized, resample).crop(box)
         return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)

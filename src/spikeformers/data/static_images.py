@@ -12,8 +12,9 @@ items to ``[B, T, ...]`` and moves time first, takes both unchanged.
 
 Training images may first pass a per-sample ``ImageAugment`` (timm's
 RandAugment, then colour jitter) on the uint8 image, before normalisation,
-where timm runs them; its draws use torch's global generator, as the data
-sets' other per-sample draws do (PyTorch seeds it per loader worker).
+where timm runs them; its draws, like the data sets' other per-sample
+draws, come from ``EpochSeeded.sample_generator(index)``: a function of
+(seed, epoch, index), so resuming a run repeats them exactly.
 """
 
 from __future__ import annotations
@@ -82,6 +83,26 @@ class ImageAugment:
     def __repr__(self) -> str:
         parts = [repr(op) for op in (self.randaugment, self.color_jitter) if op is not None]
         return " + ".join(parts) or "none"
+
+
+class EpochSeeded:
+    """Per-sample random draws that are a function of (seed, epoch, index) alone.
+
+    A static data set's training transforms (ImageNet's random crop and flip,
+    RandAugment) draw from ``sample_generator(index)``; the training loop
+    calls ``set_epoch(epoch, seed)`` before each epoch. So a resumed run draws
+    exactly what an uninterrupted one drew, whatever the loader's workers.
+    """
+
+    seed = 0
+    epoch = 0
+
+    def set_epoch(self, epoch: int, seed: int = 0) -> None:
+        self.epoch, self.seed = int(epoch), int(seed)
+
+    def sample_generator(self, index: int) -> torch.Generator:
+        return torch.Generator().manual_seed(((self.seed * 1_000_003 + self.epoch) * 1_000_033 + int(index))
+                                             % (2**63 - 1))
 
 
 def encode(image_uint8, mean: torch.Tensor, std: torch.Tensor, time_steps: int) -> torch.Tensor:

@@ -293,6 +293,9 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
             trained.train()
             epoch_start, epoch_time_before, seen_before = time.perf_counter(), run["epoch_s"], run["seen"]
             first_batch = run["batch"]
+            source = getattr(train_set, "dataset", train_set)  # under limit_samples, a Subset
+            if hasattr(source, "set_epoch"):  # per-sample random transforms drawn from (seed, epoch, index)
+                source.set_epoch(epoch, cfg.seed)
             batches = epoch_batches(len(train_set), global_batch, cfg.seed, epoch, cfg.drop_last, world.size)
             my_batches = [world.shard(batch) for batch in batches[run["batch"]:]]
             if device_frames is not None:  # frames already on the device, time first, as floats
