@@ -108,3 +108,30 @@ def test_non_finite_loss_stops_the_run_naming_epoch_and_step(tmp_path):
                            "--warmup-epochs", "0", "--out", out], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "Loss became" in proc.stderr and "at epoch 1, step" in proc.stderr
+
+
+def test_a_static_image_run_with_per_sample_random_transforms_resumes_to_identical_weights(tmp_path):
+    # CIFAR-10 in its official layout, RandAugment per image (drawn from seed, epoch, index), a small Spikformer
+    from test_datasets_static import write_cifar10
+
+    write_cifar10(tmp_path / "data", per_batch=40)  # 200 training images
+    args = ["--model", "spikformer_cifar10", "--dataset", "cifar10", "--data-root", tmp_path / "data",
+            "--dataset-option", "randaugment=rand-m9-n1-mstd0.4-inc1", "--model-option", "embed_dim=32",
+            "--model-option", "depth=1", "--model-option", "num_heads=2", "--time-steps", "1", "--epochs", "2",
+            "--batch-size", "8", "--save-every", "2", "--seed", "3", "--hflip", "0.5", "--crop-padding", "4"]
+    baseline = start(*args, "--out", tmp_path / "baseline")
+    interrupted = tmp_path / "interrupted"
+    proc = start(*args, "--out", interrupted)
+    wait_for_step(interrupted / "last.pt", 30, proc)  # in epoch 2 (25 steps an epoch)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    stopped = load_checkpoint(interrupted / "last.pt")["run"]
+    assert stopped["epoch"] == 1 and 0 < stopped["batch"] < 25, "stopped mid-epoch 2"
+    proc = start("--resume", interrupted)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    _, err = baseline.communicate(timeout=300)
+    assert baseline.returncode == 0, err
+    ours, reference = final_weights(interrupted), final_weights(tmp_path / "baseline")
+    assert all(torch.equal(ours[k], reference[k]) for k in reference), "resumed weights differ"
