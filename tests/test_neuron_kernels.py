@@ -255,3 +255,24 @@ def test_neuron_modules_run_on_the_forced_backend(monkeypatch):
 def test_kernel_cache_folder_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SPIKEFORMERS_CACHE", str(tmp_path))
     assert cpu_backend.cache_dir() == tmp_path / "kernels"
+
+
+def test_a_build_killed_midway_does_not_leave_later_processes_waiting(tmp_path):
+    """torch's build lock is a plain file that a killed build leaves behind; the next process must not hang."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from spikeformers.neurons.kernels import cpu
+
+    if not cpu.available():
+        pytest.skip("the CPU kernel cannot be built here")
+    built = cpu.cache_dir() / f"cpu-{cpu._build_key()}"
+    copy = tmp_path / "kernels" / built.name
+    shutil.copytree(built, copy, ignore=shutil.ignore_patterns("lock", "*.flock"))
+    (copy / "lock").touch()  # what a build killed midway leaves
+    probe = "from spikeformers.neurons.kernels import cpu; print(cpu.available())"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "SPIKEFORMERS_CACHE": str(tmp_path)})
+    assert result.stdout.strip() == "True", result.stderr[-2000:]

@@ -20,6 +20,7 @@ to the reference loop, and forcing this backend raises the build error.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import os
@@ -66,14 +67,20 @@ def _load():
         from torch.utils.cpp_extension import load
 
         build_dir.mkdir(parents=True, exist_ok=True)
-        return load(
-            name=f"spikeformers_neuron_cpu_{key}",
-            sources=[str(SOURCE)],
-            build_directory=str(build_dir),
-            extra_cflags=CFLAGS,
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
+        # torch's build lock is a plain file: a build killed midway (Ctrl-C, SIGKILL) leaves it behind and
+        # every later process would wait for it forever. Our own lock is an flock, which the system drops
+        # when its holder dies; holding it, any torch lock file left in the folder is a dead build's.
+        with open(build_dir / "spikeformers.flock", "w") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            (build_dir / "lock").unlink(missing_ok=True)
+            return load(
+                name=f"spikeformers_neuron_cpu_{key}",
+                sources=[str(SOURCE)],
+                build_directory=str(build_dir),
+                extra_cflags=CFLAGS,
+                extra_ldflags=["-fopenmp"],
+                verbose=False,
+            )
     except Exception as err:  # no compiler, no ninja, a read-only home: all mean "use another backend"
         return err
 
