@@ -124,6 +124,14 @@ def _dist_version(name):
         return "?"
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
 def time_fwd_bwd(fn, x, grad):
     xg = x.detach().clone().requires_grad_()
     start = time.perf_counter()
@@ -160,6 +168,8 @@ def main():
     print(f"# LIF forward + backward, x {args.shape}, {args.threads} threads, median of {args.rounds} rounds")
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
           + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(f"CPU: {cpu_model()}, PyTorch capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"cpu kernel flags {' '.join(cpu_backend.build_flags())}")
     print(f"load average before: {os.getloadavg()}")
     for label, why in missing.items():
         print(f"NOT MEASURED {label}: {why}")

@@ -51,8 +51,28 @@ def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, what: str):
     assert scale > 0 and err <= GRAD_RTOL, f"{what}: max relative difference {err:.3g} (scale {scale:.3g})"
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_logits_and_input_gradients_equal_the_authors_code(name):
+def backend_params():
+    """Every neuron backend that can run here: the C++ kernel where it builds, Triton's kernels under its
+    CPU interpreter (the shrunk reference models take about a second each there)."""
+    from spikeformers.neurons.kernels import cpu, triton
+
+    params = [pytest.param(name, "reference", id=f"{name}-reference") for name in MODELS]
+    if cpu.available():
+        params += [pytest.param(name, "cpu", id=f"{name}-cpu") for name in MODELS]
+    if triton.available():
+        params += [pytest.param(name, "triton", id=f"{name}-triton") for name in MODELS]
+    return params
+
+
+@pytest.mark.parametrize("name, backend", backend_params())
+def test_logits_and_input_gradients_equal_the_authors_code(name, backend, monkeypatch):
+    """With every neuron backend forced in turn: fused kernels must not change a result."""
+    from spikeformers.neurons.kernels import ENV_VAR, select_backend
+
+    monkeypatch.setenv(ENV_VAR, backend)
+    if backend == "triton":
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert select_backend(torch.zeros(1, dtype=torch.float64)) == backend
     model, ref = build(name)
     for mode in ("eval", "train"):  # eval first: a train-mode pass updates the running statistics
         logits, grad = logits_and_input_grad(model, ref, mode)

@@ -11,7 +11,8 @@ backward evaluates the user's Python function on it, then hands the values to
 the kernel.
 
 The extension is compiled with the compiler PyTorch's ``cpp_extension`` finds
-(about a minute, once), into a cache folder keyed by the source, the compiler
+(about a minute, once), for the vector instructions PyTorch itself uses on this
+CPU (AVX2, AVX-512), into a cache folder keyed by the source, the compiler
 flags and the PyTorch and Python versions: ``$SPIKEFORMERS_CACHE/kernels`` or,
 by default, ``~/.cache/spikeformers/kernels``. Where it cannot be built (no
 compiler, no ninja) :func:`available` is False, the automatic choice falls back
@@ -36,8 +37,22 @@ SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
 
 # -ffp-contract=off: no fused multiply-add, so membranes round exactly as the reference's do.
 # -fno-trapping-math: lets the compiler vectorise the selects of the reset and the surrogates.
-# No -march: the build must run on any x86-64 the cache folder is copied to.
 CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno"]
+
+# Vector instructions, by the CPU capability PyTorch dispatches its own kernels to: the binary
+# uses what this CPU has (AVX-512 halves the backward's time against plain SSE2), the capability
+# is part of the build key, so a cache folder copied to an older CPU builds again rather than
+# crashing, and ATEN_CPU_CAPABILITY=avx2|default lowers both PyTorch's choice and ours.
+# No FMA flag: -ffp-contract=off would keep the compiler from fusing anyway.
+VECTOR_FLAGS = {
+    "AVX2": ["-mavx2", "-mf16c"],
+    "AVX512": ["-mavx2", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"],
+}
+
+
+def build_flags() -> list[str]:
+    """The compiler flags for this machine: :data:`CFLAGS` plus its capability's vector flags."""
+    return CFLAGS + VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])
 
 # The kernel's codes for the built-in surrogates, by function identity: a user who
 # registers a new function under an old name gets their function, not ours.
@@ -54,7 +69,7 @@ def cache_dir() -> Path:
 def _build_key() -> str:
     """The source, flags and toolchain versions that decide the binary: a change in any rebuilds."""
     digest = hashlib.sha256(SOURCE.read_bytes())
-    digest.update(repr((CFLAGS, torch.__version__, sys.version_info[:2], sys.platform)).encode())
+    digest.update(repr((build_flags(), torch.__version__, sys.version_info[:2], sys.platform)).encode())
     return digest.hexdigest()[:16]
 
 
@@ -77,7 +92,7 @@ def _load():
                 name=f"spikeformers_neuron_cpu_{key}",
                 sources=[str(SOURCE)],
                 build_directory=str(build_dir),
-                extra_cflags=CFLAGS,
+                extra_cflags=build_flags(),
                 extra_ldflags=["-fopenmp"],
                 verbose=False,
             )
