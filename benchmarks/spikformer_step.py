@@ -1,8 +1,10 @@
 """Benchmark 2: a training step and an inference forward of Spikformer-DVS and QKFormer-DVS,
 this project against the authors' models on SpikingJelly's torch backend.
 
-Time: one process, both implementations of a model built side by side, the
-steps alternating (order rotating between rounds), the median of the rounds.
+Time: each implementation in its own worker process (so that a process-wide
+allocator setting of one, ``return_freed_memory_to_os``, cannot slow the
+other), driven in turn by this process, the steps alternating (order rotating
+between rounds), the median of the rounds.
 A training step is forward, cross-entropy, backward and AdamW; inference is
 a forward under ``torch.no_grad``. Same input (T=16, 2x128x128 event-count
 frames), same batch, same threads.
@@ -199,15 +201,14 @@ class Runner:
 
     def __init__(self, impl, name, batch, T, sj):
         torch.manual_seed(0)
-        if impl in ("ours", "ours-ckpt"):
+        if impl.startswith("ours"):
+            from spikeformers.layers.checkpointing import enable_activation_checkpointing, return_freed_memory_to_os
             from spikeformers.models import create_model
 
             self.model, self.reset = create_model(name, time_steps=T), lambda: None
             if impl == "ours-ckpt":  # --checkpoint-activations: recompute blocks and stem stages in backward
-                from spikeformers.layers.checkpointing import (enable_activation_checkpointing,
-                                                               return_freed_memory_to_os)
-
                 enable_activation_checkpointing(self.model)
+            if impl in ("ours-ckpt", "ours-release"):  # as `spikeformers train` does on the CPU
                 return_freed_memory_to_os()
         else:
             sj_neuron, sj_functional = sj
@@ -232,6 +233,46 @@ class Runner:
         with torch.no_grad():
             self.model(self.x)
         self.reset()
+
+
+def worker(args):
+    """Run steps of one implementation in this process as the parent asks: a line in ("train" or
+    "infer"), a line out (its seconds). The first line out gives the parameter count."""
+    torch.set_num_threads(args.threads)
+    sj = load_spikingjelly(args.sj014) if args.impl == "authors" else None
+    runner = Runner(args.impl, args.model, args.batch, args.T, sj)
+    print(sum(p.numel() for p in runner.model.parameters()), flush=True)
+    for line in sys.stdin:
+        step = runner.train_step if line.strip() == "train" else runner.infer
+        start = time.perf_counter()
+        step()
+        print(time.perf_counter() - start, flush=True)
+
+
+class Worker:
+    """The parent's handle on a worker process."""
+
+    def __init__(self, args, impl, name):
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", impl, name, "-", "--batch", str(args.batch), "--T", str(args.T),
+             "--threads", str(args.threads), "--sj014", args.sj014],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.params = int(self._read())
+
+    def _read(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.process.args[3:5]} ended with code {self.process.wait()}")
+        return line
+
+    def step(self, mode):
+        self.process.stdin.write(mode + "\n")
+        self.process.stdin.flush()
+        return float(self._read())
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def child(args):
@@ -265,16 +306,21 @@ def main():
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--sj014", default="/tmp/sj014")
     parser.add_argument("--checkpoint-activations", action="store_true",
-                        help="measure this project's model with activation checkpointing (train mode only)")
+                        help="measure this project's model with activation checkpointing, and freed memory "
+                             "returned to the system, as `spikeformers train --checkpoint-activations` runs it")
+    parser.add_argument("--release-memory", action="store_true",
+                        help="measure this project's model with freed memory returned to the system at once "
+                             "(return_freed_memory_to_os), as `spikeformers train --release-memory` runs it")
     parser.add_argument("--child", nargs=3, metavar=("IMPL", "MODEL", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("IMPL", "MODEL", "-"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        args.impl, args.model, args.mode = args.child
-        return child(args)
+    if args.child or args.worker:
+        args.impl, args.model, args.mode = args.child or args.worker
+        return child(args) if args.child else worker(args)
     torch.set_num_threads(args.threads)
     from spikeformers.neurons import select_backend
 
-    sj = load_spikingjelly(args.sj014)
+    load_spikingjelly(args.sj014)  # fails here, with its reason, where the reference is missing
     print(f"# Training step (fwd, bwd, AdamW) and inference forward, batch {args.batch}, T={args.T}, 2x128x128, "
           f"{args.threads} threads, median of {args.rounds} rounds after one warm-up")
     print(f"torch {torch.__version__}; this project's neuron backend: {select_backend(torch.zeros(1))}; "
@@ -283,20 +329,20 @@ def main():
     print("\n| model | mode | authors' s/step | ours s/step | speed-up | authors' peak RSS MB (step's own) "
           "| ours peak RSS MB (step's own) | memory ratio peak (step's own) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    ours = "ours-ckpt" if args.checkpoint_activations else "ours"
-    modes = ("train",) if args.checkpoint_activations else ("train", "infer")
+    ours = "ours-ckpt" if args.checkpoint_activations else "ours-release" if args.release_memory else "ours"
+    modes = ("train",) if ours != "ours" else ("train", "infer")
     for name in args.models:
-        runners = {impl: Runner(impl, name, args.batch, args.T, sj) for impl in ("authors", ours)}
-        params = {impl: sum(p.numel() for p in r.model.parameters()) for impl, r in runners.items()}
-        times = {(impl, mode): [] for impl in runners for mode in modes}
-        jobs = [(impl, mode) for mode in modes for impl in runners]
+        workers = {impl: Worker(args, impl, name) for impl in ("authors", ours)}
+        params = {impl: w.params for impl, w in workers.items()}
+        times = {(impl, mode): [] for impl in workers for mode in modes}
+        jobs = [(impl, mode) for mode in modes for impl in workers]
         for r in range(args.rounds + 1):
             for impl, mode in jobs[r % len(jobs):] + jobs[: r % len(jobs)]:
-                start = time.perf_counter()
-                getattr(runners[impl], "train_step" if mode == "train" else "infer")()
+                seconds = workers[impl].step(mode)
                 if r > 0:  # round 0 warms up
-                    times[impl, mode].append(time.perf_counter() - start)
-        del runners
+                    times[impl, mode].append(seconds)
+        for w in workers.values():
+            w.close()
         for mode in modes:
             mem = {}
             for impl in ("authors", ours):
@@ -306,7 +352,8 @@ def main():
                 mem[impl] = json.loads(out.stdout.strip().splitlines()[-1])
             a, o = (statistics.median(times[impl, mode]) for impl in ("authors", ours))
             own = {impl: m["peak_mb"] - m["before_mb"] for impl, m in mem.items()}
-            label = f"{mode}{' (ours checkpointed)' if args.checkpoint_activations else ''}"
+            label = mode + {"ours": "", "ours-release": " (ours releasing memory)",
+                            "ours-ckpt": " (ours checkpointed, releasing memory)"}[ours]
             print(f"| {name} ({params[ours]:,} / {params['authors']:,} params) | {label} | {a:.2f} | {o:.2f} | {a / o:.2f}x "
                   f"| {mem['authors']['peak_mb']:.0f} ({own['authors']:.0f}) | {mem[ours]['peak_mb']:.0f} ({own[ours]:.0f}) "
                   f"| {mem[ours]['peak_mb'] / mem['authors']['peak_mb']:.2f} ({own[ours] / own['authors']:.2f}) |",

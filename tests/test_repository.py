@@ -30,3 +30,17 @@ def test_readme_model_zoo_table_is_the_registry():
     readme = (ROOT / "README.md").read_text()
     table = readme.split("<!-- zoo:start -->\n", 1)[1].split("<!-- zoo:end -->", 1)[0]
     assert table.strip() == zoo_table().strip(), "regenerate with: spikeformers models --markdown"
+
+
+def test_every_kernel_source_ships_in_the_package():
+    """The C++ kernels are compiled on the user's machine from their sources: a wheel without them
+    would silently fall back to the slow paths."""
+    import tomllib
+
+    package = ROOT / "src" / "spikeformers"
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["spikeformers"]
+    sources = sorted(package.rglob("*.cpp"))
+    assert sources, "no kernel sources found"
+    for source in sources:
+        relative = source.relative_to(package)
+        assert any(relative.match(pattern) for pattern in patterns), f"{relative} is not in package-data"

@@ -165,3 +165,16 @@ def test_frames_on_device_and_activation_checkpointing_change_no_result(tmp_path
     for name, options in (("device", {"frames_on_device": "on"}), ("ckpt", {"checkpoint_activations": True})):
         other = final_weights(name, **options)
         assert all(torch.equal(plain[k], other[k]) for k in plain), name
+
+
+def test_release_memory_and_checkpointing_return_freed_memory_to_the_system_on_cpu(tmp_path, monkeypatch):
+    """--release-memory (and --checkpoint-activations) set glibc's fixed mmap threshold once per run."""
+    import spikeformers.engine.train as engine_train
+
+    calls = []
+    real = engine_train.return_freed_memory_to_os
+    monkeypatch.setattr(engine_train, "return_freed_memory_to_os", lambda: calls.append(real()))
+    for name, options in (("plain", {}), ("release", {"release_memory": True})):
+        train(TrainConfig(epochs=1, limit_samples=16, batch_size=16, out=str(tmp_path / name), **options))
+        assert len(calls) == (name == "release"), name
+    assert calls == [True]  # glibc here: applied

@@ -206,8 +206,8 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
         model = distributed.convert_sync_batchnorm(model, device)
     if cfg.checkpoint_activations:
         enable_activation_checkpointing(model)
-        if device.type == "cpu":  # glibc would otherwise keep the recomputed activations' memory
-            return_freed_memory_to_os()
+    if (cfg.checkpoint_activations or cfg.release_memory) and device.type == "cpu":
+        return_freed_memory_to_os()  # glibc would otherwise keep freed activations' memory (the recomputed ones)
     model.to(device)
     T = model.time_steps
     train_set = create_dataset(cfg.dataset, train=True, time_steps=T, root=cfg.data_root, **cfg.dataset_options)

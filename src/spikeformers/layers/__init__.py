@@ -13,6 +13,7 @@ from .meta_attention import PaddedBatchNorm, RepConv, RepConvBN, RepConvSelfAtte
 from .meta_conv import MetaConvBlock, SeparableConv, SpikingDownsample
 from .mlp import SpikingMLP
 from .patch_embed import ConvBNSpike, SpikingPatchSplitting
+from .pooling import MaxPool2d
 from .scs_stem import SCSStage, SpikingConvolutionalStem
 from .sgl_attention import SGLSelfAttention
 from .sgl_block import SGLBlock
@@ -30,7 +31,7 @@ from .sdt_mlp import MembraneMLP
 from .tim import TemporalInteraction, TimSelfAttention
 
 __all__ = [
-    "ConvBN", "LinearBN", "ConvBNSpike", "SpikingPatchSplitting",
+    "ConvBN", "LinearBN", "ConvBNSpike", "SpikingPatchSplitting", "MaxPool2d",
     "SpikingSelfAttention", "SpikingMLP", "Block", "ClassifierHead",
     "enable_activation_checkpointing", "disable_activation_checkpointing",
     # QKFormer

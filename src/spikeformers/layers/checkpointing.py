@@ -43,8 +43,8 @@ calls by checking ``recomputing()``.
 On the CPU, call ``return_freed_memory_to_os()`` once as well: without it
 glibc keeps the recomputed activations' freed memory, and the process's
 resident peak drops by far less than the tensors' peak (measured in
-``benchmarks/results/memory.md``: tensors 0.52 of plain, resident 0.80 by
-default, 0.54 with it, Spikformer-DVS at batch 4).
+``benchmarks/results/memory.md``: tensors 0.63 of plain, resident 0.92 by
+default, 0.65 with it, Spikformer-DVS at batch 4).
 """
 
 from __future__ import annotations

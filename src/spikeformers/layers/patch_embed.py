@@ -17,6 +17,7 @@ from torch import nn
 
 from ..neurons import NeuronFactory
 from .folded import ConvBN
+from .pooling import MaxPool2d
 
 
 class ConvBNSpike(nn.Module):
@@ -26,7 +27,7 @@ class ConvBNSpike(nn.Module):
         super().__init__()
         self.conv_bn = ConvBN(in_channels, out_channels)
         self.neuron = neuron()
-        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if pool else None
+        self.pool = MaxPool2d(kernel_size=3, stride=2, padding=1) if pool else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.neuron(self.conv_bn(x))

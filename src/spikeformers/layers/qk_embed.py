@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..neurons import NeuronFactory
+from .pooling import MaxPool2d
 
 
 class ConvBNPoolSpike(nn.Module):
@@ -31,7 +32,7 @@ class ConvBNPoolSpike(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                               padding=kernel_size // 2, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if pool else None
+        self.pool = MaxPool2d(kernel_size=3, stride=2, padding=1) if pool else None
         self.neuron = neuron()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from torch import nn
 from ..neurons import NeuronFactory
 from .folded import ConvBN
 from .patch_embed import ConvBNSpike, pooled_size
+from .pooling import MaxPool2d
 
 
 class MembranePatchEmbed(nn.Module):
@@ -56,7 +57,7 @@ class MembranePatchEmbed(nn.Module):
             ConvBNSpike(channels[i], channels[i + 1], neuron, pool=i in pool_stages) for i in range(n - 1)
         ])
         self.last = ConvBN(channels[n - 1], embed_dim)
-        self.last_pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if (n - 1) in pool_stages else None
+        self.last_pool = MaxPool2d(kernel_size=3, stride=2, padding=1) if (n - 1) in pool_stages else None
         self.rpe_neuron = neuron()
         self.rpe = ConvBN(embed_dim, embed_dim)
         self.grid_size = tuple(pooled_size(s, len(pool_stages)) for s in img_size)

@@ -19,6 +19,7 @@ from torch import nn
 from ..neurons import NeuronFactory
 from .folded import ConvBN
 from .patch_embed import pooled_size
+from .pooling import MaxPool2d
 
 
 class SpikePoolConvBN(nn.Module):
@@ -27,7 +28,7 @@ class SpikePoolConvBN(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, neuron: NeuronFactory):
         super().__init__()
         self.neuron = neuron()
-        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.pool = MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.conv_bn = ConvBN(in_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,49 +10,25 @@ the kernel; for one registered by a user, forward also keeps the membrane and
 backward evaluates the user's Python function on it, then hands the values to
 the kernel.
 
-The extension is compiled with the compiler PyTorch's ``cpp_extension`` finds
-(about a minute, once), for the vector instructions PyTorch itself uses on this
-CPU (AVX2, AVX-512), into a cache folder keyed by the source, the compiler
-flags and the PyTorch and Python versions: ``$SPIKEFORMERS_CACHE/kernels`` or,
-by default, ``~/.cache/spikeformers/kernels``. Where it cannot be built (no
-compiler, no ninja) :func:`available` is False, the automatic choice falls back
-to the reference loop, and forcing this backend raises the build error.
+The extension is built once and cached by :mod:`spikeformers.cpp_build` (for
+this CPU's vector instructions, under ``~/.cache/spikeformers/kernels``). Where
+it cannot be built (no compiler, no ninja) :func:`available` is False, the
+automatic choice falls back to the reference loop, and forcing this backend
+raises the build error.
 """
 
 from __future__ import annotations
 
-import fcntl
-import functools
-import hashlib
-import os
-import sys
 from pathlib import Path
 
 import torch
 
+from ... import cpp_build
+from ...cpp_build import CFLAGS, VECTOR_FLAGS, build_flags, cache_dir  # noqa: F401 (this backend's settings)
 from .. import surrogate as surrogates
 from ..multistep import NeuronSpec
 
 SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
-
-# -ffp-contract=off: no fused multiply-add, so membranes round exactly as the reference's do.
-# -fno-trapping-math: lets the compiler vectorise the selects of the reset and the surrogates.
-CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno"]
-
-# Vector instructions, by the CPU capability PyTorch dispatches its own kernels to: the binary
-# uses what this CPU has (AVX-512 halves the backward's time against plain SSE2), the capability
-# is part of the build key, so a cache folder copied to an older CPU builds again rather than
-# crashing, and ATEN_CPU_CAPABILITY=avx2|default lowers both PyTorch's choice and ours.
-# No FMA flag: -ffp-contract=off would keep the compiler from fusing anyway.
-VECTOR_FLAGS = {
-    "AVX2": ["-mavx2", "-mf16c"],
-    "AVX512": ["-mavx2", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"],
-}
-
-
-def build_flags() -> list[str]:
-    """The compiler flags for this machine: :data:`CFLAGS` plus its capability's vector flags."""
-    return CFLAGS + VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])
 
 # The kernel's codes for the built-in surrogates, by function identity: a user who
 # registers a new function under an old name gets their function, not ours.
@@ -60,44 +36,13 @@ _SURROGATE_CODES = {surrogates.sigmoid: 0, surrogates.atan: 1, surrogates.qgate:
 _GIVEN = 4
 
 
-def cache_dir() -> Path:
-    """Where compiled kernels are kept between runs (``$SPIKEFORMERS_CACHE/kernels``)."""
-    root = os.environ.get("SPIKEFORMERS_CACHE") or Path.home() / ".cache" / "spikeformers"
-    return Path(root) / "kernels"
-
-
 def _build_key() -> str:
-    """The source, flags and toolchain versions that decide the binary: a change in any rebuilds."""
-    digest = hashlib.sha256(SOURCE.read_bytes())
-    digest.update(repr((build_flags(), torch.__version__, sys.version_info[:2], sys.platform)).encode())
-    return digest.hexdigest()[:16]
+    return cpp_build.build_key(SOURCE)
 
 
-@functools.cache
 def _load():
     """The compiled extension module, or the exception that stopped its build."""
-    key = _build_key()
-    build_dir = cache_dir() / f"cpu-{key}"
-    try:
-        from torch.utils.cpp_extension import load
-
-        build_dir.mkdir(parents=True, exist_ok=True)
-        # torch's build lock is a plain file: a build killed midway (Ctrl-C, SIGKILL) leaves it behind and
-        # every later process would wait for it forever. Our own lock is an flock, which the system drops
-        # when its holder dies; holding it, any torch lock file left in the folder is a dead build's.
-        with open(build_dir / "spikeformers.flock", "w") as guard:
-            fcntl.flock(guard, fcntl.LOCK_EX)
-            (build_dir / "lock").unlink(missing_ok=True)
-            return load(
-                name=f"spikeformers_neuron_cpu_{key}",
-                sources=[str(SOURCE)],
-                build_directory=str(build_dir),
-                extra_cflags=build_flags(),
-                extra_ldflags=["-fopenmp"],
-                verbose=False,
-            )
-    except Exception as err:  # no compiler, no ninja, a read-only home: all mean "use another backend"
-        return err
+    return cpp_build.load_extension(SOURCE, "cpu")
 
 
 def available() -> bool:
