@@ -55,9 +55,16 @@ def load_spikingjelly(folder):
 # ----------------------------------------------------------------------------- authors' models
 
 
-def build_authors(name, sj_neuron):
+def sj014_lif(sj_neuron, backend="torch"):
+    """The authors' neuron: SpikingJelly 0.0.0.0.14's MultiStepLIFNode(tau=2, detach_reset=True)."""
+    return lambda threshold: sj_neuron.MultiStepLIFNode(tau=2.0, v_threshold=threshold, detach_reset=True,
+                                                        backend=backend)
+
+
+def build_authors(name, make_lif):
+    """The authors' model ``name``, its neurons made by ``make_lif(threshold)`` (a multi-step LIF node)."""
     def lif(threshold=1.0):
-        return sj_neuron.MultiStepLIFNode(tau=2.0, v_threshold=threshold, detach_reset=True, backend="torch")
+        return make_lif(threshold)
 
     def conv_bn_lif_2d(cin, cout, pool, k=3, stride=1, pool_before_lif=False):
         return nn.ModuleDict(dict(conv=nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), bn=nn.BatchNorm2d(cout),
@@ -212,7 +219,7 @@ class Runner:
                 return_freed_memory_to_os()
         else:
             sj_neuron, sj_functional = sj
-            self.model = build_authors(name, sj_neuron)
+            self.model = build_authors(name, sj014_lif(sj_neuron))
             self.reset = lambda: sj_functional.reset_net(self.model)
         gen = torch.Generator().manual_seed(1)
         frames = torch.poisson(torch.full((T, batch, 2, 128, 128), 0.3), generator=gen)  # event counts

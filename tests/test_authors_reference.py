@@ -37,12 +37,12 @@ def build(name: str, **extra):
                         **{**ref["overrides"], **extra}), ref
 
 
-def logits_and_input_grad(model, ref: dict, mode: str):
-    model.double().train(mode == "train")
-    x = ref["input"].double().requires_grad_(True)
+def logits_and_input_grad(model, ref: dict, mode: str, device: str = "cpu"):
+    model.double().to(device).train(mode == "train")
+    x = ref["input"].double().to(device).requires_grad_(True)
     logits = model(x)
-    (logits * ref["loss_weights"]).sum().backward()
-    return logits.detach(), x.grad
+    (logits * ref["loss_weights"].to(device)).sum().backward()
+    return logits.detach().cpu(), x.grad.cpu()
 
 
 def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, what: str):
@@ -82,6 +82,23 @@ def test_logits_and_input_gradients_equal_the_authors_code(name, backend, monkey
                          f"{name} {mode}-mode input gradient (sampled positions)")
         assert_close_rel(grad.sum((-2, -1)), ref[f"{mode}_grad_plane_sums"],
                          f"{name} {mode}-mode input gradient (per-plane sums)")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", MODELS)
+def test_logits_and_input_gradients_equal_the_authors_code_on_gpu(name, monkeypatch):
+    """On a GPU, with the Triton kernels (the default there), in float64."""
+    from spikeformers.neurons.kernels import ENV_VAR, select_backend
+
+    monkeypatch.setenv(ENV_VAR, "triton")
+    assert select_backend(torch.zeros(1, dtype=torch.float64, device="cuda")) == "triton"
+    model, ref = build(name)
+    for mode in ("eval", "train"):
+        logits, grad = logits_and_input_grad(model, ref, mode, device="cuda")
+        diff = (logits - ref[f"{mode}_logits"]).abs().max().item()
+        assert diff <= LOGIT_ATOL, f"{name} {mode}-mode logits on the GPU differ from the authors' by {diff:.3g}"
+        assert_close_rel(grad.flatten()[ref["grad_index"].long()], ref[f"{mode}_grad_sampled"],
+                         f"{name} {mode}-mode input gradient on the GPU (sampled positions)")
 
 
 @pytest.mark.parametrize("name", MODELS)
