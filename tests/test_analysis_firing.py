@@ -104,3 +104,25 @@ def test_detached_monitor_leaves_no_hooks_and_outputs_are_identical():
     assert torch.equal(before, during) and torch.equal(before, after)
     assert monitor.rates() and not monitor.attached
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_a_checkpointed_training_step_is_counted_once():
+    """Activation checkpointing runs each unit's forward again during backward; the monitor and the
+    operation counter must count the step as the plain model's."""
+    from spikeformers.analysis import OpCounter
+    from spikeformers.layers import enable_activation_checkpointing
+
+    counts = {}
+    for checkpointed in (False, True):
+        torch.manual_seed(0)
+        model = create_model("spikformer_tiny").train()
+        x = (torch.rand(model.time_steps, 2, model.in_channels, *model.img_size,
+                        generator=torch.Generator().manual_seed(0)) * 3).floor()
+        if checkpointed:
+            enable_activation_checkpointing(model)
+        with FiringRateMonitor(model) as monitor, OpCounter(model) as counter:
+            model(x).sum().backward()
+        tallies = {key: (t.flops, t.macs, t.acs) for key, t in counter.tallies.items()}
+        counts[checkpointed] = (monitor.rates(), {n: t.elements for n, t in monitor.tallies.items()}, tallies)
+    assert counts[True] == counts[False]
+    assert sum(counts[False][1].values()) > 0 and counts[False][2]

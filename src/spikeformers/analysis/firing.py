@@ -6,7 +6,8 @@ emits; nothing in the model changes. The hooks exist only between
 :meth:`FiringRateMonitor.attach` and :meth:`~FiringRateMonitor.remove` (or
 inside ``with``), so a model without a monitor runs exactly as before, at no
 cost. Tallies accumulate over every forward while attached: over a batch, or
-over a whole data set.
+over a whole data set. The forwards that activation checkpointing runs again
+during backward are not counted.
 
 Per time step needs to know which axis is time. A neuron normally emits
 ``[T, B, ...]`` (or ``[T, windows, ...]``); one run over a folded ``[T*B,
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..layers.checkpointing import recomputing
 from ..neurons import get_neuron_class, list_neurons
 
 
@@ -124,7 +126,8 @@ class FiringRateMonitor:
 
     def _spike_hook(self, name: str):
         def hook(module, args, output):
-            self._count(name, output.detach())
+            if not recomputing():  # a checkpointed unit re-running its forward in backward: counted once
+                self._count(name, output.detach())
 
         return hook
 

@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from ..layers.checkpointing import recomputing
 from .firing import neuron_classes, sequence_shape
 
 # The functions a model computes its products with, as the mode receives them.
@@ -158,12 +159,16 @@ class OpCounter(TorchFunctionMode):
         self._mark(args[0])
 
     def _push(self, module, args) -> None:
+        if recomputing():
+            return
         self._stack.append([module, {}])
         if isinstance(module, self._neurons):
             self._in_neuron += 1
             self._neuron_seen = True
 
     def _pop(self, module, args, output) -> None:
+        if recomputing():
+            return
         # a module's output is an activation when its input is, whatever its kernel (a fused neuron)
         if self.is_activation(args):
             self._mark(output)
@@ -176,6 +181,8 @@ class OpCounter(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        if recomputing():  # activation checkpointing re-running a forward in backward: counted once
+            return out
         if self.is_activation(args) or self.is_activation(list(kwargs.values())):
             self._mark(out)
         if self._stack and not self._in_neuron:

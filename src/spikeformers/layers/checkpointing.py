@@ -37,8 +37,8 @@ It changes no result:
 
 Under ``torch.no_grad()`` (evaluation) nothing is saved, so the modules run
 their plain forward. Hooks on modules *inside* a unit run again during the
-recomputation; a hook that counts (the firing-rate monitor) can skip those
-calls by checking ``recomputing()``.
+recomputation; a hook that counts skips those calls by checking
+``recomputing()``, as the firing-rate monitor and the operation counter do.
 
 On the CPU, call ``return_freed_memory_to_os()`` once as well: without it
 glibc keeps the recomputed activations' freed memory, and the process's
