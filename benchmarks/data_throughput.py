@@ -3,18 +3,20 @@
 Writes synthetic CIFAR10-DVS-sized recordings (about 200k events each, DVS128
 addresses, big-endian AEDAT 2.0 with a jAER header, as the originals) to a
 temporary folder, then converts every file to ``[T, 2, 128, 128]`` frames
-three ways, side by side in one process:
+four ways, side by side in one process:
 
 - SpikingJelly: ``cifar10_dvs._load_origin_data(path)`` (its CIFAR10-DVS
   AEDAT loader) then ``utils.integrate_events_by_fixed_frames_number`` (its
   integrator), the two steps its ``CIFAR10DVS`` data set runs to build frames;
 - spikeformers ``read_event_frames(path, T, split_by)``: the direct path
-  (addresses looked up as frame pixels, no event array), what a frame cache
-  needs;
+  (a C++ pass counting the file's records into frames, no event array), what
+  a frame cache needs;
+- the same with the C++ counter set aside: its NumPy fallback (addresses
+  looked up as frame pixels, ``np.bincount`` per frame);
 - spikeformers ``read_events(path)`` then ``events_to_frames(events, T,
   sensor_size, split_by)``: the general two-step path through the event array.
 
-All three give the same frames (checked for every file and setting before
+All four give the same frames (checked for every file and setting before
 any timing). In each round each path converts every file, one path after the
 other (as a data set conversion runs one path over many files: another
 library's allocations in between would change what the allocator and the
@@ -38,7 +40,7 @@ nothing here uses). SpikingJelly's own code runs unmodified.
 Run (SpikingJelly in a venv that also sees this project):
 
     python -m venv --system-site-packages /tmp/venv-sj-data
-    /tmp/venv-sj-data/bin/pip install --no-deps spikingjelly loguru torchvision==<the one for your torch>
+    /tmp/venv-sj-data/bin/pip install --no-deps spikingjelly loguru torchvision==0.28.0   # any; its ops need not load
     /tmp/venv-sj-data/bin/python benchmarks/data_throughput.py --files 20 --rounds 7 --T 16 10 --profile
 """
 
@@ -109,6 +111,18 @@ def direct(path, time_steps, split_by):
     return frames, time.perf_counter() - started, 0.0
 
 
+def direct_numpy(path, time_steps, split_by):
+    """``read_event_frames`` with its C++ counter set aside: the NumPy counting it falls back to."""
+    from spikeformers.data.readers import aedat2
+
+    compiled = aedat2._compiled_counter
+    aedat2._compiled_counter = lambda: None
+    try:
+        return direct(path, time_steps, split_by)
+    finally:
+        aedat2._compiled_counter = compiled
+
+
 def two_step(path, time_steps, split_by):
     started = time.perf_counter()
     events, sensor_size = read_events(path)
@@ -128,6 +142,7 @@ def spikingjelly(path, time_steps, split_by, load, integrate):
 PATHS = {
     "SpikingJelly": "SpikingJelly `_load_origin_data` + `integrate_events_by_fixed_frames_number`",
     "direct": "spikeformers `read_event_frames`",
+    "direct_numpy": "spikeformers `read_event_frames`, NumPy counting (no C++ counter)",
     "two_step": "spikeformers `read_events` + `events_to_frames`",
 }
 
@@ -162,11 +177,12 @@ def main():
                 convert = {
                     "SpikingJelly": lambda path: spikingjelly(path, time_steps, split_by, load, integrate),
                     "direct": lambda path: direct(path, time_steps, split_by),
+                    "direct_numpy": lambda path: direct_numpy(path, time_steps, split_by),
                     "two_step": lambda path: two_step(path, time_steps, split_by),
                 }
                 for path in paths:  # the same frames before any timing
                     reference = convert["SpikingJelly"](path)[0]
-                    for who in ("direct", "two_step"):
+                    for who in ("direct", "direct_numpy", "two_step"):
                         if not np.array_equal(convert[who](path)[0], reference):
                             sys.exit(f"{who}: frames differ for {path.name}, T={time_steps}, split_by={split_by}")
                 # seconds[who][round, file] = (wall read, wall frames, CPU time of this thread)
@@ -183,7 +199,7 @@ def main():
                 cpu = {who: np.median(s[..., 2], axis=0).sum() for who, s in seconds.items()}
                 for who in convert:
                     total = wall[who]
-                    read = "-" if who == "direct" else f"{reading[who] / args.files * 1e3:.2f}"
+                    read = "-" if who.startswith("direct") else f"{reading[who] / args.files * 1e3:.2f}"
                     ratios = ("1 | 1" if who == "SpikingJelly" else
                               f"**{wall['SpikingJelly'] / total:.2f}x** | {cpu['SpikingJelly'] / cpu[who]:.2f}x")
                     print(f"| {time_steps} | {split_by} | {PATHS[who]} | {total / args.files * 1e3:.2f} | {read} | "

@@ -180,3 +180,35 @@ def test_damaged_aedat2_files_give_the_frames_or_the_error_of_read_events(tmp_pa
         assert str(caught.value) == str(error)
     else:
         assert_same_frames(read_event_frames(path, 4, split_by, format="aedat2"), want)
+
+
+def test_compiled_counter_gives_the_numpy_path_s_frames(tmp_path, monkeypatch):
+    """Plain AEDAT 2.0 files (every address a DVS128 event, the CIFAR10-DVS case) are counted by a C++
+    pass over the file's bytes; its frames must be the NumPy path's, in every mode and orientation,
+    also with fewer events than frames, no events, or times out of order (which take the NumPy path)."""
+    from spikeformers.data.readers import aedat2
+
+    counter = aedat2._compiled_counter()
+    if counter is None:
+        pytest.skip("the C++ counter cannot be built here")
+    calls = []
+    monkeypatch.setattr(aedat2, "_compiled_counter",
+                        lambda: type("Spy", (), {"count_frames": lambda self, *a: calls.append(1) or counter.count_frames(*a)})())
+    files = {
+        "plain": recording_aedat2(1, 5000, external=0.0),
+        "unsorted": recording_aedat2(2, 3000, external=0.0, shuffle_times=True),
+        "few": recording_aedat2(3, 7, external=0.0),
+        "empty": aedat2_bytes([], []),
+    }
+    compiled = 0
+    for name, data in files.items():
+        path = write(tmp_path / f"{name}.aedat", data)
+        for split_by in SPLIT_MODES:
+            for time_steps in (1, 10, 16):
+                for orientation in ("spikingjelly", "raw"):
+                    before = len(calls)
+                    got = read_event_frames(path, time_steps, split_by, orientation=orientation)
+                    compiled += len(calls) > before
+                    assert_same_frames(got, expected_frames(path, time_steps, split_by, orientation=orientation))
+    # every call on the three in-order files, and the unsorted file's number-mode calls
+    assert compiled == 3 * len(SPLIT_MODES) * 3 * 2 + 3 * 2
