@@ -278,23 +278,29 @@ def test_a_build_killed_midway_does_not_leave_later_processes_waiting(tmp_path):
     assert result.stdout.strip() == "True", result.stderr[-2000:]
 
 
+def cpu_kernel_results():
+    """Spikes and gradients of the C++ kernel for LIF and PLIF in three dtypes (also run by the probe)."""
+    results = []
+    for dtype in (torch.float64, torch.float32, torch.bfloat16):
+        for neuron in (LIF(tau=1.7, v_reset=None), PLIF(init_tau=1.7, detach_reset=True, surrogate="atan")):
+            neuron = neuron.to(dtype)
+            x = (torch.randn(8, 3000, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.9).to(dtype)
+            x.requires_grad_()
+            w = neuron._decay_parameter()
+            out = multistep(x, w, neuron.spec, backend="cpu")
+            out.backward(torch.ones_like(out))
+            results.append((f"{dtype} {neuron.spec.kind}", out.detach(), x.grad, None if w is None else w.grad))
+    return results
+
+
 PORTABLE_BUILD_PROBE = """
 import sys, torch
-from spikeformers.neurons import LIF, PLIF
-from spikeformers.neurons.kernels import cpu, multistep
+sys.path.insert(0, sys.argv[2])
+from spikeformers.neurons.kernels import cpu
+from test_neuron_kernels import cpu_kernel_results
 assert torch.backends.cpu.get_cpu_capability() == "DEFAULT"
 assert not any(flag.startswith("-mavx") for flag in cpu.build_flags())
-results = []
-for dtype in (torch.float64, torch.float32, torch.bfloat16):
-    for neuron in (LIF(tau=1.7, v_reset=None), PLIF(init_tau=1.7, detach_reset=True, surrogate="atan")):
-        neuron = neuron.to(dtype)
-        x = (torch.randn(8, 3000, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.9).to(dtype)
-        x.requires_grad_()
-        w = neuron._decay_parameter()
-        out = multistep(x, w, neuron.spec, backend="cpu")
-        out.backward(torch.ones_like(out))
-        results.append((out.detach(), x.grad, None if w is None else w.grad))
-torch.save(results, sys.argv[1])
+torch.save(cpu_kernel_results(), sys.argv[1])
 """
 
 
@@ -305,23 +311,19 @@ def test_kernel_built_without_vector_extensions_gives_identical_results(tmp_path
     import os
     import subprocess
     import sys
+    from pathlib import Path
 
     if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
         pytest.skip("this CPU already runs the plain build")
     saved = tmp_path / "plain.pt"
-    result = subprocess.run([sys.executable, "-c", PORTABLE_BUILD_PROBE, str(saved)], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "SPIKEFORMERS_CACHE": str(tmp_path), "ATEN_CPU_CAPABILITY": "default"})
+    result = subprocess.run([sys.executable, "-c", PORTABLE_BUILD_PROBE, str(saved), str(Path(__file__).parent)],
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "SPIKEFORMERS_CACHE": str(tmp_path), "ATEN_CPU_CAPABILITY": "default"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "kernels").is_dir() and any((tmp_path / "kernels").iterdir()), "the plain build was not made apart"
-    plain = iter(torch.load(saved))
-    for dtype in (torch.float64, torch.float32, torch.bfloat16):
-        for neuron in (LIF(tau=1.7, v_reset=None), PLIF(init_tau=1.7, detach_reset=True, surrogate="atan")):
-            neuron = neuron.to(dtype)
-            x = (torch.randn(8, 3000, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.9).to(dtype)
-            x.requires_grad_()
-            w = neuron._decay_parameter()
-            out = multistep(x, w, neuron.spec, backend="cpu")
-            out.backward(torch.ones_like(out))
-            p_out, p_gx, p_gw = next(plain)
-            assert torch.equal(out, p_out) and torch.equal(x.grad, p_gx), f"{dtype} {neuron.spec.kind}"
-            assert (w is None and p_gw is None) or torch.equal(w.grad, p_gw)
+    plain = torch.load(saved)
+    here = cpu_kernel_results()
+    assert len(here) == len(plain) == 6
+    for (what, out, grad_x, grad_w), (_, p_out, p_gx, p_gw) in zip(here, plain):
+        assert torch.equal(out, p_out) and torch.equal(grad_x, p_gx), what
+        assert (grad_w is None and p_gw is None) or torch.equal(grad_w, p_gw), what
