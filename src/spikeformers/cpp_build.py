@@ -80,11 +80,15 @@ def _build(source: Path, prefix: str):
         # torch's build lock is a plain file: a build killed midway (Ctrl-C, SIGKILL) leaves it behind and
         # every later process would wait for it forever. Our own lock is an flock, which the system drops
         # when its holder dies; holding it, any torch lock file left in the folder is a dead build's.
+        name = f"spikeformers_{prefix}_{key}"
         with open(build_dir / "spikeformers.flock", "w") as guard:
             fcntl.flock(guard, fcntl.LOCK_EX)
             (build_dir / "lock").unlink(missing_ok=True)
+            if not (build_dir / f"{name}.so").exists():  # say why the first run pauses
+                print(f"spikeformers: compiling the {source.stem} for this CPU, once (20-60 s); "
+                      f"cached in {build_dir}", file=sys.stderr, flush=True)
             return load(
-                name=f"spikeformers_{prefix}_{key}",
+                name=name,
                 sources=[str(source)],
                 build_directory=str(build_dir),
                 extra_cflags=build_flags(),
