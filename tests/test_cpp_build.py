@@ -1,4 +1,4 @@
-"""Building the C++ kernels: the build must never hold on to its caller's frames."""
+"""Building the C++ kernels: never holding on to the caller's frames, and saying when a build fails."""
 
 import gc
 import sys
@@ -26,13 +26,22 @@ def test_a_build_started_inside_a_forward_does_not_keep_that_forward_s_tensors(m
 
     def forward():
         activation = torch.ones(1000)
-        cpp_build.load_extension(source, "test")
+        cpp_build.build_on_own_thread(source, "test")
         return weakref.ref(activation)
 
-    try:
-        activation = forward()
-        gc.collect()
-        assert kept, "the build did not run"
-        assert activation() is None, "the build kept the caller's frame and its tensor alive"
-    finally:
-        cpp_build.load_extension.cache_clear()
+    activation = forward()
+    gc.collect()
+    assert kept, "the build did not run"
+    assert activation() is None, "the build kept the caller's frame and its tensor alive"
+
+
+def test_a_kernel_that_cannot_be_built_is_reported_and_returned_as_the_error(tmp_path, monkeypatch, capsys):
+    """No compiler, a broken source, a read-only cache: the caller gets the exception to fall back on,
+    and the user a line saying why things will be slower."""
+    source = tmp_path / "broken_kernel.cpp"
+    source.write_text("this is not C++\n")
+    monkeypatch.setenv("SPIKEFORMERS_CACHE", str(tmp_path / "cache"))
+    result = cpp_build.build_on_own_thread(source, "broken")
+    assert isinstance(result, Exception)
+    err = capsys.readouterr().err
+    assert "compiling the broken_kernel" in err and "could not build the broken_kernel" in err

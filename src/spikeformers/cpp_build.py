@@ -60,6 +60,11 @@ def load_extension(source: Path, prefix: str):
 
     Cached per process; the binary lives in ``cache_dir() / f"{prefix}-{key}"``.
     """
+    return build_on_own_thread(source, prefix)
+
+
+def build_on_own_thread(source: Path, prefix: str):
+    """``load_extension`` without its cache: the build (or load) of ``source`` on a thread of its own."""
     # Built on a thread of its own: the first call usually comes from inside a model's forward, and
     # the build machinery keeps some exceptions it caught (setuptools' parser caches them); their
     # tracebacks would hold every calling frame, and with them that forward's activations, for good.
@@ -96,4 +101,7 @@ def _build(source: Path, prefix: str):
                 verbose=False,
             )
     except Exception as err:  # no compiler, no ninja, a read-only home: all mean "use another path"
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        print(f"spikeformers: could not build the {source.stem} ({first_line}); using PyTorch's slower "
+              "operations instead", file=sys.stderr, flush=True)
         return err
