@@ -1,4 +1,4 @@
-"""Building and caching the project's C++ CPU kernels (the neurons' and the max-pool's).
+"""Building and caching the project's C++ CPU kernels (the neurons', the max-pool's, the AEDAT counter's).
 
 Each kernel is one C++ source compiled with the compiler PyTorch's ``cpp_extension``
 finds (20 to 60 s, once), for the vector instructions PyTorch itself uses on this

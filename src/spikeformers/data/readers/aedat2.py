@@ -28,8 +28,10 @@ Decoding views the body as records of the address's big-endian 16-bit halves
 and the timestamp: the high half of every address must be zero, the low half
 is the DVS128 address itself. ``read_aedat2`` decodes it into x, y, p
 with a few bit operations; ``read_aedat2_frames`` looks each address up in a
-32,768-entry table of frame pixel indices, frame by frame, so that framing
-needs no event array at all.
+32,768-entry table of frame pixel indices, so that framing needs no event
+array at all: in one C++ pass over the file's bytes (``aedat2_kernel.cpp``)
+when every record is a DVS128 event in time order, else frame by frame with
+NumPy.
 """
 
 from __future__ import annotations
