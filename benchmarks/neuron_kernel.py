@@ -36,6 +36,7 @@ import types
 
 import torch
 
+from spikeformers import cpp_build
 from spikeformers.neurons import LIF
 from spikeformers.neurons.kernels import cpu as cpu_backend
 from spikeformers.neurons.kernels import multistep
@@ -169,7 +170,7 @@ def main():
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
           + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"CPU: {cpu_model()}, PyTorch capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"cpu kernel flags {' '.join(cpu_backend.build_flags())}")
+          f"cpu kernel flags {' '.join(cpp_build.build_flags())}")
     print(f"load average before: {os.getloadavg()}")
     for label, why in missing.items():
         print(f"NOT MEASURED {label}: {why}")

@@ -22,6 +22,7 @@ import zlib
 import pytest
 import torch
 
+from spikeformers import cpp_build
 from spikeformers.neurons import IF, LIF, PLIF, register_surrogate
 from spikeformers.neurons.kernels import BACKENDS, ENV_VAR, multistep, select_backend
 from spikeformers.neurons.kernels import cpu as cpu_backend
@@ -254,7 +255,7 @@ def test_neuron_modules_run_on_the_forced_backend(monkeypatch):
 
 def test_kernel_cache_folder_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SPIKEFORMERS_CACHE", str(tmp_path))
-    assert cpu_backend.cache_dir() == tmp_path / "kernels"
+    assert cpp_build.cache_dir() == tmp_path / "kernels"
 
 
 def test_a_build_killed_midway_does_not_leave_later_processes_waiting(tmp_path):
@@ -268,7 +269,7 @@ def test_a_build_killed_midway_does_not_leave_later_processes_waiting(tmp_path):
 
     if not cpu.available():
         pytest.skip("the CPU kernel cannot be built here")
-    built = cpu.cache_dir() / f"cpu-{cpu._build_key()}"
+    built = cpp_build.cache_dir() / f"cpu-{cpu._build_key()}"
     copy = tmp_path / "kernels" / built.name
     shutil.copytree(built, copy, ignore=shutil.ignore_patterns("lock", "*.flock"))
     (copy / "lock").touch()  # what a build killed midway leaves
@@ -296,10 +297,10 @@ def cpu_kernel_results():
 PORTABLE_BUILD_PROBE = """
 import sys, torch
 sys.path.insert(0, sys.argv[2])
-from spikeformers.neurons.kernels import cpu
+from spikeformers import cpp_build
 from test_neuron_kernels import cpu_kernel_results
 assert torch.backends.cpu.get_cpu_capability() == "DEFAULT"
-assert not any(flag.startswith("-mavx") for flag in cpu.build_flags())
+assert not any(flag.startswith("-mavx") for flag in cpp_build.build_flags())
 torch.save(cpu_kernel_results(), sys.argv[1])
 """
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
@@ -56,18 +55,19 @@ class _MaxPool2dFunction(torch.autograd.Function):
 class MaxPool2d(nn.MaxPool2d):
     """``nn.MaxPool2d`` with the same results; on CPU tensors, a kernel that keeps one byte per output."""
 
-    def _kernel_applies(self, x: torch.Tensor) -> bool:
-        window = _pair(self.kernel_size)
-        return (x.device.type == "cpu" and x.dim() == 4 and x.is_floating_point() and x.numel() > 0
-                and _pair(self.dilation) == (1, 1) and not self.ceil_mode and not self.return_indices
-                and window[0] * window[1] <= 256 and kernel_available())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self._kernel_applies(x):
-            return super().forward(x)
+    def _kernel_geometry(self, x: torch.Tensor) -> tuple | None:
+        """(window, stride, padding) when the C++ kernel computes this pool of ``x``, else None."""
         window = _pair(self.kernel_size)
         stride = _pair(self.stride if self.stride is not None else self.kernel_size)
         padding = _pair(self.padding)
-        if any(2 * p > k for p, k in zip(padding, window)):
-            return F.max_pool2d(x, window, stride, padding)  # PyTorch's own error message
-        return _MaxPool2dFunction.apply(x, window, stride, padding)
+        applies = (x.device.type == "cpu" and x.dim() == 4 and x.is_floating_point() and x.numel() > 0
+                   and _pair(self.dilation) == (1, 1) and not self.ceil_mode and not self.return_indices
+                   and window[0] * window[1] <= 256 and all(2 * p <= k for p, k in zip(padding, window))
+                   and kernel_available())
+        return (window, stride, padding) if applies else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        geometry = self._kernel_geometry(x)
+        if geometry is None:  # PyTorch's pool, with its own errors (a padding over half the window)
+            return super().forward(x)
+        return _MaxPool2dFunction.apply(x, *geometry)

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from ... import cpp_build
-from ...cpp_build import CFLAGS, VECTOR_FLAGS, build_flags, cache_dir  # noqa: F401 (this backend's settings)
 from .. import surrogate as surrogates
 from ..multistep import NeuronSpec
 
