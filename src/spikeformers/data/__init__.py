@@ -11,6 +11,7 @@ from .events import EVENT_DTYPE, check_event_fields, make_events, sort_events
 from .folder_dataset import DatasetNotFoundError, EventFolderDataset
 from .frame_cache import FrameCache
 from .frames import SPLIT_MODES, events_to_frames
+from .loader import collate_time_major, time_major_loader
 from .imagenet import ImageNet
 from .ncaltech101 import NCaltech101
 from .nmnist import NMNIST
@@ -43,6 +44,7 @@ __all__ = [
     "read_events",
     "read_frames_npz",
     "check_event_fields",
+    "collate_time_major",
     "create_dataset",
     "dataset_options",
     "emulate_events",
@@ -54,5 +56,6 @@ __all__ = [
     "resize_frames",
     "saccade_offsets",
     "sort_events",
+    "time_major_loader",
     "video_to_events",
 ]

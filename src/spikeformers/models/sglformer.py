@@ -46,6 +46,8 @@ from .registry import register_model
 
 
 class SGLFormer(SpikingClassifier):
+    weights_tied_to_time_steps = "the head's full-size convolution spans the T steps"
+
     def __init__(
         self,
         img_size: int | Sequence[int] = 128,
@@ -89,15 +91,6 @@ class SGLFormer(SpikingClassifier):
             for _ in range(depth)
         ])
         self.head = SpatioTemporalHead(embed_dim, self.grid_size[0] * self.grid_size[1], time_steps, num_classes)
-
-    def check_input(self, x: torch.Tensor) -> torch.Tensor:
-        x = super().check_input(x)
-        if x.shape[0] != self.time_steps:
-            raise ValueError(
-                f"{type(self).__name__} takes exactly time_steps={self.time_steps} steps (its head's kernel spans "
-                f"them), got T={x.shape[0]} in shape {tuple(x.shape)}; build it with time_steps={x.shape[0]}"
-            )
-        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Spike-sum map ``[T, B, D, h, w]`` after the last block, for an already checked input."""
