@@ -281,6 +281,16 @@ def test_aedat4_zstd_bomb_is_refused_before_it_inflates(tmp_path):
     assert report["peak_kib"] < 512 * 1024  # the interpreter with torch, not the GiB it would inflate to
 
 
+def test_aedat4_zstd_bomb_of_small_packets_is_refused(tmp_path):
+    """Each packet within the per-packet bound (15 MiB from 360 bytes), the event stream's
+    packets together far beyond the file's size: refused before the package inflates one."""
+    pytest.importorskip("aedat", reason="AEDAT 4 needs the optional aedat package")
+    path = tmp_path / "small_bombs.aedat4"
+    path.write_bytes(aedat4_bytes([(0, zstd_rle_frame(120))] * 40, compression=3))
+    with pytest.raises(EventFileError, match=f"from a file of {path.stat().st_size}: refused as a decompression"):
+        read_events(path)
+
+
 def test_npz_array_declaring_more_than_its_member_holds_is_refused(tmp_path):
     path = tmp_path / "declared.npz"
     with zipfile.ZipFile(path, "w") as archive:

@@ -21,9 +21,10 @@ handing the file over, this reader checks
   walks them: up to the data table, or the end of the file when there is
   none): a size beyond the end of the file is an error (``check_packets``);
 - for Zstd-compressed files, how much each packet can inflate to, from its
-  frame and block headers: at most ``max(16 MiB, 256 x its size)``, so a
-  file of N bytes never asks for much more than 256 N. (LZ4 cannot expand
-  more than about 255-fold, so LZ4 packets need no such walk.)
+  frame and block headers: at most ``max(16 MiB, 256 x its size)``, and the
+  event stream's packets, which the reader keeps, at most ``max(16 MiB, 256 x
+  the file's size)`` together. (LZ4 cannot expand more than about 255-fold,
+  so LZ4 packets need no such walk.)
 
 and the event stream's declared sensor size against ``MAX_SENSOR_SIDE`` when
 no ``sensor_size`` is given. Damage inside the packets is left to the package.
@@ -120,10 +121,13 @@ def check_io_header(path) -> tuple[int, int, int]:
     return compression, table_position, len(head) + size
 
 
-def check_packets(path, compression: int, table_position: int, start: int) -> None:
+def check_packets(path, compression: int, table_position: int, start: int, kept=()) -> None:
     """Walk the packet headers from ``start`` as the aedat package will, and raise
-    ``EventFileError`` for a size beyond the end of the file, or (Zstd) a packet
-    that can inflate beyond ``max(PACKET_FLOOR, PACKET_RATIO x its size)``."""
+    ``EventFileError`` for a size beyond the end of the file or, for Zstd, a packet
+    that can inflate beyond ``max(PACKET_FLOOR, PACKET_RATIO x its size)``, or
+    packets of the streams ``kept`` that can inflate beyond ``max(PACKET_FLOOR,
+    PACKET_RATIO x the file's size)`` together."""
+    kept_total = 0
     with open(path, "rb") as handle:
         file_size = os.fstat(handle.fileno()).st_size
         position = start
@@ -150,6 +154,11 @@ def check_packets(path, compression: int, table_position: int, start: int) -> No
                     raise EventFileError(path, f"the packet at byte {position} (stream {stream_id}) can "
                                                f"inflate to {inflated} bytes from {size}: refused as a "
                                                "decompression bomb")
+                kept_total += inflated if stream_id in kept else 0
+                if kept_total > max(PACKET_FLOOR, PACKET_RATIO * file_size):
+                    raise EventFileError(path, f"the packets of stream {stream_id} up to byte {position} can "
+                                               f"inflate to {kept_total} bytes from a file of {file_size}: "
+                                               "refused as a decompression bomb")
             position += 8 + size
 
 
@@ -216,9 +225,9 @@ def read_aedat4(path, *, sensor_size=None) -> EventRecording:
         raise EventFileError(path, f"bad magic: expected the file to start with {MAGIC.decode()!r}, "
                                    f"got {head!r}")
     aedat = _import_aedat()
-    check_packets(path, *check_io_header(path))
+    header = check_io_header(path)
     try:
-        decoder = aedat.Decoder(os.fspath(path))
+        decoder = aedat.Decoder(os.fspath(path))  # reads the IOHeader only
         streams = decoder.id_to_stream()
         event_streams = sorted(sid for sid, info in streams.items() if info.get("type") == "events")
         if not event_streams:
@@ -228,6 +237,7 @@ def read_aedat4(path, *, sensor_size=None) -> EventRecording:
         height, width = int(info["height"]), int(info["width"])
         if sensor_size is None:
             check_plausible_size(path, (height, width), "the size its event stream declares")
+        check_packets(path, *header, kept=(stream_id,))
         chunks = [packet["events"] for packet in decoder
                   if packet.get("stream_id") == stream_id and "events" in packet]
     except EventFileError:

@@ -24,9 +24,8 @@ import errno
 import os
 import re
 import zipfile
-import zlib
 
-from ._common import EventFileError
+from ._common import EventFileError, read_bytes
 
 # A member larger than this is refused before it is inflated. Recordings of the zipped data sets
 # are a few megabytes (CIFAR10-DVS: 8 bytes an event, well under a million events each).
@@ -63,10 +62,7 @@ def read_source(path) -> bytes:
     a damaged or hostile archive is an ``EventFileError``.
     """
     member = split_archive_path(path)
-    if member is None:
-        with open(path, "rb") as handle:  # read, never mapped: see _common.read_bytes
-            return handle.read()
-    return read_member(*member, path)
+    return read_bytes(path) if member is None else read_member(*member, path)
 
 
 def read_member(archive_path, member: str, shown=None) -> bytes:
@@ -85,7 +81,11 @@ def read_member(archive_path, member: str, shown=None) -> bytes:
         try:
             with archive.open(info) as stream:
                 data = stream.read(info.file_size + 1)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as error:
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                raise
+            raise EventFileError(shown, f"cannot be read from the zip archive ({error})") from error
+        except Exception as error:  # BadZipFile (bad header or CRC), zlib.error, EOFError, ...
             raise EventFileError(shown, f"cannot be read from the zip archive ({type(error).__name__}: "
                                         f"{error})") from error
     if len(data) != info.file_size:
@@ -112,8 +112,8 @@ def list_members(archive_path, extensions) -> list[str]:
         if "\\" in name or name.startswith("/") or any(_UNSAFE_PART.match(part) for part in parts):
             raise EventFileError(archive_path, f"member {name!r} has an unsafe name (it would be "
                                                "written outside the folder it is extracted to)")
-        spans.append((info.header_offset, info.header_offset + _LOCAL_HEADER_BYTES + len(info.orig_filename)
-                       + info.compress_size, name))
+        spans.append((info.header_offset, info.header_offset + _LOCAL_HEADER_BYTES
+                       + len(info.orig_filename.encode("utf-8", "replace")) + info.compress_size, name))
         if info.is_dir() or parts[0] == "__MACOSX" or parts[-1].startswith("."):
             continue
         if os.path.splitext(parts[-1])[1].lower() in extensions:
