@@ -466,6 +466,9 @@ def main():
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--no-fuzz", action="store_true", help="only the race runs and the timing")
+    parser.add_argument("--release-memory", action="store_true",
+                        help="time with glibc's fixed mmap threshold (spikeformers train --release-memory), "
+                             "under which every fresh buffer of the read faults in anew")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--last", type=int, default=0, help=argparse.SUPPRESS)
@@ -495,6 +498,10 @@ def main():
         print()
         failures += race_runs(args.race_runs)
     if args.timing:
+        if args.release_memory:
+            from spikeformers.layers.checkpointing import return_freed_memory_to_os
+
+            print(f"\nreturn_freed_memory_to_os(): {return_freed_memory_to_os()}")
         timing(args.rounds, args.files, args.events)
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 1 if failures else 0

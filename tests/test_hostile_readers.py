@@ -360,9 +360,12 @@ def test_read_events_reads_a_member_through_a_zip_path(tmp_path):
     cut = tmp_path / "cut.zip"
     with zipfile.ZipFile(cut, "w") as handle:
         handle.writestr("a.aedat", data[:-3])
+        handle.writestr("b.aedat4", small_aedat4()[0])
     with pytest.raises(EventFileError, match="truncated event record") as caught:
         read_events(cut / "a.aedat")
     assert caught.value.path == str(cut / "a.aedat")
+    with pytest.raises(EventFileError, match="extract it from the zip archive first"):
+        read_events(cut / "b.aedat4")
 
 
 @pytest.mark.parametrize("name", ["../evil.aedat", "/etc/evil.aedat", "cat/../../evil.aedat",
