@@ -147,7 +147,7 @@ def run_reader(path, calls="lambda: read_events(path)", *, cap=MEMORY_CAP, setup
     """Run ``calls`` (Python lambdas over ``path``) in a fresh interpreter; the
     completed process and its outcomes (None when it died)."""
     source = str(Path(spikeformers.__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=source + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])))
     code = CHILD.format(cap=cap or 0, path=str(path), setup=setup, calls=calls)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=CHILD_TIMEOUT)
