@@ -7,6 +7,7 @@ vectorised readers must agree event by event. The real recordings in
 shared/testdata/ pin the readers to bytes a real camera wrote.
 """
 
+import os
 import pickle
 import struct
 import sys
@@ -25,7 +26,8 @@ from spikeformers.data.readers import (
     read_frames_npz,
 )
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+# SPIKEFORMERS_TESTDATA: where the samples are for a checkout elsewhere than beside shared/.
+TESTDATA = Path(os.environ.get("SPIKEFORMERS_TESTDATA") or Path(__file__).resolve().parents[2] / "shared" / "testdata")
 
 
 def real_sample(name):

@@ -5,11 +5,15 @@ EventFileError naming the file.
 - every truncation of small valid files (exact: a cut on a record or packet
   boundary gives the events before it, any other cut is an error),
 - random bytes, alone and behind valid headers (hypothesis),
-- random byte corruptions of valid files (hypothesis).
+- random byte corruptions of valid files (hypothesis),
+- declared sizes of any value: AEDAT 4 packet headers, Zstd frame and block
+  headers, .npy shapes, zip member sizes (hypothesis), and every truncation of
+  small AEDAT 4 files (the writer of test_hostile_readers.py).
 """
 
 import struct
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +221,110 @@ def test_corrupted_aedat4_headers(tmp_path, edits, cut):
     path = tmp_path / "damaged.aedat4"
     path.write_bytes(corrupt(data, edits))
     read_or_file_error(path)
+
+
+# --------------------------------------------------------------------------- AEDAT 4 and declared sizes
+
+def aedat4_packet_bounds(data):
+    """The offsets where the AEDAT 4 packets of ``data`` start, and its end."""
+    from test_hostile_readers import first_packet_offset
+
+    bounds, position = [first_packet_offset(data)], first_packet_offset(data)
+    while position < len(data):
+        position += 8 + struct.unpack_from("<I", data, position + 4)[0]
+        bounds.append(position)
+    return bounds
+
+
+@pytest.mark.parametrize("compression", [0, 3])
+def test_every_truncation_of_an_aedat4_file(tmp_path, compression):
+    """Exact: a cut at most 3 bytes past a packet's end gives the packets before it (the
+    aedat package stops where no stream id is left), any other cut is an error."""
+    pytest.importorskip("aedat", reason="AEDAT 4 needs the optional aedat package")
+    from test_hostile_readers import small_aedat4
+
+    data, expected = small_aedat4(compression)
+    bounds = aedat4_packet_bounds(data)
+    per_packet = len(expected) // 2
+    path = tmp_path / "cut.aedat4"
+    for cut in range(len(data)):
+        path.write_bytes(data[:cut])
+        result = read_or_file_error(path)
+        whole = [b for b in bounds if b <= cut]
+        assert (result is not None) == (bool(whole) and cut - whole[-1] < 4), cut
+        if result is not None:
+            assert as_tuples(result.events) == expected[:per_packet * (len(whole) - 1)]
+
+
+@FUZZ
+@given(edits=EDITS, compression=st.sampled_from([0, 3]))
+def test_corrupted_aedat4_files(tmp_path, edits, compression):
+    pytest.importorskip("aedat", reason="AEDAT 4 needs the optional aedat package")
+    from test_hostile_readers import small_aedat4
+
+    path = tmp_path / "damaged.aedat4"
+    path.write_bytes(corrupt(small_aedat4(compression)[0], [(14 + p, v) for p, v in edits]))
+    read_or_file_error(path)
+
+
+@FUZZ
+@given(packet=st.integers(0, 1), field=st.sampled_from([0, 4]),
+       value=st.sampled_from([1, 7, 2**16, 2**24, 2**31 - 1, 2**31, 2**32 - 16, 2**32 - 1]),
+       compression=st.sampled_from([0, 3]))
+def test_aedat4_packet_headers_declaring_huge_sizes(tmp_path, packet, field, value, compression):
+    """A packet's stream id or size set to anything: an error naming the file, or the events."""
+    pytest.importorskip("aedat", reason="AEDAT 4 needs the optional aedat package")
+    from test_hostile_readers import small_aedat4
+
+    data = bytearray(small_aedat4(compression)[0])
+    struct.pack_into("<I", data, aedat4_packet_bounds(bytes(data))[packet] + field, value)
+    path = tmp_path / "declared.aedat4"
+    path.write_bytes(bytes(data))
+    read_or_file_error(path)
+
+
+@FUZZ
+@given(blocks=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**21 - 1)), min_size=1, max_size=6),
+       descriptor=st.integers(0, 255), window=st.integers(0, 255), tail=st.binary(max_size=24))
+def test_aedat4_zstd_frames_with_garbage_headers(tmp_path, blocks, descriptor, window, tail):
+    """Zstd frame and block headers of any value: refused or bounded before the package inflates."""
+    pytest.importorskip("aedat", reason="AEDAT 4 needs the optional aedat package")
+    from test_hostile_readers import aedat4_bytes
+
+    frame = struct.pack("<IBB", 0xFD2FB528, descriptor, window)
+    for i, (kind, size) in enumerate(blocks):
+        frame += struct.pack("<I", (i == len(blocks) - 1) | (kind << 1) | (size << 3))[:3] + tail[:8]
+    path = tmp_path / "zstd.aedat4"
+    path.write_bytes(aedat4_bytes([(0, frame + tail)], compression=3))
+    read_or_file_error(path)
+
+
+@FUZZ
+@given(shape=st.lists(st.integers(0, 2**40), min_size=0, max_size=3),
+       dtype=st.sampled_from(["<i8", "<f4", "|u1", "|b1", "<u2"]), payload=st.integers(0, 64))
+def test_npz_arrays_declaring_any_shape(tmp_path, shape, dtype, payload):
+    """An .npy header may declare any shape over any payload: exact ones read, others refused."""
+    path = tmp_path / "declared.npz"
+    header = {"descr": dtype, "fortran_order": False, "shape": tuple(shape)}
+    with zipfile.ZipFile(path, "w") as archive:
+        for key in ("t", "x", "y", "p"):
+            with archive.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array_header_1_0(member, header)
+                member.write(bytes(payload))
+    result = read_or_file_error(path)
+    if result is not None:
+        assert len(result.events) * np.dtype(dtype).itemsize == payload
+
+
+@FUZZ
+@given(field=st.sampled_from([(18, "local compressed"), (22, "local size"), (20, "central compressed"),
+                              (24, "central size"), (42, "central offset")]),
+       value=st.sampled_from([0, 1, 100, 2**20, 2**31 - 1, 2**31, 2**32 - 1]), frames=st.booleans())
+def test_npz_zip_members_declaring_any_size(tmp_path, field, value, frames):
+    data = bytearray(small_npz_bytes(tmp_path, frames))
+    offset, where = field
+    base = data.index(b"PK\x01\x02") if where.startswith("central") else 0
+    struct.pack_into("<I", data, base + offset, value)
+    path = tmp_path / "declared.npz"
+    path.write_bytes(bytes(data))
+    read_or_file_error(path, read_frames_npz if frames else read_events)

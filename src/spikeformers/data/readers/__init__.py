@@ -29,10 +29,17 @@ signature (``PK\\x03\\x04`` or ``PK\\x05\\x06``) is ``npz``; then by extension,
 ``EventFileError`` that lists the supported formats.
 
 Options: ``sensor_size=(H, W)`` overrides the format's size (events outside
-it are an error); ``allow_truncated=True`` drops a partial trailing record
-(AEDAT 2.0, N-MNIST) or the cut end of the last packet (AEDAT 3.1) instead of
-raising, since by default a truncated file is an error, never silently
-shortened.
+it are an error); without it a size the file declares or its events reach
+beyond ``MAX_SENSOR_SIDE`` (2048) a side is an error. ``allow_truncated=True``
+drops a partial trailing record (AEDAT 2.0, N-MNIST) or the cut end of the
+last packet (AEDAT 3.1) instead of raising, since by default a truncated file
+is an error, never silently shortened.
+
+A path that runs through a ``.zip`` file reads that archive's member
+(``airplane.zip/airplane/cifar10_airplane_0.aedat``; see ``archive``), for
+every format but AEDAT 4. Files are read into memory, never memory-mapped, so
+a file that shrinks while it is read is at worst an ``EventFileError``; sizes
+a file declares are checked against the file before anything is allocated.
 
 ``read_event_frames(path, T, split_by, ...)`` takes the same options and
 returns ``events_to_frames`` of the recording, the events of the time modes
@@ -54,8 +61,9 @@ import numpy as np
 
 from ..events import sort_events
 from ..frames import check_frame_options, events_to_frames
-from ._common import EventFileError, EventRecording, map_file, read_bytes
+from ._common import MAX_SENSOR_SIDE, EventFileError, EventRecording, read_bytes
 from .aedat2 import ORIENTATIONS, read_aedat2, read_aedat2_frames
+from .archive import read_member, split_archive_path
 from .aedat3 import read_aedat3
 from .aedat4 import read_aedat4
 from .nmnist import read_nmnist
@@ -102,6 +110,9 @@ def detect_format_from_bytes(head: bytes, path) -> str:
 
 def detect_format(path) -> str:
     """The format name ``read_events`` would use for ``path`` (one of ``FORMATS``)."""
+    member = split_archive_path(path)
+    if member is not None:
+        return detect_format_from_bytes(read_member(*member, path)[:_HEAD_BYTES], path)
     with open(path, "rb") as handle:
         head = handle.read(_HEAD_BYTES)
     return detect_format_from_bytes(head, path)
@@ -121,15 +132,18 @@ def read_events(path, format: str | None = None, *, sensor_size=None, orientatio
     with the content, ``ValueError`` for bad arguments, ``ImportError`` for an
     AEDAT 4 file without the ``aedat`` package.
     """
-    format = _check_options(path, format, orientation, allow_truncated)
-    if format == "npz":
-        return read_npz_events(path, sensor_size=sensor_size)
+    format, data = _open(path, format, orientation, allow_truncated)
+    return _decode(path, format, data, sensor_size, orientation, allow_truncated)
+
+
+def _decode(path, format: str, data, sensor_size, orientation, allow_truncated) -> EventRecording:
     if format == "aedat4":
         return read_aedat4(path, sensor_size=sensor_size)
+    if format == "npz":
+        return read_npz_events(path, data, sensor_size=sensor_size)
     if format == "aedat2":
-        return read_aedat2(path, map_file(path), sensor_size=sensor_size, orientation=orientation,
+        return read_aedat2(path, data, sensor_size=sensor_size, orientation=orientation,
                            allow_truncated=allow_truncated)
-    data = read_bytes(path)
     if format == "aedat3":
         return read_aedat3(path, data, sensor_size=sensor_size, allow_truncated=allow_truncated)
     return read_nmnist(path, data, sensor_size=sensor_size, allow_truncated=allow_truncated)
@@ -146,9 +160,8 @@ def read_event_frames(path, time_steps: int, split_by: str = "number", *, format
     ``read_events``'s and ``events_to_frames``'s.
     """
     check_frame_options(time_steps, split_by)
-    format = _check_options(path, format, orientation, allow_truncated)
+    format, data = _open(path, format, orientation, allow_truncated)
     if format == "aedat2":
-        data = map_file(path)
         frames = read_aedat2_frames(path, data, time_steps, split_by, sensor_size=sensor_size,
                                     orientation=orientation, allow_truncated=allow_truncated)
         if frames is not None:
@@ -158,32 +171,43 @@ def read_event_frames(path, time_steps: int, split_by: str = "number", *, format
         recording = read_aedat2(path, data, sensor_size=sensor_size, orientation=orientation,
                                 allow_truncated=allow_truncated)
     else:
-        options = {"orientation": orientation} if orientation is not None else {}
-        recording = read_events(path, format, sensor_size=sensor_size, allow_truncated=allow_truncated,
-                                **options)
+        recording = _decode(path, format, data, sensor_size, orientation, allow_truncated)
     events = recording.events
     if split_by != "number" and np.any(events["t"][1:] < events["t"][:-1]):
         events = sort_events(events)
     return events_to_frames(events, time_steps, recording.sensor_size, split_by)
 
 
-def _check_options(path, format, orientation, allow_truncated) -> str:
-    """The format (detected when None) after checking the options against it."""
+def _open(path, format, orientation, allow_truncated) -> tuple[str, bytes | None]:
+    """``(format, the file's bytes)`` after checking the options against the format
+    (detected when None); no bytes for an AEDAT 4 file, which the aedat package reads."""
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown event file format {format!r}; supported: {_supported()}")
     if orientation is not None and orientation not in ORIENTATIONS:
         raise ValueError(f"unknown orientation {orientation!r}; valid: {ORIENTATIONS}")
-    if format is None:
+    member = split_archive_path(path)
+    data = None
+    if member is not None:
+        data = read_member(*member, path)
+        if format is None:
+            format = detect_format_from_bytes(data[:_HEAD_BYTES], path)
+    elif format is None:
         format = detect_format(path)
     if orientation is not None and format != "aedat2":
         raise ValueError(f"orientation applies to AEDAT 2.0 files only, not to format {format!r}")
     if allow_truncated and format not in ("aedat2", "aedat3", "nmnist"):
         raise ValueError(f"allow_truncated applies to aedat2, aedat3 and nmnist, not to {format!r}")
-    return format
+    if format == "aedat4":
+        if member is not None:
+            raise EventFileError(path, "an AEDAT 4 file is read by the aedat package from a file of its own; "
+                                       "extract it from the zip archive first")
+        return format, None
+    return format, data if data is not None else read_bytes(path)
 
 
 __all__ = [
     "FORMATS",
+    "MAX_SENSOR_SIDE",
     "ORIENTATIONS",
     "EventFileError",
     "EventRecording",

@@ -3,9 +3,7 @@ reading a file and turning decoded columns into an ``EVENT_DTYPE`` array."""
 
 from __future__ import annotations
 
-import mmap
 import os
-import stat
 from typing import NamedTuple
 
 import numpy as np
@@ -14,6 +12,14 @@ from ..events import EVENT_DTYPE
 from ..frames import check_sensor_size
 
 _INT16_MAX = int(np.iinfo(np.int16).max)
+
+# The largest sensor side a reader takes from a file, as its declared size or as the extent of its
+# events, when the caller gives no sensor_size. The largest event cameras are 1280 pixels wide
+# (Prophesee / Sony IMX636: 1280x720; Samsung DVS Gen4: 1280x960), so a larger size read from a
+# file is damage, and framing it would allocate T x 2 x H x W counts for what may be a 1 KB file
+# (at 32768x32768 that is 8 GiB a frame; at this bound, 32 MiB). A caller who means a larger
+# sensor says so with sensor_size.
+MAX_SENSOR_SIDE = 2048
 
 
 class EventFileError(ValueError):
@@ -47,27 +53,15 @@ class EventRecording(NamedTuple):
 
 
 def read_bytes(path) -> bytes:
-    """The whole file. OS errors (missing file, directory, ...) propagate unchanged."""
-    with open(path, "rb") as handle:
-        return handle.read()
+    """The whole file, read into memory. OS errors (missing file, directory, ...) propagate unchanged.
 
-
-def map_file(path):
-    """The whole file as a read-only buffer: a memory map of a regular file (the
-    bytes read otherwise: an empty file, a pipe, a file system that cannot map).
-
-    Mapping shares the page cache's copy, where ``read`` copies the file into
-    fresh memory whose every page faults in first: for a 1.6 MB recording that
-    is as slow as decoding it. The map closes when the last array viewing it
-    goes. OS errors propagate unchanged.
+    Read, never memory-mapped: a mapped file that shrinks while it is read (a
+    copy still being written, a file replaced under a running job) kills the
+    process with SIGBUS at the first access past the new end, which no Python
+    code can catch. A read gives the bytes that were there, and a short file
+    is then an ``EventFileError`` like any truncated one.
     """
     with open(path, "rb") as handle:
-        status = os.fstat(handle.fileno())
-        if stat.S_ISREG(status.st_mode) and status.st_size > 0:
-            try:
-                return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):
-                pass
         return handle.read()
 
 
@@ -138,17 +132,22 @@ def infer_sensor_size(x: np.ndarray, y: np.ndarray, candidates) -> tuple[int, in
 def build_events(path, t, x, y, p, sensor_size, default_size=None, candidates=()) -> EventRecording:
     """Check the decoded columns and pack them into an ``EventRecording``.
 
-    ``sensor_size`` (the caller's) wins; else ``default_size`` (the format's);
-    else ``infer_sensor_size(candidates)``. Events outside the size, negative
-    coordinates or timestamps, or polarities other than 0/1 are an
-    ``EventFileError``.
+    ``sensor_size`` (the caller's) wins; else ``default_size`` (the format's,
+    or the one the file declares); else ``infer_sensor_size(candidates)``. A
+    size taken from the file (declared or inferred) beyond ``MAX_SENSOR_SIDE``,
+    events outside the size, negative coordinates or timestamps, or polarities
+    other than 0/1 are an ``EventFileError``.
     """
     t = np.asarray(t, dtype=np.int64)
     x = np.asarray(x, dtype=np.int64)
     y = np.asarray(y, dtype=np.int64)
     p = np.asarray(p, dtype=np.int64)
-    if sensor_size is None and default_size is None:
-        default_size = infer_sensor_size(x, y, candidates)
+    if sensor_size is None:
+        source = "the size the file declares"
+        if default_size is None:
+            default_size = infer_sensor_size(x, y, candidates)
+            source = "the extent of its events (the largest y and x, plus one)"
+        check_plausible_size(path, default_size, source)
     height, width = resolve_sensor_size(path, sensor_size, default_size)
     if len(t):
         check_inside(path, x, y, (height, width))
@@ -165,6 +164,17 @@ def build_events(path, t, x, y, p, sensor_size, default_size=None, candidates=()
     events["y"] = y
     events["p"] = p
     return EventRecording(events, (height, width))
+
+
+def check_plausible_size(path, size, source: str) -> None:
+    """An ``EventFileError`` when a sensor size ``(H, W)`` read from the file exceeds ``MAX_SENSOR_SIDE``."""
+    height, width = (int(side) for side in size)
+    if height > MAX_SENSOR_SIDE or width > MAX_SENSOR_SIDE:
+        raise EventFileError(
+            path,
+            f"implausible sensor size (H, W)={(height, width)} from {source}: no event camera is "
+            f"larger than {MAX_SENSOR_SIDE} pixels a side; pass sensor_size=(H, W) if this one is",
+        )
 
 
 def resolve_sensor_size(path, sensor_size, default_size) -> tuple[int, int]:

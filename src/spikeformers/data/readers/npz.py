@@ -10,37 +10,84 @@
 - Frame caches (``frames_number_{T}_split_by_{number|time}/<class>/*.npz``):
   one array ``frames`` of shape ``[T, 2, H, W]`` (``read_frames_npz``).
 
-Files are opened with ``allow_pickle=False``; a file that is not a readable
-zip of ``.npy`` arrays is an ``EventFileError``.
+A file that is not a readable zip of ``.npy`` arrays, an array of Python
+objects (never unpickled), or an array whose header declares other sizes than
+its zip member is an ``EventFileError``; every size is checked before the
+array is allocated (``_load``).
 """
 
 from __future__ import annotations
 
+import io
+import math
+import zipfile
+
 import numpy as np
 
 from ._common import EventFileError, EventRecording, build_events
+from .archive import check_member, open_zip, read_source
 
 SENSOR_SIZES = ((34, 34), (128, 128), (180, 240))
 EVENT_KEYS = ("t", "x", "y", "p")
+_NPY_MAGIC = b"\x93NUMPY"
 
 
-def _load(path) -> dict:
-    """Every array of the archive, or an EventFileError."""
+def _load(path, data: bytes, wanted) -> tuple[dict, list[str]]:
+    """``(arrays, names)``: the arrays ``wanted`` that the archive holds, and the names of all.
+
+    Each array's declared size is checked before anything is allocated: its
+    ``.npy`` header (shape and dtype) must describe exactly the bytes its zip
+    member declares, and those within what the member's compression can give
+    from its compressed bytes (``archive.check_member``); so an archive of N
+    bytes never asks for more than about 1000 N. Arrays of Python objects are
+    refused (never unpickled).
+    """
+    if data.startswith(_NPY_MAGIC):
+        raise EventFileError(path, "is a single .npy array, not a .npz archive")
+    with open_zip(io.BytesIO(data), path, "a .npz archive") as archive:
+        members = {}
+        for info in archive.infolist():
+            name = info.filename
+            members[name[:-4] if name.endswith(".npy") else name] = info
+        arrays = {key: _read_array(path, archive, key, members[key], len(data))
+                  for key in wanted if key in members}
+    return arrays, sorted(members)
+
+
+def _read_array(path, archive: zipfile.ZipFile, key: str, info: zipfile.ZipInfo, archive_size: int) -> np.ndarray:
+    check_member(path, info, archive_size)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise EventFileError(path, "is a single .npy array, not a .npz archive")
-            return {name: archive[name] for name in archive.files}
+        with archive.open(info) as stream:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:
+                raise EventFileError(path, f"array {key!r} has .npy format version {version}; "
+                                           "versions 1.0 and 2.0 are read")
+            if dtype.hasobject or dtype.itemsize == 0:
+                raise EventFileError(path, f"array {key!r} has dtype {dtype}; it must hold numbers "
+                                           "(arrays of Python objects are never unpickled)")
+            count = math.prod(shape)
+            declared = info.file_size - stream.tell()
+            if count * dtype.itemsize != declared:
+                raise EventFileError(path, f"array {key!r} declares shape {shape} of {dtype} "
+                                           f"({count * dtype.itemsize} bytes); its member holds {declared}")
+            array = np.empty(count, dtype=dtype)
+            read = stream.readinto(array.view(np.uint8)) if count else 0
+            stream.read(1)  # the end of the member, where its CRC is checked
     except EventFileError:
         raise
-    except FileNotFoundError:
+    except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as error:  # zipfile, zlib, format and pickle errors of a damaged file
-        raise EventFileError(
-            path, f"cannot be read as a .npz archive ({type(error).__name__}: {error})"
-        ) from error
+    except Exception as error:  # zipfile, zlib, header format and value errors of a damaged file
+        raise EventFileError(path, f"array {key!r} cannot be read ({type(error).__name__}: {error})") from error
+    if read != count * dtype.itemsize:
+        raise EventFileError(path, f"array {key!r} ends after {read} of its {count * dtype.itemsize} bytes")
+    if fortran_order:
+        return array.reshape(shape[::-1]).transpose()
+    return array.reshape(shape)
 
 
 def _whole_numbers(path, name: str, array: np.ndarray) -> np.ndarray:
@@ -62,14 +109,14 @@ def _whole_numbers(path, name: str, array: np.ndarray) -> np.ndarray:
     raise EventFileError(path, f"array {name!r} has dtype {array.dtype}; it must be numeric")
 
 
-def read_npz_events(path, *, sensor_size=None) -> EventRecording:
-    arrays = _load(path)
+def read_npz_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
+    arrays, names = _load(path, data, EVENT_KEYS)
     missing = [key for key in EVENT_KEYS if key not in arrays]
     if missing:
-        hint = "; it is a frame cache: use read_frames_npz" if "frames" in arrays else ""
+        hint = "; it is a frame cache: use read_frames_npz" if "frames" in names else ""
         raise EventFileError(
             path, f"an event cache needs arrays {EVENT_KEYS}; missing {missing}, "
-                  f"has {sorted(arrays)}{hint}"
+                  f"has {names}{hint}"
         )
     columns = {key: _whole_numbers(path, key, arrays[key]) for key in EVENT_KEYS}
     lengths = {key: len(column) for key, column in columns.items()}
@@ -92,10 +139,10 @@ def read_frames_npz(path) -> np.ndarray:
     finite, non-negative and 4-D with 2 polarity channels, else an
     ``EventFileError``.
     """
-    arrays = _load(path)
+    arrays, names = _load(path, read_source(path), ("frames",))
     if "frames" not in arrays:
-        hint = "; it is an event cache: use read_events" if all(k in arrays for k in EVENT_KEYS) else ""
-        raise EventFileError(path, f"a frame cache needs an array 'frames'; has {sorted(arrays)}{hint}")
+        hint = "; it is an event cache: use read_events" if all(k in names for k in EVENT_KEYS) else ""
+        raise EventFileError(path, f"a frame cache needs an array 'frames'; has {names}{hint}")
     frames = arrays["frames"]
     if frames.dtype != bool and not np.issubdtype(frames.dtype, np.number):
         raise EventFileError(path, f"'frames' has dtype {frames.dtype}; it must be numeric")
