@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def parse_options(pairs) -> dict:
@@ -96,10 +97,15 @@ def options(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import DiskFullError
+
     try:
         return {"prepare": prepare, "show": show, "options": options}[args.data_command](args)
     except ImportError as error:  # an optional package (Pillow, matplotlib): say which, no traceback
         raise ValueError(str(error)) from None
+    except DiskFullError as error:  # the frame cache's disk: the message names the file
+        print(f"spikeformers data: error: {error}", file=sys.stderr)
+        return 1
 
 
 def _dataset_flags(parser: argparse.ArgumentParser, time_steps: int) -> None:

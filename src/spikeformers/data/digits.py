@@ -23,13 +23,14 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
+import sys
 import zipfile
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..atomic import atomic_write
 from .emulator import emulate_events_batch
 from .events import EVENT_DTYPE
 from .frames import check_sensor_size, events_to_frames
@@ -200,35 +201,52 @@ def _cache_path(cache_dir, sensor_size, seed) -> str:
 
 
 def _load_cache(path, sensor_size, seed):
-    """The cached (events, offsets), or None when absent, unreadable or made otherwise."""
+    """The cached (events, offsets), or None when absent, damaged or made otherwise (said in one
+    line, and the caller regenerates and overwrites the file)."""
     if not os.path.exists(path):
         return None
     try:
-        with np.load(path, allow_pickle=False) as cached:
-            if str(cached["description"]) != _cache_description(sensor_size, seed):
-                return None
-            events = np.empty(len(cached["t"]), dtype=EVENT_DTYPE)
-            for field in EVENT_DTYPE.names:
-                events[field] = cached[field]
-            return events, cached["offsets"].astype(np.int64)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return None  # a damaged cache is regenerated and overwritten
+        return _read_cache(path, sensor_size, seed)
+    except Exception as error:  # noqa: BLE001  (whatever damaged bytes raise: regenerate)
+        print(f"dvs_digits: regenerating the recordings, as the cache {path} is unusable ({str(error)[:200]})",
+              file=sys.stderr, flush=True)
+        return None
+
+
+def _read_cache(path, sensor_size, seed) -> tuple[np.ndarray, np.ndarray]:
+    """The cache's (events, offsets), checked against what ``_save_cache`` writes for these settings;
+    a ValueError saying what differs."""
+    height, width = sensor_size
+    if not zipfile.is_zipfile(path):
+        raise ValueError("it is not an npz (zip) file")
+    with np.load(path, allow_pickle=False) as cached:
+        expected = {"description", "offsets", *EVENT_DTYPE.names}
+        if set(cached.files) != expected:
+            raise ValueError(f"holds {sorted(cached.files)[:8]}, expected {sorted(expected)}")
+        if str(cached["description"]) != _cache_description(sensor_size, seed):
+            raise ValueError("it was made with other settings")
+        offsets = cached["offsets"]
+        columns = {name: cached[name] for name in EVENT_DTYPE.names}
+    count = len(_digits().target)
+    if offsets.shape != (count + 1,) or offsets.dtype.kind not in "iu":
+        raise ValueError(f"offsets of {offsets.dtype} {offsets.shape}, expected {count + 1} integers")
+    if offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+        raise ValueError("offsets that do not start at 0 and grow")
+    for name, column in columns.items():
+        if column.shape != (offsets[-1],) or column.dtype.kind not in "iu":
+            raise ValueError(f"'{name}' of {column.dtype} {column.shape}, expected {offsets[-1]} integers")
+    for name, limit in (("x", width), ("y", height), ("p", 2)):
+        column = columns[name]
+        if len(column) and (column.min() < 0 or column.max() >= limit):
+            raise ValueError(f"'{name}' outside 0..{limit - 1}")
+    events = np.empty(offsets[-1], dtype=EVENT_DTYPE)
+    for name, column in columns.items():
+        events[name] = column
+    return events, offsets.astype(np.int64)
 
 
 def _save_cache(path, events, offsets, sensor_size, seed) -> None:
     """Write the cache atomically: a reader sees the old file or the whole new one."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".dvsdigits_", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(
-                file,
-                description=np.array(_cache_description(sensor_size, seed)),
-                offsets=offsets,
-                **{field: events[field] for field in EVENT_DTYPE.names},
-            )
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    arrays = {"description": np.array(_cache_description(sensor_size, seed)), "offsets": offsets,
+              **{field: events[field] for field in EVENT_DTYPE.names}}
+    atomic_write(path, lambda file: np.savez(file, **arrays))
