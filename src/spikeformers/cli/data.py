@@ -18,15 +18,17 @@ import sys
 
 
 def parse_options(pairs) -> dict:
-    """``['key=value', ...]`` -> ``{key: YAML value}``; a pair without '=' is a ValueError naming it."""
-    import yaml
+    """``['key=value', ...]`` -> ``{key: YAML value}`` (read as recipes are, ``load_yaml``); a pair
+    without '=' or with a bad value is a ValueError naming it."""
+    from ..engine.config import load_yaml
 
     options = {}
     for pair in pairs or []:
         key, separator, value = pair.partition("=")
         if not separator or not key.strip():
             raise ValueError(f"--dataset-option needs KEY=VALUE; got {pair!r}")
-        options[key.strip().replace("-", "_")] = yaml.safe_load(value) if value.strip() else None
+        key = key.strip().replace("-", "_")
+        options[key] = load_yaml(value, f"--dataset-option {key}") if value.strip() else None
     return options
 
 

@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import os
+import reprlib
 import sys
 import zipfile
 
@@ -51,6 +52,9 @@ EMULATOR_SETTINGS = {
     "noise_rate_hz": 0.2,
     "log_eps": 0.1,
 }
+# The smallest and largest sensor side: the saccades need a few pixels; the frames of all
+# 1,797 recordings stay in memory (1797 x T x 2 x H x W int16, 1.9 GB at 128x128 and T=16).
+SENSOR_SIDES = (4, 128)
 TEST_FRACTION = 0.25
 SPLIT_RANDOM_STATE = 0
 # Part of the cache key: bump it whenever a change to the emulator or to
@@ -86,10 +90,13 @@ class DVSDigits(Dataset):
         seed: int = 0,
         cache_dir: str | os.PathLike | None = None,
     ):
+        for name, value, low in (("time_steps", time_steps, 1), ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"dvs_digits: {name} must be an integer >= {low}; got {reprlib.repr(value)}")
         self.train = train
-        self.time_steps = time_steps
-        self.sensor_size = check_sensor_size(sensor_size)
-        self.seed = seed
+        self.time_steps = int(time_steps)
+        self.sensor_size = check_digits_sensor(sensor_size)
+        self.seed = int(seed)
         self.indices = _split_indices(train)  # rows of sklearn's load_digits()
         self.targets = _digits().target[self.indices]
         self._all_events, self._offsets = _recordings(self.sensor_size, seed, cache_dir)
@@ -120,6 +127,18 @@ class DVSDigits(Dataset):
             f"Events per recording: mean {counts.mean():.0f}, min {counts.min()}, max {counts.max()}; "
             f"frames: events_to_frames(split_by='number'), T={self.time_steps}."
         )
+
+
+def check_digits_sensor(sensor_size) -> tuple[int, int]:
+    """``sensor_size`` as ``(H, W)``, each side in ``SENSOR_SIDES``, or a ValueError saying so."""
+    sides = list(sensor_size) if isinstance(sensor_size, (tuple, list, np.ndarray)) else []
+    if len(sides) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in sides):
+        raise ValueError(f"dvs_digits: sensor_size must be (H, W), two integers; got {reprlib.repr(sensor_size)}")
+    low, high = SENSOR_SIDES
+    if not all(low <= side <= high for side in sides):
+        raise ValueError(f"dvs_digits: sensor_size must be between {low}x{low} and {high}x{high} (the digits are "
+                         f"8x8 images; a larger sensor only enlarges them); got {sides[0]}x{sides[1]}")
+    return check_sensor_size(sides)
 
 
 def clear_memory_cache() -> None:
