@@ -217,8 +217,6 @@ class FrameCache:
         if not todo:
             return 0
         empty = [self.path(r) for relatives, _ in todo for r in relatives if os.path.exists(self.path(r))]
-        if empty:
-            self.tell_rebuilt(empty[0], "was empty" if len(empty) == 1 else f"was empty, as {len(empty) - 1} more")
         self.write_description()
         workers = default_workers() if workers is None else int(workers)
         bar = tqdm(total=len(todo), desc=desc, unit="file", disable=None, dynamic_ncols=True)
@@ -244,6 +242,8 @@ class FrameCache:
                         raise
         finally:
             bar.close()
+        if empty:
+            self.tell_rebuilt(empty[0], "was empty" + (f" (as were {len(empty) - 1} more)" if len(empty) > 1 else ""))
         return len(todo)
 
 
