@@ -16,6 +16,12 @@ from spikeformers.engine.config import (ConfigError, TrainConfig, config_fields,
                                         read_recipe)
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Run where a run folder made by mistake (a bad value accepted) lands in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+
+
 def recipe(tmp_path, text, name="r.yaml"):
     path = tmp_path / name
     path.write_text(text)
