@@ -1,13 +1,18 @@
 """``spikeformers data prepare | show | options`` through ``spikeformers.cli.main``, on the
 built-in dvs_digits and on fake DVS Gesture, N-MNIST and CIFAR-10 folders in the real formats."""
 
+import os
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from spikeformers.cli import main
 from spikeformers.data.visualize import figure_pixels
+from test_datasets_cifar10_dvs import make_tree  # noqa: E402
 from test_datasets_dvs_gesture import make_gesture  # noqa: E402  (the writers live with the data set tests)
 from test_datasets_static import write_cifar10  # noqa: E402
 from test_frames_resize import nmnist_tree  # noqa: E402
@@ -146,3 +151,102 @@ def test_a_missing_optional_package_is_named(tmp_path, capsys, monkeypatch):
     assert main(["data", "show", "--dataset", "dvs_digits", "--index", "0", "--time-steps", "2",
                  "--out", str(tmp_path / "x.gif")]) == 2
     assert "writing a GIF of a sample needs Pillow, which is not installed: pip install pillow" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- a killed `data prepare`
+
+def process_identity(pid):
+    """``(pid, start time)`` of a live process, or None when gone or a zombie (a pid can be reused;
+    the pair cannot). The command name in /proc/PID/stat may hold spaces: fields follow the last ')'."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else (pid, fields[19])
+
+
+def children(parent):
+    """The live processes whose parent is ``parent``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.isdigit() and int(fields[1]) == parent and fields[0] != "Z":
+            found.append(process_identity(int(entry)))
+    return [identity for identity in found if identity is not None]
+
+
+def wait_until_gone(identities, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [identity for identity in identities if process_identity(identity[0]) == identity]
+        if not left:
+            return []
+        time.sleep(0.05)
+    return left
+
+
+def kill_left(identities):
+    for pid, start in identities:  # only the processes this test started, by their own pid
+        if process_identity(pid) == (pid, start):
+            os.kill(pid, signal.SIGKILL)
+
+
+HANGING_BUILD = """
+import os, sys, time
+from spikeformers.data.frame_cache import FrameCache
+
+def hang(source):
+    open(os.path.join(sys.argv[1], f"worker-{os.getpid()}"), "w").close()
+    time.sleep(600)  # a worker busy with a long recording when its parent is killed
+
+FrameCache(os.path.join(sys.argv[1], "cache")).build([("a/0", "x"), ("a/1", "y")], hang, workers=2)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers follow their parent on Linux (prctl)")
+def test_cache_workers_die_with_their_killed_parent(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", HANGING_BUILD, str(tmp_path)])
+    workers = []
+    try:
+        deadline = time.monotonic() + 120  # generous: the parent imports torch first, on a busy machine
+        while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            workers = [process_identity(int(p.name.split("-")[1])) for p in tmp_path.glob("worker-*")]
+            workers = [identity for identity in workers if identity is not None]
+            time.sleep(0.05)
+        assert len(workers) == 2, f"the pool did not start (parent exit code {parent.poll()})"
+        parent.kill()
+        parent.wait()
+        # They die as the parent does; the 30 s margin is for a loaded machine. Without the fix they
+        # sleep on for 600 s (and a real worker waits forever on its job queue).
+        assert wait_until_gone(workers, timeout=30) == []
+    finally:
+        parent.kill()
+        kill_left(workers)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers follow their parent on Linux (prctl)")
+def test_data_prepare_killed_leaves_no_workers(tmp_path):
+    root = make_tree(tmp_path / "cifar10dvs", per_class=100)  # 1,000 recordings: the pool runs a while
+    command = [sys.executable, "-m", "spikeformers.cli", "data", "prepare", "--dataset", "cifar10_dvs",
+               "--root", str(root), "--time-steps", "4", "--workers", "2", "--option", "expected_per_class=null"]
+    prepare = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        while not workers and prepare.poll() is None:  # until the pool is up
+            workers = children(prepare.pid)
+            time.sleep(0.01)
+        assert workers, "data prepare ended before its pool was seen: make the data set larger"
+        time.sleep(0.2)  # both workers busy
+        workers = children(prepare.pid)
+        prepare.send_signal(signal.SIGKILL)
+        prepare.wait()
+        assert wait_until_gone(workers, timeout=30) == []  # generous, for a loaded machine
+    finally:
+        prepare.kill()
+        kill_left(workers)

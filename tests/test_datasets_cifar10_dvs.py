@@ -3,13 +3,19 @@ small fake tree of real AEDAT 2.0 bytes (written here from the layout in
 shared/DATA.md: '#' header lines, then big-endian uint32 address and
 timestamp; DVS128 address bits p = bit 0, x = bits 1..7, y = bits 8..14)."""
 
+import errno
+import io
 import math
 import os
 import random
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 
+from spikeformers.atomic import DiskFullError
 from spikeformers.data import frame_cache
 from spikeformers.data.cifar10_dvs import CIFAR10DVS, CLASSES, frames_folder_name
 from spikeformers.data.folder_dataset import DatasetNotFoundError
@@ -241,6 +247,136 @@ def test_compact_counts_never_wraps():
     assert frame_cache.compact_counts(np.array([70000])).dtype == np.int32
     with pytest.raises(ValueError, match="negative"):
         frame_cache.compact_counts(np.array([-1]))
+
+
+# --------------------------------------------------------------------------- damaged caches, full disks
+
+def rebuilt_lines(capsys):
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("frame cache: rebuilt")]
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "wrong shape", "wrong dtype", "wrong key", "flipped bit",
+                                    "two arrays"])
+def test_a_damaged_cache_file_is_rebuilt_when_read_and_said_once(tree, capsys, damage):
+    test = dataset(tree, False)
+    expected = [test[i][0] for i in range(len(test))]
+    paths = [test.cache.path(relative) for relative in test._relatives]
+    whole = open(paths[0], "rb").read()
+    for path in paths[2:5]:  # damaged after this data set was built, as by a user or another tool
+        if damage == "empty":
+            open(path, "wb").close()
+        elif damage == "truncated":
+            open(path, "wb").write(whole[: len(whole) // 2])
+        elif damage == "flipped bit":
+            data = bytearray(open(path, "rb").read())
+            data[len(data) // 3] ^= 0x10
+            open(path, "wb").write(bytes(data))
+        else:
+            arrays = {"wrong shape": {"frames": np.ones((4, 2, 64, 64), np.uint8)},
+                      "wrong dtype": {"frames": np.ones((4, 2, 128, 128), np.float32)},
+                      "wrong key": {"x": np.ones((4, 2, 128, 128), np.uint8)},
+                      "two arrays": {"frames": np.ones((4, 2, 128, 128), np.uint8), "x": np.ones(3)}}[damage]
+            np.savez_compressed(path, **arrays)
+    capsys.readouterr()
+    for i in range(len(test)):
+        assert np.array_equal(test[i][0].numpy(), expected[i].numpy()), i
+    lines = rebuilt_lines(capsys)
+    assert len(lines) == 1 and paths[2] in lines[0], lines  # one line for the data set, not one per file
+    for path in paths:
+        assert frame_cache.load_frames(path, (4, 2, 128, 128)).shape == (4, 2, 128, 128)
+    assert not rebuilt_lines(capsys) and all(np.array_equal(test[i][0], expected[i]) for i in range(len(test)))
+
+
+def test_an_empty_cache_file_is_rebuilt_when_the_data_set_is_built(tree, capsys, monkeypatch):
+    first = dataset(tree, False)
+    path = first.cache.path(first._relatives[1])
+    open(path, "wb").close()
+    capsys.readouterr()
+    second = dataset(tree, False)  # the build itself sees the empty file as not cached
+    assert os.path.getsize(path) > 0 and len(rebuilt_lines(capsys)) == 1
+    monkeypatch.setattr("spikeformers.data.folder_dataset.read_events", None)  # all cached now: never called
+    assert np.array_equal(second[1][0].numpy(), first[1][0].numpy())
+
+
+def test_a_header_declaring_a_huge_array_is_refused_before_its_data_is_read(tmp_path):
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_2_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (1 << 20, 2, 1 << 12, 1 << 12)})
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("frames.npy", np.lib.format.MAGIC_PREFIX + b"\x02\x00" + header.getvalue()[8:])
+    with pytest.raises(frame_cache.CacheFileError, match=r"shape \(1048576, 2, 4096, 4096\), expected \(4, 2"):
+        frame_cache.load_frames(str(path), (4, 2, 128, 128))
+    with pytest.raises(frame_cache.CacheFileError, match="declares"):  # no expected shape: the zip's size decides
+        frame_cache.load_frames(str(path))
+
+
+def enospc(file, **arrays):
+    """``np.savez_compressed`` on a full disk: part of the file, then ENOSPC."""
+    file.write(b"PK\x03\x04 partial")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_full_disk_names_the_file_and_leaves_no_partial_cache_file(tree, monkeypatch, workers):
+    reference = dataset(tree, False, cache_dir=False)
+    calls = []
+
+    def fill_up_on_the_fourth(file, **arrays):
+        calls.append(1)
+        if len(calls) >= 4:
+            enospc(file)
+        np.savez(file, **arrays)
+
+    monkeypatch.setattr(frame_cache.np, "savez_compressed", fill_up_on_the_fourth)  # forked workers inherit it
+    with pytest.raises(DiskFullError) as info:
+        dataset(tree, False, workers=workers)
+    message = str(info.value)
+    path = re.fullmatch(r"no space left on device while writing (.*\.npz)", message).group(1)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == path
+    cache = tree / "spikeformers_frames"
+    assert not os.path.exists(path) and not list(cache.rglob("*.tmp")) and not list(cache.rglob(".*"))
+    for written in cache_files(tree):  # whatever is there is whole
+        assert frame_cache.load_frames(str(written), (4, 2, 128, 128)) is not None
+    monkeypatch.undo()
+    again = dataset(tree, False)
+    assert all(np.array_equal(again[i][0], reference[i][0]) for i in range(len(again)))
+
+
+def test_data_prepare_on_a_full_disk_is_one_line_naming_the_file(tree, monkeypatch, capsys):
+    from spikeformers.cli import main
+
+    monkeypatch.setattr(frame_cache.np, "savez_compressed", enospc)
+    code = main(["data", "prepare", "--dataset", "cifar10_dvs", "--root", str(tree), "--time-steps", "4",
+                 "--workers", "0", "--option", "expected_per_class=null"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and re.fullmatch(r"spikeformers data: error: no space left on device while writing \S+\.npz", err)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 160 KiB tmpfs: a real full disk (needs root and a kernel that lets us mount)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_real_full_disk_names_the_file_and_leaves_only_whole_cache_files(tree, small_tmpfs):
+    with pytest.raises(DiskFullError, match=r"^no space left on device while writing "
+                                            rf"{re.escape(str(small_tmpfs))}/\S+$"):
+        dataset(tree, True, cache_dir=small_tmpfs)  # 110 files of about 4 KiB: more than fit
+    written = list(small_tmpfs.rglob("*.npz"))
+    assert written and not list(small_tmpfs.rglob("*.tmp"))
+    for path in written:
+        assert frame_cache.load_frames(str(path), (4, 2, 128, 128)).shape == (4, 2, 128, 128)
 
 
 # --------------------------------------------------------------------------- errors

@@ -161,3 +161,53 @@ def test_a_damaged_disk_cache_is_regenerated(tmp_path, fake_emulator):
     assert len(fake_emulator) == 2
     assert len(rebuilt.events(5)) == rebuilt.indices[5] % 7
     assert cache_file.stat().st_size == size
+
+
+def damage_cache(path, damage):
+    """Overwrite the cache file at ``path`` as ``damage`` says, keeping what else it holds."""
+    if damage in ("empty", "random bytes"):
+        path.write_bytes(b"" if damage == "empty" else np.random.default_rng(0).bytes(path.stat().st_size))
+        return
+    with np.load(path) as cached:
+        arrays = {name: cached[name] for name in cached.files}
+    if damage == "short offsets":
+        arrays["offsets"] = arrays["offsets"][:-5]
+    elif damage == "x beyond the sensor":
+        arrays["x"] = arrays["x"] + 1000
+    elif damage == "a missing column":
+        del arrays["p"]
+    elif damage == "a float column":
+        arrays["t"] = arrays["t"].astype(np.float64)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("damage", ["empty", "random bytes", "short offsets", "x beyond the sensor", "a missing column",
+                                    "a float column"])
+def test_an_unusable_disk_cache_is_regenerated_and_said_in_one_line(tmp_path, fake_emulator, capsys, damage):
+    DVSDigits(train=False, cache_dir=tmp_path)
+    (cache_file,) = tmp_path.iterdir()
+    whole = digits_module._read_cache(cache_file, (24, 24), 0)
+    damage_cache(cache_file, damage)
+    digits_module.clear_memory_cache()
+    rebuilt = DVSDigits(train=False, cache_dir=tmp_path)
+    assert len(fake_emulator) == 2 and len(rebuilt.events(5)) == rebuilt.indices[5] % 7
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"dvs_digits: regenerating the recordings, as the cache "
+                                                   f"{cache_file} is unusable"), lines
+    for written, expected in zip(digits_module._read_cache(cache_file, (24, 24), 0), whole):  # overwritten whole
+        np.testing.assert_array_equal(written, expected)
+
+
+def test_a_full_disk_while_writing_the_cache_names_the_file(tmp_path, fake_emulator, monkeypatch):
+    import errno
+
+    from spikeformers.atomic import DiskFullError
+
+    def full(file, **arrays):
+        file.write(b"PK\x03\x04")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(digits_module.np, "savez", full)
+    with pytest.raises(DiskFullError, match=rf"^no space left on device while writing {tmp_path}/dvsdigits_\S+\.npz$"):
+        DVSDigits(train=False, cache_dir=tmp_path)
+    assert os.listdir(tmp_path) == []  # neither a partial cache nor its temporary file

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def parse_options(pairs) -> dict:
-    """``['key=value', ...]`` -> ``{key: YAML value}``; a pair without '=' is a ValueError naming it."""
-    import yaml
+    """``['key=value', ...]`` -> ``{key: YAML value}`` (read as recipes are, ``load_yaml``); a pair
+    without '=' or with a bad value is a ValueError naming it."""
+    from ..engine.config import load_yaml
 
     options = {}
     for pair in pairs or []:
         key, separator, value = pair.partition("=")
         if not separator or not key.strip():
             raise ValueError(f"--dataset-option needs KEY=VALUE; got {pair!r}")
-        options[key.strip().replace("-", "_")] = yaml.safe_load(value) if value.strip() else None
+        key = key.strip().replace("-", "_")
+        options[key] = load_yaml(value, f"--dataset-option {key}") if value.strip() else None
     return options
 
 
@@ -96,10 +99,15 @@ def options(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import DiskFullError
+
     try:
         return {"prepare": prepare, "show": show, "options": options}[args.data_command](args)
     except ImportError as error:  # an optional package (Pillow, matplotlib): say which, no traceback
         raise ValueError(str(error)) from None
+    except DiskFullError as error:  # the frame cache's disk: the message names the file
+        print(f"spikeformers data: error: {error}", file=sys.stderr)
+        return 1
 
 
 def _dataset_flags(parser: argparse.ArgumentParser, time_steps: int) -> None:

@@ -10,9 +10,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..engine.config import TrainConfig, config_fields, load_config, matching_recipe
+from ..engine.config import TrainConfig, config_fields, load_config, load_yaml, matching_recipe
 
 
 def _flag_type(annotation: Any):
@@ -29,7 +27,7 @@ def parse_option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
+    return key.strip(), load_yaml(value, f"the option {key.strip()}")
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:

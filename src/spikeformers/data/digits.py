@@ -23,13 +23,15 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
+import reprlib
+import sys
 import zipfile
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..atomic import atomic_write
 from .emulator import emulate_events_batch
 from .events import EVENT_DTYPE
 from .frames import check_sensor_size, events_to_frames
@@ -50,6 +52,9 @@ EMULATOR_SETTINGS = {
     "noise_rate_hz": 0.2,
     "log_eps": 0.1,
 }
+# The smallest and largest sensor side: the saccades need a few pixels; the frames of all
+# 1,797 recordings stay in memory (1797 x T x 2 x H x W int16, 1.9 GB at 128x128 and T=16).
+SENSOR_SIDES = (4, 128)
 TEST_FRACTION = 0.25
 SPLIT_RANDOM_STATE = 0
 # Part of the cache key: bump it whenever a change to the emulator or to
@@ -85,10 +90,13 @@ class DVSDigits(Dataset):
         seed: int = 0,
         cache_dir: str | os.PathLike | None = None,
     ):
+        for name, value, low in (("time_steps", time_steps, 1), ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"dvs_digits: {name} must be an integer >= {low}; got {reprlib.repr(value)}")
         self.train = train
-        self.time_steps = time_steps
-        self.sensor_size = check_sensor_size(sensor_size)
-        self.seed = seed
+        self.time_steps = int(time_steps)
+        self.sensor_size = check_digits_sensor(sensor_size)
+        self.seed = int(seed)
         self.indices = _split_indices(train)  # rows of sklearn's load_digits()
         self.targets = _digits().target[self.indices]
         self._all_events, self._offsets = _recordings(self.sensor_size, seed, cache_dir)
@@ -119,6 +127,18 @@ class DVSDigits(Dataset):
             f"Events per recording: mean {counts.mean():.0f}, min {counts.min()}, max {counts.max()}; "
             f"frames: events_to_frames(split_by='number'), T={self.time_steps}."
         )
+
+
+def check_digits_sensor(sensor_size) -> tuple[int, int]:
+    """``sensor_size`` as ``(H, W)``, each side in ``SENSOR_SIDES``, or a ValueError saying so."""
+    sides = list(sensor_size) if isinstance(sensor_size, (tuple, list, np.ndarray)) else []
+    if len(sides) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in sides):
+        raise ValueError(f"dvs_digits: sensor_size must be (H, W), two integers; got {reprlib.repr(sensor_size)}")
+    low, high = SENSOR_SIDES
+    if not all(low <= side <= high for side in sides):
+        raise ValueError(f"dvs_digits: sensor_size must be between {low}x{low} and {high}x{high} (the digits are "
+                         f"8x8 images; a larger sensor only enlarges them); got {sides[0]}x{sides[1]}")
+    return check_sensor_size(sides)
 
 
 def clear_memory_cache() -> None:
@@ -200,35 +220,52 @@ def _cache_path(cache_dir, sensor_size, seed) -> str:
 
 
 def _load_cache(path, sensor_size, seed):
-    """The cached (events, offsets), or None when absent, unreadable or made otherwise."""
+    """The cached (events, offsets), or None when absent, damaged or made otherwise (said in one
+    line, and the caller regenerates and overwrites the file)."""
     if not os.path.exists(path):
         return None
     try:
-        with np.load(path, allow_pickle=False) as cached:
-            if str(cached["description"]) != _cache_description(sensor_size, seed):
-                return None
-            events = np.empty(len(cached["t"]), dtype=EVENT_DTYPE)
-            for field in EVENT_DTYPE.names:
-                events[field] = cached[field]
-            return events, cached["offsets"].astype(np.int64)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return None  # a damaged cache is regenerated and overwritten
+        return _read_cache(path, sensor_size, seed)
+    except Exception as error:  # noqa: BLE001  (whatever damaged bytes raise: regenerate)
+        print(f"dvs_digits: regenerating the recordings, as the cache {path} is unusable ({str(error)[:200]})",
+              file=sys.stderr, flush=True)
+        return None
+
+
+def _read_cache(path, sensor_size, seed) -> tuple[np.ndarray, np.ndarray]:
+    """The cache's (events, offsets), checked against what ``_save_cache`` writes for these settings;
+    a ValueError saying what differs."""
+    height, width = sensor_size
+    if not zipfile.is_zipfile(path):
+        raise ValueError("it is not an npz (zip) file")
+    with np.load(path, allow_pickle=False) as cached:
+        expected = {"description", "offsets", *EVENT_DTYPE.names}
+        if set(cached.files) != expected:
+            raise ValueError(f"holds {sorted(cached.files)[:8]}, expected {sorted(expected)}")
+        if str(cached["description"]) != _cache_description(sensor_size, seed):
+            raise ValueError("it was made with other settings")
+        offsets = cached["offsets"]
+        columns = {name: cached[name] for name in EVENT_DTYPE.names}
+    count = len(_digits().target)
+    if offsets.shape != (count + 1,) or offsets.dtype.kind not in "iu":
+        raise ValueError(f"offsets of {offsets.dtype} {offsets.shape}, expected {count + 1} integers")
+    if offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+        raise ValueError("offsets that do not start at 0 and grow")
+    for name, column in columns.items():
+        if column.shape != (offsets[-1],) or column.dtype.kind not in "iu":
+            raise ValueError(f"'{name}' of {column.dtype} {column.shape}, expected {offsets[-1]} integers")
+    for name, limit in (("x", width), ("y", height), ("p", 2)):
+        column = columns[name]
+        if len(column) and (column.min() < 0 or column.max() >= limit):
+            raise ValueError(f"'{name}' outside 0..{limit - 1}")
+    events = np.empty(offsets[-1], dtype=EVENT_DTYPE)
+    for name, column in columns.items():
+        events[name] = column
+    return events, offsets.astype(np.int64)
 
 
 def _save_cache(path, events, offsets, sensor_size, seed) -> None:
     """Write the cache atomically: a reader sees the old file or the whole new one."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".dvsdigits_", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(
-                file,
-                description=np.array(_cache_description(sensor_size, seed)),
-                offsets=offsets,
-                **{field: events[field] for field in EVENT_DTYPE.names},
-            )
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    arrays = {"description": np.array(_cache_description(sensor_size, seed)), "offsets": offsets,
+              **{field: events[field] for field in EVENT_DTYPE.names}}
+    atomic_write(path, lambda file: np.savez(file, **arrays))

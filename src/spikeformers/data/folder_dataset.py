@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -32,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .events import sort_events
-from .frame_cache import FrameCache, cache_key
+from .frame_cache import CacheFileError, FrameCache, cache_key
 from .frames import SPLIT_MODES, check_sensor_size, events_to_frames
 from .readers import EventFileError, read_event_frames, read_events, read_frames_npz
 from .resize import check_resize, resize_frames
@@ -227,7 +226,8 @@ class EventFolderDataset(Dataset):
             prefix = f"{name}_T{self.time_steps}_{split_by}"
             if self.reader.get("orientation"):
                 prefix += f"_{self.reader['orientation']}"
-            self.cache = FrameCache(Path(cache_dir) / cache_key(prefix, **params), description=params)
+            self.cache = FrameCache(Path(cache_dir) / cache_key(prefix, **params), description=params,
+                                    shape=(self.time_steps, self.in_channels, *self.recording_size))
             desc = f"{name} {'train' if train else 'test'}: caching T={self.time_steps} frames"
             if self.windows is None:
                 self.cache.build(list(zip(self._relatives, (path for _, _, path in self.samples))),
@@ -265,11 +265,12 @@ class EventFolderDataset(Dataset):
         relative = self._relatives[index]
         try:
             return self.cache.load(relative)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        except CacheFileError as error:
             # A cache file damaged after it was written (not a half-written
             # one: those never get the final name): rebuild it.
             frames = self._frames_from_events(index)
             self.cache.save(relative, frames)
+            self.cache.tell_rebuilt(error.path, error.reason)
             return frames
 
     def _frames_from_events(self, index: int) -> np.ndarray:

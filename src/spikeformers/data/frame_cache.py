@@ -12,29 +12,42 @@ so ``read_frames_npz`` reads them too), compressed (event frames are sparse).
   ``uint16``, else ``int32`` (``compact_counts`` checks the range before
   casting: nothing wraps around).
 - **Atomic**: each file is written under a temporary name (``.<name>.*.tmp``)
-  and renamed with ``os.replace``; a reader only ever opens final names, so a
-  half-written file (a crash, a full disk, Ctrl-C) is never taken as cached.
-- **Resumable**: ``build`` skips files already cached.
+  and renamed with ``os.replace`` (``spikeformers.atomic``); a reader only
+  ever opens final names, so a half-written file (a crash, a full disk,
+  Ctrl-C) is never taken as cached. A full disk is a ``DiskFullError`` naming
+  the file.
+- **Checked when read**: ``load_frames`` reads the array's header first and
+  refuses (``CacheFileError``) a file that is not one ``frames`` array of the
+  cache's shape in a count type, before reading its data; the data set then
+  rebuilds it.
+- **Resumable**: ``build`` skips files already cached (and rebuilds empty ones).
 - **Grouped**: ``build_groups`` makes several cached samples from one source
   (DVS Gesture cuts each recording into one sample per label row), reading
   the source once.
 - **Parallel**: ``build`` runs the missing files in a process pool (or serially
-  with ``workers <= 1``), with a tqdm progress bar.
+  with ``workers <= 1``), with a tqdm progress bar; on Linux the workers die
+  with the process that started them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import functools
 import hashlib
 import json
+import math
 import multiprocessing
 import os
-import tempfile
+import signal
+import sys
+import zipfile
 from typing import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
+
+from ..atomic import atomic_write
 
 # Part of every key: bump it when a change in this library changes cached frames.
 CACHE_FORMAT = 1
@@ -64,26 +77,65 @@ def compact_counts(frames: np.ndarray) -> np.ndarray:
 
 def atomic_save_frames(path: str, frames: np.ndarray) -> None:
     """Write ``frames`` (compacted) to ``path`` via a temporary file and ``os.replace``."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    compact = compact_counts(frames)
+    atomic_write(path, lambda file: np.savez_compressed(file, frames=compact))
+
+
+class CacheFileError(ValueError):
+    """A cache file that is not what the cache writes (damaged, emptied, or of other settings)."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+_MEMBER = "frames.npy"
+# What ``compact_counts`` writes: (kind, bytes per count).
+_COUNT_TYPES = {("u", 1), ("u", 2), ("i", 4)}
+
+
+def load_frames(path: str, shape: Sequence[int] | None = None) -> np.ndarray:
+    """The frames of a cache file, or a ``CacheFileError`` saying what is wrong with it.
+
+    The file must hold exactly one array, ``frames``, of a count type, with
+    ``shape`` when given (else 4 dimensions). Its header is checked before
+    any data is read, so a file declaring a huge array costs nothing; the
+    data are then read whole and checked against the zip's CRC.
+    """
     try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez_compressed(file, frames=compact_counts(frames))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if names != [_MEMBER]:
+                raise CacheFileError(path, f"holds {names[:4]}, not the one array 'frames'")
+            info = archive.getinfo(_MEMBER)
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                found, fortran_order, dtype = read_header(member)
+                if (dtype.kind, dtype.itemsize) not in _COUNT_TYPES or dtype.fields is not None:
+                    raise CacheFileError(path, f"holds {dtype}, not uint8/uint16/int32 counts")
+                if fortran_order:
+                    raise CacheFileError(path, "holds a Fortran-order array")
+                if (tuple(found) != tuple(shape)) if shape is not None else len(found) != 4:
+                    expected = tuple(shape) if shape is not None else "[T, 2, H, W]"
+                    raise CacheFileError(path, f"holds frames of shape {tuple(found)}, expected {expected}")
+                size = math.prod(found) * dtype.itemsize
+                if size + member.tell() != info.file_size:  # before allocating: the header may lie
+                    raise CacheFileError(path, f"declares {info.file_size} bytes for an array of {size}")
+                frames = np.empty(found, dtype)
+                if member.readinto(memoryview(frames).cast("B")) != frames.nbytes or member.read(1):
+                    raise CacheFileError(path, "holds a different amount of data than its header says")
+    except CacheFileError:
         raise
-
-
-def load_frames(path: str) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as archive:
-        return archive["frames"]
+    except FileNotFoundError:
+        raise CacheFileError(path, "is missing") from None
+    except Exception as error:  # noqa: BLE001
+        # Whatever damaged bytes make zipfile, zlib or NumPy raise (BadZipFile, also for a CRC
+        # mismatch, EOFError, zlib.error, NotImplementedError for a garbled method, ...) means the
+        # same: the file is not one this cache wrote whole.
+        raise CacheFileError(path, f"is unreadable ({type(error).__name__}: {str(error)[:200]})") from None
+    return frames if dtype.isnative else frames.astype(dtype.newbyteorder("="))
 
 
 class FrameCache:
@@ -92,18 +144,30 @@ class FrameCache:
     ``relative`` names are ``<class>/<stem>``; the file is ``<relative>.npz``.
     """
 
-    def __init__(self, directory: str | os.PathLike, description: dict | None = None):
+    def __init__(self, directory: str | os.PathLike, description: dict | None = None,
+                 shape: Sequence[int] | None = None):
         self.directory = os.fspath(directory)
         self.description = description
+        self.shape = None if shape is None else tuple(int(size) for size in shape)
+        self._told = False
 
     def path(self, relative: str) -> str:
         return os.path.join(self.directory, relative + _SUFFIX)
 
     def has(self, relative: str) -> bool:
-        return os.path.isfile(self.path(relative))
+        return _cached(self.path(relative))
 
     def load(self, relative: str) -> np.ndarray:
-        return load_frames(self.path(relative))
+        """The cached frames; a ``CacheFileError`` when the file is missing or not as this cache writes it."""
+        return load_frames(self.path(relative), self.shape)
+
+    def tell_rebuilt(self, path: str, reason: str) -> None:
+        """Say that the damaged file ``path`` was rebuilt: once per cache object, that is per data set
+        (per process: each DataLoader worker holds its own copy), not once per file."""
+        if not self._told:
+            self._told = True
+            print(f"frame cache: rebuilt {path}, which {reason}; any other damaged file of this data set "
+                  f"is rebuilt without a message", file=sys.stderr, flush=True)
 
     def save(self, relative: str, frames: np.ndarray) -> None:
         atomic_save_frames(self.path(relative), frames)
@@ -118,11 +182,8 @@ class FrameCache:
         path = os.path.join(self.directory, "cache.json")
         if os.path.exists(path):
             return
-        os.makedirs(self.directory, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".cache.json.", suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            json.dump({"cache_format": CACHE_FORMAT, **self.description}, file, indent=2, sort_keys=True, default=list)
-        os.replace(temporary, path)
+        text = json.dumps({"cache_format": CACHE_FORMAT, **self.description}, indent=2, sort_keys=True, default=list)
+        atomic_write(path, lambda file: file.write(text.encode()))
 
     def build(
         self,
@@ -155,6 +216,7 @@ class FrameCache:
         todo = [(tuple(relatives), source) for relatives, source in jobs if self.missing(relatives)]
         if not todo:
             return 0
+        empty = [self.path(r) for relatives, _ in todo for r in relatives if os.path.exists(self.path(r))]
         self.write_description()
         workers = default_workers() if workers is None else int(workers)
         bar = tqdm(total=len(todo), desc=desc, unit="file", disable=None, dynamic_ncols=True)
@@ -165,7 +227,9 @@ class FrameCache:
                     bar.update()
             else:
                 context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-                with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
+                with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context,
+                                                            initializer=die_with_parent,
+                                                            initargs=(os.getpid(),)) as pool:
                     futures = [pool.submit(_build_group, [self.path(r) for r in relatives], source, make_all)
                                for relatives, source in todo]
                     try:
@@ -178,11 +242,31 @@ class FrameCache:
                         raise
         finally:
             bar.close()
+        if empty:
+            self.tell_rebuilt(empty[0], "was empty" + (f" (as were {len(empty) - 1} more)" if len(empty) > 1 else ""))
         return len(todo)
 
 
 def default_workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def die_with_parent(parent: int) -> None:
+    """A pool worker's initializer: end this process when ``parent`` (the process that started it)
+    dies, even by SIGKILL, instead of waiting forever for work that will not come.
+
+    Linux delivers SIGKILL on the parent's death once ``prctl(PR_SET_PDEATHSIG)`` asks for it (it is
+    the starting thread's exit that counts: the pool starts its workers from the thread that submits,
+    which waits for them). Elsewhere this does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl in this C library: workers outlive a killed parent
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _as_group(make_frames: Callable[[str], np.ndarray], source: str) -> list[np.ndarray]:
@@ -194,5 +278,14 @@ def _build_group(paths: Sequence[str], source, make_all: Callable[[object], Sequ
     if len(all_frames) != len(paths):
         raise ValueError(f"{source}: made {len(all_frames)} samples, expected {len(paths)}")
     for path, frames in zip(paths, all_frames):
-        if not os.path.isfile(path):
+        if not _cached(path):
             atomic_save_frames(path, frames)
+
+
+def _cached(path: str) -> bool:
+    """Whether ``path`` is a cached file: an empty one (left by something outside this library,
+    since ours are renamed into place only once whole) is not."""
+    try:
+        return os.stat(path).st_size > 0
+    except OSError:
+        return False

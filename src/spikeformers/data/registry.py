@@ -80,7 +80,7 @@ def _dvs_digits(train: bool, time_steps: int, root: str | None = None, *,
     keeps the emulated recordings on disk."""
     from .digits import DVSDigits
 
-    return DVSDigits(train=train, time_steps=time_steps, sensor_size=tuple(sensor_size), seed=seed, cache_dir=root)
+    return DVSDigits(train=train, time_steps=time_steps, sensor_size=sensor_size, seed=seed, cache_dir=root)
 
 
 @register_dataset("cifar10_dvs")
