@@ -18,7 +18,7 @@ def docs_module() -> str:
 def test_the_documented_model_registers_and_trains_by_name(tmp_path):
     (tmp_path / "my_models.py").write_text(docs_module())
     assert len(docs_module().strip().splitlines()) <= 45, "the example should stay short"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "spikeformers", "train", "--plugin", "my_models",
                              "--model", "qk_driven_tiny", "--epochs", "2", "--time-steps", "2", "--out", str(out)],
@@ -27,8 +27,11 @@ def test_the_documented_model_registers_and_trains_by_name(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "qk_driven_tiny" and summary["test_acc1"] > 0.15  # chance is 0.10
 
-    evaluated = subprocess.run([sys.executable, "-m", "spikeformers", "eval", "--checkpoint", str(out / "last.pt")],
-                               capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    evaluate = [sys.executable, "-m", "spikeformers", "eval", "--checkpoint", str(out / "last.pt")]
+    refused = subprocess.run(evaluate, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert refused.returncode == 2 and "pass --plugin my_models if you trust that module" in refused.stderr
+    evaluated = subprocess.run([*evaluate, "--plugin", "my_models"], capture_output=True, text=True, env=env,
+                               cwd=tmp_path, timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr
     assert f"acc1 {summary['test_acc1']:.4f}" in evaluated.stdout
 
