@@ -25,8 +25,8 @@ COMMON = ["--epochs", "2", "--limit-samples", "32", "--time-steps", "2", "--seed
 # 2-core machine, so only a run that never ends can reach it.
 HUNG = 3600
 
-# Imported by every process (--plugin): it stamps when rank 0 has written its summary (after slowing its
-# plots down) and when other ranks exit; with PROBE_STOP_AT=N, rank 0 gets a SIGTERM during step N; with
+# Imported by every process (--plugin): it stamps when rank 0 has written its curves (slowed down by 2 s)
+# and its summary, and when other ranks exit; with PROBE_STOP_AT=N, rank 0 gets a SIGTERM during step N; with
 # PROBE_KILL_AT=N, rank 1 kills itself (SIGKILL) during step N.
 PROBE = textwrap.dedent("""
     import atexit, os, signal, time
@@ -44,6 +44,7 @@ PROBE = textwrap.dedent("""
         def slow_plot_curves(*args, **kwargs):
             time.sleep(2)
             plot_curves(*args, **kwargs)
+            stamp("rank0_curves")
 
         def stamped_write_json(path, data):
             write_json(path, data)
@@ -160,7 +161,8 @@ def test_two_processes_agree_with_one_process_on_the_same_global_batch(two_proce
 def test_no_process_leaves_before_rank_0_has_written_its_results(two_process_run):
     out, _, stderr, stamps = two_process_run
     # rank 0's plots are slowed down by 2 s: a rank 1 that did not wait for them would leave long before
-    assert float((stamps / "rank1_exit").read_text()) > float((stamps / "rank0_summary").read_text())
+    left = float((stamps / "rank1_exit").read_text())
+    assert left > float((stamps / "rank0_curves").read_text()) and left > float((stamps / "rank0_summary").read_text())
     assert all((out / name).is_file() for name in ("summary.json", "curves.png", "confusion.png", "per_class.csv"))
     assert "terminate called" not in stderr and "Traceback" not in stderr
 

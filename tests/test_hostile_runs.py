@@ -171,6 +171,10 @@ def test_a_checkpoint_lacking_an_entry_gets_one_line_naming_the_file(finished, t
     if missing == "model":
         with pytest.raises(ValueError, match=f"{re.escape(str(path))}.*lacks 'model'"):
             create_model("spikformer_tiny", time_steps=1, checkpoint_path=path)
+        assert cli(["convert", "--model", "spikformer_tiny", "--official", str(path),
+                    "--out", str(tmp_path / "w.safetensors")]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and str(path) in error and "lacks 'model'" in error
 
 
 def test_resume_from_a_checkpoint_lacking_the_optimiser_names_the_file(run_copy, monkeypatch, capsys):

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..models.checkpoints import check_state_dict
 from .checkpoint import load_checkpoint, require
-from .config import TrainConfig
+from .config import TrainConfig, load_config
 from .record import write_json, write_text
 
 # What a resume may change: where it runs, and the schedule from here on (length, rates, clipping, how
@@ -108,14 +108,13 @@ def config_changes(out: Path, cfg: TrainConfig) -> dict[str, list[Any]]:
     """``{key: [old, new]}`` for the settings ``cfg`` changes against the run's ``config.yaml``; a
     ValueError naming the others, which a resume may not change."""
     path = out / "config.yaml"
-    try:
-        recorded = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"Cannot read {path}, the config of the run to resume: {err}") from None
-    if not isinstance(recorded, dict):
-        raise ValueError(f"{path} is not a mapping of settings: not the config of a run")
-    changes = {key: [recorded.get(key), value] for key, value in dataclasses.asdict(cfg).items()
-               if key not in _NOT_COMPARED and recorded.get(key) != value}
+    if not path.is_file():
+        raise FileNotFoundError(f"Nothing to resume in {out}: no config.yaml there")
+    # Read as the run's config is read, so that both sides are normalised alike (and a setting that a
+    # newer version added compares as its default, which the run used).
+    recorded = dataclasses.asdict(load_config(path))
+    changes = {key: [recorded[key], value] for key, value in dataclasses.asdict(cfg).items()
+               if key not in _NOT_COMPARED and recorded[key] != value}
     fixed = sorted(set(changes) - set(RESUMABLE))
     if fixed:
         detail = "; ".join(f"{key}: {changes[key][0]!r} in the run, {changes[key][1]!r} now" for key in fixed)

@@ -115,18 +115,19 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
 
 def check_state_dict(model: nn.Module, state: StateDict, source: str | os.PathLike = "the checkpoint") -> None:
-    """Raise one :class:`CheckpointMismatchError` naming every missing, unexpected or mis-shaped key."""
+    """Raise one :class:`CheckpointMismatchError`, one line naming ``source`` and every missing, unexpected or
+    mis-shaped key (the first 20 of each)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     misshaped = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
                  for k, v in own.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or misshaped:
-        lines = [f"{source} does not fit {type(model).__name__}; nothing was loaded."]
-        for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-            if keys:
-                lines.append(f"  {len(keys)} {title}: " + ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else ""))
-        raise CheckpointMismatchError("\n".join(lines))
+        parts = [f"{len(keys)} {title}: " + ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else "")
+                 for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+                 if keys]
+        raise CheckpointMismatchError(f"{source} does not fit {type(model).__name__}; nothing was loaded: "
+                                      + "; ".join(parts))
 
 
 def save_safetensors(model: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
