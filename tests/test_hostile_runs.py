@@ -284,6 +284,21 @@ def test_a_kill_between_the_epoch_end_writes_leaves_best_pt_matching_the_recorde
     assert same_weights(load_checkpoint(out / "last.pt")["model"], load_checkpoint(finished / "last.pt")["model"])
 
 
+def test_a_best_pt_behind_the_recorded_best_is_reconciled_on_resume(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    resume_normally = stop_during(monkeypatch, 4)  # the first step of epoch 3
+    with pytest.raises(TrainingInterrupted):
+        train(settings(out, epochs=3))
+    # what the old order of writes left after a kill: a recorded best that best.pt never received
+    state = load_checkpoint(out / "last.pt")
+    state["run"]["best_acc1"] = 0.99
+    save_checkpoint(out / "last.pt", {k: v for k, v in state.items() if k not in ("format", "version", "checksum")})
+    resume_normally()
+    summary = train(settings(out, epochs=3), resume=True)
+    assert "below the recorded best 0.9900" in capsys.readouterr().err
+    assert summary["best_test_acc1"] == load_checkpoint(out / "best.pt")["run"]["test_acc1"] < 0.99
+
+
 def test_temporary_files_left_by_killed_writes_are_removed_on_resume(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     resume_normally = stop_during(monkeypatch, 2)
