@@ -11,6 +11,10 @@ from spikeformers.engine.checkpoint import save_checkpoint
 from spikeformers.models import create_model
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights, read_state_dict
 
+# A guard against a hung process, not a speed check: far beyond what these commands take on a loaded
+# 2-core machine, so only a process that never ends can reach it.
+HUNG = 3600
+
 
 def bn(prefix, n):
     return {f"{prefix}.weight": (n,), f"{prefix}.bias": (n,), f"{prefix}.running_mean": (n,),
@@ -128,10 +132,10 @@ def test_convert_writes_safetensors_that_load_back_and_never_overwrites(tmp_path
     out = tmp_path / "spikformer_dvs.safetensors"
     cmd = [sys.executable, "-m", "spikeformers", "convert", "--model", "spikformer_dvs",
            "--official", str(tmp_path / "official.pth"), "--out", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=HUNG)
     assert result.returncode == 0, result.stderr
     reference = create_model("spikformer_dvs", checkpoint_path=tmp_path / "official.pth").state_dict()
     loaded = read_state_dict(out)
     assert loaded.keys() == reference.keys() and all(torch.equal(loaded[k], reference[k]) for k in reference)
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=HUNG)
     assert again.returncode == 2 and "exists" in again.stderr

@@ -15,11 +15,15 @@ from spikeformers.engine.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A guard against a hung process, not a speed check: far beyond what these commands take on a loaded
+# 2-core machine, so only a process that never ends can reach it.
+HUNG = 3600
+
 
 def spikeformers(*args, cwd=None):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "spikeformers.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=600)
+                          text=True, cwd=cwd, env=env, timeout=HUNG)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# A guard against a hung process, not a speed check: far beyond what these commands take on a loaded
+# 2-core machine, so only a process that never ends can reach it.
+HUNG = 3600
 
 
 def docs_module() -> str:
@@ -18,17 +21,20 @@ def docs_module() -> str:
 def test_the_documented_model_registers_and_trains_by_name(tmp_path):
     (tmp_path / "my_models.py").write_text(docs_module())
     assert len(docs_module().strip().splitlines()) <= 45, "the example should stay short"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "spikeformers", "train", "--plugin", "my_models",
                              "--model", "qk_driven_tiny", "--epochs", "2", "--time-steps", "2", "--out", str(out)],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=HUNG)
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "qk_driven_tiny" and summary["test_acc1"] > 0.15  # chance is 0.10
 
-    evaluated = subprocess.run([sys.executable, "-m", "spikeformers", "eval", "--checkpoint", str(out / "last.pt")],
-                               capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    evaluate = [sys.executable, "-m", "spikeformers", "eval", "--checkpoint", str(out / "last.pt")]
+    refused = subprocess.run(evaluate, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=HUNG)
+    assert refused.returncode == 2 and "pass --plugin my_models if you trust that module" in refused.stderr
+    evaluated = subprocess.run([*evaluate, "--plugin", "my_models"], capture_output=True, text=True, env=env,
+                               cwd=tmp_path, timeout=HUNG)
     assert evaluated.returncode == 0, evaluated.stderr
     assert f"acc1 {summary['test_acc1']:.4f}" in evaluated.stdout
 

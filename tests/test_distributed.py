@@ -1,12 +1,14 @@
 """Multi-process training with torchrun (gloo on CPU): two processes on batch b agree with one
-process on batch 2b, and a two-process run stopped by SIGTERM resumes to the same weights."""
+process on batch 2b, a two-process run stopped by SIGTERM resumes to the same weights, no process leaves
+before rank 0 has written its results, and a process that loses its peer says so and how to go on."""
 
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,59 @@ from spikeformers.models import create_model
 # rounding noise in a near-zero gradient into a full step of either sign and hide what is compared.
 COMMON = ["--epochs", "2", "--limit-samples", "32", "--time-steps", "2", "--seed", "4", "--lr-update", "epoch",
           "--warmup-epochs", "0", "--lr", "0.5", "--opt-eps", "1.0"]
+
+# A guard against a hung process, not a speed check: far beyond what these small runs take on a loaded
+# 2-core machine, so only a run that never ends can reach it.
+HUNG = 3600
+
+# Imported by every process (--plugin): it stamps when rank 0 has written its curves (slowed down by 2 s)
+# and its summary, and when other ranks exit; with PROBE_STOP_AT=N, rank 0 gets a SIGTERM during step N; with
+# PROBE_KILL_AT=N, rank 1 kills itself (SIGKILL) during step N.
+PROBE = textwrap.dedent("""
+    import atexit, os, signal, time
+    from spikeformers.engine import train as train_module
+
+    rank, stamps = int(os.environ["RANK"]), os.environ["PROBE_STAMPS"]
+
+    def stamp(name):
+        with open(os.path.join(stamps, name), "w") as f:
+            f.write(repr(time.time()))
+
+    if rank == 0:
+        plot_curves, write_json = train_module.plot_curves, train_module.write_json
+
+        def slow_plot_curves(*args, **kwargs):
+            time.sleep(2)
+            plot_curves(*args, **kwargs)
+            stamp("rank0_curves")
+
+        def stamped_write_json(path, data):
+            write_json(path, data)
+            if path.name == "summary.json":
+                stamp("rank0_summary")
+
+        train_module.plot_curves, train_module.write_json = slow_plot_curves, stamped_write_json
+    else:
+        atexit.register(stamp, f"rank{rank}_exit")
+    if rank == 0 and os.environ.get("PROBE_STOP_AT"):
+        step_generator = train_module.step_generator
+
+        def stopping_step_generator(seed, step):
+            if step == int(os.environ["PROBE_STOP_AT"]):
+                signal.raise_signal(signal.SIGTERM)
+            return step_generator(seed, step)
+
+        train_module.step_generator = stopping_step_generator
+    if rank == 1 and os.environ.get("PROBE_KILL_AT"):
+        step_generator = train_module.step_generator
+
+        def dying_step_generator(seed, step):
+            if step == int(os.environ["PROBE_KILL_AT"]):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return step_generator(seed, step)
+
+        train_module.step_generator = dying_step_generator
+""")
 
 
 def free_port() -> int:
@@ -40,23 +95,32 @@ def no_training_left_behind():
             proc.communicate()
 
 
-def torchrun(*args):
+def torchrun(*args, env=None, launcher=()):
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", str(free_port()), "-m", "spikeformers", "train", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                             "--master_port", str(free_port()), *launcher, "-m", "spikeformers", "train",
+                             *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=env)
     STARTED.append(proc)
     return proc
 
 
 def single(*args):
     return subprocess.run([sys.executable, "-m", "spikeformers", "train", *map(str, args)], capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=HUNG)
 
 
-def finish(proc, timeout=600):
+def probe(folder: Path, **extra) -> dict:
+    """The environment that lets every process import PROBE as --plugin probe, stamping into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "probe.py").write_text(PROBE)
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "PROBE_STAMPS": str(folder), **extra}
+
+
+def finish(proc, timeout=HUNG):
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
-    return out
+    return out, err
 
 
 def weights(run_dir):
@@ -65,13 +129,15 @@ def weights(run_dir):
 
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp") / "two"
-    stdout = finish(torchrun(*COMMON, "--batch-size", 4, "--sync-bn", "--out", out))
-    return out, stdout
+    folder = tmp_path_factory.mktemp("ddp")
+    out, stamps = folder / "two", folder / "stamps"
+    stdout, stderr = finish(torchrun(*COMMON, "--batch-size", 4, "--sync-bn", "--plugin", "probe", "--out", out,
+                                     env=probe(stamps)))
+    return out, stdout, stderr, stamps
 
 
 def test_two_processes_agree_with_one_process_on_the_same_global_batch(two_process_run, tmp_path):
-    two, stdout = two_process_run
+    two, stdout, _, _ = two_process_run
     assert "x 2 processes" in stdout and stdout.count("epoch   1/2") == 1, "rank 0 alone logs"
     one = tmp_path / "one"
     result = single(*COMMON, "--batch-size", 8, "--out", one)
@@ -92,18 +158,43 @@ def test_two_processes_agree_with_one_process_on_the_same_global_batch(two_proce
     assert (two / "metrics.csv").read_text().splitlines()[0] == (one / "metrics.csv").read_text().splitlines()[0]
 
 
-def test_a_stopped_two_process_run_resumes_to_identical_weights(two_process_run, tmp_path):
-    reference, _ = two_process_run
-    out = tmp_path / "stopped"
-    proc = torchrun(*COMMON, "--batch-size", 4, "--sync-bn", "--save-every", 1, "--out", out)
-    deadline = time.monotonic() + 600
-    while not ((out / "last.pt").exists() and load_checkpoint(out / "last.pt")["run"]["step"] >= 2):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)  # torchrun passes it on to both processes
-    proc.communicate(timeout=300)
+def test_no_process_leaves_before_rank_0_has_written_its_results(two_process_run):
+    out, _, stderr, stamps = two_process_run
+    # rank 0's plots are slowed down by 2 s: a rank 1 that did not wait for them would leave long before
+    left = float((stamps / "rank1_exit").read_text())
+    assert left > float((stamps / "rank0_curves").read_text()) and left > float((stamps / "rank0_summary").read_text())
+    assert all((out / name).is_file() for name in ("summary.json", "curves.png", "confusion.png", "per_class.csv"))
+    assert "terminate called" not in stderr and "Traceback" not in stderr
+
+
+def test_a_two_process_run_stopped_after_an_epochs_last_step_resumes_to_identical_weights(two_process_run, tmp_path):
+    reference = two_process_run[0]
+    out, env = tmp_path / "stopped", probe(tmp_path / "stamps")
+    # SIGTERM reaches rank 0 during step 3, the last of epoch 1 (4 steps an epoch): both stop after it
+    proc = torchrun(*COMMON, "--batch-size", 4, "--sync-bn", "--plugin", "probe", "--out", out,
+                    env={**env, "PROBE_STOP_AT": "3"})
+    _, err = proc.communicate(timeout=HUNG)
+    assert proc.returncode != 0 and "Continue with: spikeformers train --resume" in err, err[-3000:]
     stopped = load_checkpoint(out / "last.pt")["run"]
-    assert stopped["step"] < 8, "stopped before the end (4 steps per epoch, 2 epochs)"
-    finish(torchrun("--resume", out))
+    assert (stopped["epoch"], stopped["batch"]) == (0, 4), "stopped after epoch 1's last step"
+    finish(torchrun("--resume", out, env=env))
+    for name, value in weights(reference).items():
+        assert torch.equal(weights(out)[name], value), name
+
+
+def test_a_process_that_loses_its_peer_names_it_and_the_run_resumes(two_process_run, tmp_path):
+    reference = two_process_run[0]
+    out, env, logs = tmp_path / "run", probe(tmp_path / "stamps"), tmp_path / "logs"
+    proc = torchrun(*COMMON, "--batch-size", 4, "--sync-bn", "--plugin", "probe", "--save-every", 1, "--out", out,
+                    env={**env, "PROBE_KILL_AT": "5"}, launcher=("--log-dir", str(logs), "--redirects", "3"))
+    proc.communicate(timeout=HUNG)
+    assert proc.returncode != 0
+    (survivor,) = logs.rglob("0/stderr.log")
+    said = survivor.read_text()
+    assert "Traceback" not in said, said[-3000:]
+    assert "spikeformers train: stopped: rank 0 lost contact with rank 1 of 2" in said
+    assert f"the last checkpoint in {out} is intact: continue with" in said and f"--resume {out}" in said
+    assert load_checkpoint(out / "last.pt")["run"]["step"] == 5, "the checkpoint of the last completed step"
+    finish(torchrun("--resume", out, env=env))
     for name, value in weights(reference).items():
         assert torch.equal(weights(out)[name], value), name

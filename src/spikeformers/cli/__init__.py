@@ -39,16 +39,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         close = difflib.get_close_matches(bad.split("=")[0], flags, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         sub.error(f"unrecognized argument {bad!r}.{hint}")
-    from ..engine.train import NonFiniteLossError
+    from ..engine.stopping import NonFiniteTrainingError, PeerLostError
 
     try:
         return args.func(args)
-    except NonFiniteLossError as err:
+    except (NonFiniteTrainingError, PeerLostError) as err:
         print(f"spikeformers {args.command}: stopped: {err}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
         print(f"spikeformers {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the machine's, not the input's: a full disk, a folder it may not write
+        print(f"spikeformers {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except ImportError as err:  # an optional extra the command needs
         print(f"spikeformers {args.command}: error: {err} (install the extra it belongs to)", file=sys.stderr)
         return 2

@@ -1,5 +1,9 @@
 """``spikeformers eval``: a checkpoint's top-1 / top-5 and per-class accuracy on a test set,
-with a confusion-matrix picture and a per-class CSV."""
+with a confusion-matrix picture and a per-class CSV.
+
+A checkpoint never chooses code to run: the plugin module that registers a
+user's own model or data set is imported only when named by ``--plugin``.
+"""
 
 from __future__ import annotations
 
@@ -13,24 +17,21 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.registry import create_dataset
     from ..engine.checkpoint import load_checkpoint
-    from ..engine.evaluate import evaluate
+    from ..engine.evaluate import evaluate, model_from_checkpoint
     from ..engine.plots import plot_confusion, write_per_class
     from ..engine.train import check_compatible, import_plugin, resolve_device
-    from ..models import create_model
+    from ..models import list_models
 
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint)
-    config = state.get("config", {})
-    import_plugin(config.get("plugin"))
-    model = create_model(state["model_name"], **state.get("model_overrides", {}))
-    weights = state["ema"] if args.ema else state["model"]
-    if weights is None:
-        raise ValueError(f"{args.checkpoint} holds no weight average: its run did not use --ema")
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise ValueError(f"{args.checkpoint} does not fit model {state['model_name']}: {err}") from None
-    model.to(device)
+    config = state.get("config") if isinstance(state.get("config"), dict) else {}
+    import_plugin(args.plugin)
+    if isinstance(state.get("model_name"), str) and state["model_name"] not in list_models():
+        recorded = config.get("plugin")
+        hint = (f"; its run imported plugin {recorded!r}: pass --plugin {recorded} if you trust that module"
+                if recorded and not args.plugin else "; pass --plugin MODULE, the module that registers it")
+        raise ValueError(f"{args.checkpoint} holds model {state['model_name']!r}, which is not registered{hint}")
+    model = model_from_checkpoint(state, args.checkpoint, ema=args.ema).to(device)
     dataset_name = args.dataset or config.get("dataset")
     same_data = dataset_name == config.get("dataset")
     options = dict(config.get("dataset_options", {})) if same_data else {}
@@ -65,6 +66,9 @@ def register(sub) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--ema", action="store_true", help="evaluate the checkpoint's weight average")
+    parser.add_argument("--plugin", metavar="MODULE",
+                        help="Python module to import first, registering your own model or data set; a "
+                             "checkpoint never imports one itself, even the one its run used")
     parser.add_argument("--out", help="folder for confusion.png and per_class.csv "
                                       "(default: eval-DATASET beside the checkpoint)")
     parser.set_defaults(func=run)

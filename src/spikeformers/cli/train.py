@@ -48,8 +48,6 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                                 metavar=name.upper())
 
 
-# Settings of the machine, not of the run: a resumed run may change them.
-RESUMABLE_FLAGS = {"device", "workers"}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -60,10 +58,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if key in overrides:
             overrides[key] = dict(overrides[key])
     if args.resume:
-        fixed = sorted(set(overrides) - RESUMABLE_FLAGS) + (["config"] if args.config else [])
+        from ..engine.resume import RESUMABLE
+
+        fixed = sorted(set(overrides) - set(RESUMABLE)) + (["config"] if args.config else [])
         if fixed:
-            raise ValueError(f"--resume continues a run with the config it was started with; drop "
-                             f"{', '.join('--' + k.replace('_', '-') for k in fixed)}")
+            allowed = ", ".join("--" + k.replace("_", "-") for k in RESUMABLE)
+            raise ValueError(f"--resume continues a run with the config it was started with, changing only "
+                             f"{allowed}; drop {', '.join('--' + k.replace('_', '-') for k in fixed)}")
         recipe = Path(args.resume) / "config.yaml"
         if not recipe.is_file():
             raise FileNotFoundError(f"Nothing to resume in {args.resume}: no config.yaml there")
@@ -90,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser("train", allow_abbrev=False, help="train a model (no arguments: the built-in demo)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
+    parser.add_argument("--resume", metavar="RUN_DIR", help=(
+        "continue the run in RUN_DIR from its last checkpoint; only the machine's and the schedule's settings "
+        "may change (--device, --workers, --epochs, --cooldown-epochs, --lr, --min-lr, --warmup-epochs, "
+        "--warmup-lr, --clip-grad, --save-every), recorded in its config.yaml and run.json"))
     add_train_flags(parser)
     parser.set_defaults(func=run)
     return parser

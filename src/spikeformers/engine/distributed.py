@@ -83,6 +83,36 @@ def teardown(world: World) -> None:
         dist.destroy_process_group()
 
 
+def finish(world: World) -> None:
+    """Leave the process group together: a barrier (so no process exits while another still writes its
+    results, or tears the group down under a peer), then every process destroys its own group."""
+    if world.active and dist.is_initialized():
+        dist.barrier()
+    teardown(world)
+
+
+# How gloo and NCCL report a peer that died or closed its connection mid-collective (as RuntimeError).
+_PEER_LOSS_MARKS = ("gloo", "nccl", "connection reset by peer", "connection closed by peer", "broken pipe")
+
+
+def is_peer_loss(world: World, err: BaseException) -> bool:
+    """Whether ``err`` is a collective failing because another process is gone."""
+    if not world.active:
+        return False
+    if isinstance(err, getattr(dist, "DistError", ())):
+        return True
+    return isinstance(err, RuntimeError) and any(mark in str(err).lower() for mark in _PEER_LOSS_MARKS)
+
+
+def lost_peer_message(world: World, err: BaseException) -> str:
+    """Which process was lost (as far as this one can tell), what the backend said, in a line."""
+    others = [rank for rank in range(world.size) if rank != world.rank]
+    who = f"rank {others[0]}" if len(others) == 1 else f"one of ranks {', '.join(map(str, others))}"
+    said = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    said = said.split("] ", 1)[-1].split(". This is typically")[0][:200]
+    return f"rank {world.rank} lost contact with {who} of {world.size} ({said})"
+
+
 class _AllReduceSum(torch.autograd.Function):
     """The sum over processes, differentiable: the gradient of a sum is the sum of the gradients."""
 

@@ -2,7 +2,9 @@
 
 Per-step logits ``[T, B, classes]`` (a TET model) are averaged over T
 first, as the authors evaluate. Under ``torchrun`` each process evaluates
-its share of the test set and the counts are summed.
+its share of the test set and the counts are summed. A run's checkpoint
+becomes a model through :func:`model_from_checkpoint`, which trusts none of
+the checkpoint's claims about the model it holds.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import count_parameters, create_model
+from ..models.checkpoints import check_state_dict
+from .checkpoint import require
 from .distributed import World
 from .losses import class_scores
+
+# A model described by a checkpoint may be this much larger than the tensors it holds before it is
+# refused unbuilt (the exact comparison follows, key by key, once it is built).
+MODEL_SIZE_SLACK = 1.01
 
 
 @dataclass
@@ -67,3 +76,40 @@ def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int | 
     if count == 0:
         raise ValueError("The evaluation data set is empty")
     return EvalResult(totals[0].item() / count, totals[1].item() / count, totals[2].item() / count, count, confusion)
+
+
+def model_from_checkpoint(state: dict, source, ema: bool = False) -> nn.Module:
+    """The model a run's checkpoint names (``model_name``, ``model_overrides``) with its weights, or
+    its weight average with ``ema``; a ValueError naming ``source`` when the checkpoint lacks them, when
+    its overrides describe a model far larger than the tensors it holds, or when the weights do not fit.
+
+    The model is first built on the ``meta`` device, which allocates nothing, so overrides asking for a
+    huge model are refused before any memory is spent on it.
+    """
+    part = "ema" if ema else "model"
+    require(state, source, "model_name")
+    if state.get(part) is None and ema:
+        raise ValueError(f"{source} holds no weight average: its run did not use --ema")
+    require(state, source, part)
+    name, overrides = state["model_name"], state.get("model_overrides") or {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{source}: its 'model_overrides' entry is a {type(overrides).__name__}, not a mapping")
+    weights = state[part]
+    held = sum(t.numel() for t in weights.values() if isinstance(t, torch.Tensor))
+    try:
+        with torch.device("meta"):
+            sketch = create_model(name, **overrides)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source} names model {name!r} with overrides {overrides}: {err}") from None
+    except Exception:  # a plugin's model that cannot be built without memory: the key check below holds
+        sketch = None
+    if sketch is not None:
+        needed = sum(t.numel() for t in sketch.state_dict().values())
+        if needed > held * MODEL_SIZE_SLACK:
+            raise ValueError(f"{source} describes {name} with overrides {overrides}: a model of "
+                             f"{count_parameters(sketch):,} parameters, but it holds only {held:,} values; "
+                             "refusing to build it")
+    model = create_model(name, **overrides)
+    check_state_dict(model, weights, source)
+    model.load_state_dict(weights)
+    return model

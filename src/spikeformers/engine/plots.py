@@ -1,4 +1,5 @@
-"""Pictures of a run: training curves and the confusion matrix (matplotlib, drawn off-screen)."""
+"""Pictures of a run: training curves and the confusion matrix (matplotlib, drawn off-screen), and the
+per-class accuracy table; each file written atomically, so a kill or a full disk never leaves half of one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from .checkpoint import atomic_write
 
 
 def _pyplot():
@@ -44,9 +47,7 @@ def plot_curves(metrics: dict[str, list[float]], path: Path, title: str = "") ->
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_confusion(confusion: torch.Tensor, path: Path, class_names: Sequence[str] | None = None,
@@ -70,9 +71,15 @@ def plot_confusion(confusion: torch.Tensor, path: Path, class_names: Sequence[st
                     ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if rates[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def write_per_class(result, path: Path, class_names: Sequence[str] | None = None) -> None:
@@ -84,4 +91,5 @@ def write_per_class(result, path: Path, class_names: Sequence[str] | None = None
     for i in range(k):
         samples, correct = int(confusion[i].sum()), int(confusion[i, i])
         lines.append(f"{i},{names[i]},{samples},{correct},{correct / samples if samples else float('nan'):.6g}")
-    path.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from .checkpoint import atomic_write
+from .checkpoint import atomic_write, write_error
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5",
                   "ema_test_acc1", "samples_per_s", "epoch_s"]
@@ -59,6 +59,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
 
 
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
 class MetricsLog:
     """``metrics.csv`` (and TensorBoard when installed): one row per epoch.
 
@@ -88,8 +92,11 @@ class MetricsLog:
 
     def add(self, row: dict[str, Any], step: int) -> None:
         values = [row.get(k, "") for k in METRIC_COLUMNS]
-        with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in values])
+        try:
+            with self.path.open("a", newline="") as f:
+                csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in values])
+        except OSError as err:
+            raise write_error(self.path, err) from None
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):

@@ -1,9 +1,12 @@
-"""How a run stops early: on a signal, after a checkpoint; or on a non-finite loss, leaving the last one intact.
+"""How a run stops early: on a signal, after a checkpoint; on divergence or a lost peer, leaving the last one intact.
 
 SIGTERM (a cluster's pre-emption, ``kill``) and SIGINT (Ctrl-C) set a flag
 that the loop checks after each step, so the step in flight finishes and a
 checkpoint is written before the run exits with :class:`TrainingInterrupted`;
-a second signal stops at once.
+a second signal stops at once. A loss, weight or gradient that becomes NaN
+or infinite stops the run with :class:`NonFiniteTrainingError` before any
+checkpoint holds it; under torchrun, a process that loses another stops with
+:class:`PeerLostError`.
 """
 
 from __future__ import annotations
@@ -12,8 +15,12 @@ import signal
 from typing import Any
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the message names the epoch and step."""
+class NonFiniteTrainingError(RuntimeError):
+    """The loss, the weights or the gradients became NaN or infinite; the message names the epoch and step."""
+
+
+class PeerLostError(RuntimeError):
+    """Another process of a torchrun run died or became unreachable; the message says which, and how to go on."""
 
 
 class TrainingInterrupted(Exception):

@@ -1,11 +1,12 @@
 """The training loop, readable top to bottom: config, data, model, optimiser, loop, record.
 
 ``train(cfg)`` writes into the run folder: ``config.yaml`` (the resolved
-config), ``run.json`` (command, versions, commit, device), the split's file
-lists, ``metrics.csv`` (one row per epoch; TensorBoard logs too when
-installed), ``last.pt`` and ``best.pt`` (checkpoints, written atomically),
-and at the end ``summary.json``, ``curves.png`` (loss, accuracy, learning
-rate), ``per_class.csv`` and ``confusion.png``.
+config), ``run.json`` (command, versions, commit, device, neuron backend,
+and every resume), the split's file lists, ``metrics.csv`` (one row per
+epoch; TensorBoard logs too when installed), ``last.pt`` and ``best.pt``
+(checkpoints, written atomically), and at the end ``curves.png`` (loss,
+accuracy, learning rate), ``per_class.csv``, ``confusion.png`` and, last,
+``summary.json``.
 
 The recipe's parts each live in their own module: the schedule
 (``schedule.py``), the losses (``losses.py``), augmentation
@@ -15,15 +16,20 @@ under torchrun (``distributed.py``); this file only strings them together.
 Nothing is lost: ``last.pt`` holds everything needed to continue (weights,
 optimiser, step, position in the epoch, random state), written at each
 epoch's end, every ``save_every`` steps, and when SIGTERM or SIGINT asks the
-run to stop. ``train(cfg, resume=True)`` continues from it; the data order
-and the augmentation are functions of (seed, epoch, step), so on the CPU a
-resumed run ends with the same weights, bit for bit, as one never stopped.
+run to stop. ``train(cfg, resume=True)`` continues from it (see
+``resume.py``); the data order and the augmentation are functions of (seed,
+epoch, step), so on the CPU, with the same neuron backend, a resumed run ends
+with the same weights, bit for bit, as one never stopped; a finished run is
+left as it is. Nothing poisoned is kept either: after every step the weights
+and gradients are checked for NaN and inf, and a run that diverges stops
+before any checkpoint holds them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import math
 import signal
 import time
@@ -43,15 +49,17 @@ from ..layers.checkpointing import enable_activation_checkpointing, return_freed
 from ..models import count_parameters, create_model
 from . import distributed
 from .augmentation import BatchAugment
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import first_non_finite, non_finite, remove_temporary_files, save_checkpoint
 from .config import TrainConfig
 from .ema import ModelEMA
 from .evaluate import evaluate, to_time_major
 from .losses import class_scores, cross_entropy, tet_loss
 from .plots import plot_confusion, plot_curves, write_per_class
-from .record import MetricsLog, read_metrics, run_info, write_json
+from .record import MetricsLog, read_metrics, run_info, write_json, write_text
+from .resume import (check_backend, check_position, config_changes, latest_checkpoint, neuron_backend,
+                     reconcile_best, record_resume, restore)
 from .schedule import learning_rate, schedule_time
-from .stopping import NonFiniteLossError, StopRequest, TrainingInterrupted  # noqa: F401  (raised to callers)
+from .stopping import NonFiniteTrainingError, PeerLostError, StopRequest, TrainingInterrupted  # noqa: F401
 
 
 def resolve_device(name: str) -> torch.device:
@@ -183,21 +191,48 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Train as ``cfg`` says (continuing the run in ``cfg.out`` when ``resume``); return the summary."""
     import_plugin(cfg.plugin)
     world, device = distributed.setup(cfg.device)
+    out = None
     try:
-        return _train(cfg, resume, world, device)
-    finally:
+        out = choose_run_dir(cfg, resume)
+        if world.active:  # one run folder for all processes: rank 0's (a new one is named by the clock)
+            shared = [str(out)]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            out = Path(shared[0])
+        summary = _train(cfg, resume, world, device, out)
+    except BaseException as err:
         distributed.teardown(world)
+        if distributed.is_peer_loss(world, err):
+            then = (f"the last checkpoint in {out} is intact: continue with "
+                    f"`torchrun ... spikeformers train --resume {out}`") if out is not None else "nothing was written"
+            raise PeerLostError(f"{distributed.lost_peer_message(world, err)}; this process stops too, and {then}") from None
+        raise
+    distributed.finish(world)  # only now, with rank 0's results written: every process leaves together
+    return summary
 
 
-def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: torch.device) -> dict[str, Any]:
+def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: torch.device, out: Path) -> dict[str, Any]:
     start = time.perf_counter()
     main = world.is_main
+
+    # Where the run stands: a fresh start, or the position saved in last.pt (or best.pt: see resume.py).
+    run = {"epoch": 0, "batch": 0, "step": 0, "best_acc1": -1.0, "wall_s": 0.0, "train_samples": 0,
+           "train_seconds": 0.0, "loss_sum": 0.0, "correct": 0, "seen": 0, "epoch_s": 0.0}
+    if resume:
+        changes = config_changes(out, cfg)
+        state, resumed_from, best = latest_checkpoint(out, quiet=not main)
+        run.update(state["run"])
+        if run["epoch"] > cfg.total_epochs:
+            raise ValueError(f"The run in {out} has done {run['epoch']} epochs; --epochs cannot end it before that")
+        if run["epoch"] == cfg.total_epochs and (out / "summary.json").is_file():  # written last: all is there
+            if main:
+                print(f"{out} has already finished its {cfg.total_epochs} epochs: nothing to do, and its results "
+                      "are left as they are (a larger --epochs continues it)")
+            return json.loads((out / "summary.json").read_text())
+        reconcile_best(run, best, out, quiet=not main)
+    if main and out.is_dir():
+        for leftover in remove_temporary_files(out):
+            print(f"removed {leftover.name}, left by a write that was cut short")
     torch.manual_seed(cfg.seed)
-    out = choose_run_dir(cfg, resume)
-    if world.active:  # one run folder for all processes: rank 0's (a new one is named by the clock)
-        shared = [str(out)]
-        torch.distributed.broadcast_object_list(shared, src=0)
-        out = Path(shared[0])
 
     # Model and data
     model_overrides = cfg.model_overrides()
@@ -232,31 +267,29 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and amp_dtype == torch.float16)
     ema = ModelEMA(model, cfg.ema_decay) if cfg.ema else None
     augment = BatchAugment(cfg, model.num_classes)
+    backend = neuron_backend(device)
 
     def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if cfg.tet:
             return tet_loss(logits, targets, cfg.tet_lamb, label_smoothing=cfg.label_smoothing)
         return cross_entropy(logits, targets, cfg.label_smoothing)
 
-    # Where the run stands: a fresh start, or the position saved in last.pt.
-    run = {"epoch": 0, "batch": 0, "step": 0, "best_acc1": -1.0, "wall_s": 0.0, "train_samples": 0,
-           "train_seconds": 0.0, "loss_sum": 0.0, "correct": 0, "seen": 0, "epoch_s": 0.0}
+    def lr_at(epoch: int, batch: int) -> float:
+        t = schedule_time(epoch, batch, steps_per_epoch, cfg.lr_update == "step")
+        return learning_rate(t, cfg.epochs, cfg.warmup_epochs, peak_lr, cfg.min_lr, cfg.warmup_lr)
+
     if resume:
-        state = load_checkpoint(out / "last.pt", map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng"])
-        run.update(state["run"])
+        check_position(run, resumed_from, steps_per_epoch)
+        restore(state, resumed_from, model, optimizer, scaler, ema)
         if main:
+            check_backend(state, resumed_from, backend)
+            record_resume(out, cfg, changes, run, resumed_from, backend)
             print(f"resuming {out} after epoch {run['epoch']}, batch {run['batch']} (step {run['step']})")
+        del state, best
     elif main:  # only now, with every setting known to work, does the run folder appear
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-        write_json(out / "run.json", run_info(device, world.size))
+        write_text(out / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+        write_json(out / "run.json", {**run_info(device, world.size), "neuron_backend": backend})
         for part in (train_set, test_set):  # the file lists of a split, so the run can be reproduced
             if hasattr(part, "write_split_files"):
                 part.write_split_files(out)
@@ -268,24 +301,41 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
               f"{len(test_set)} test | {device}{f' x {world.size} processes' if world.active else ''} | "
               f"run folder {out}")
     trained = nn.parallel.DistributedDataParallel(model) if world.active else model
+    saved = f"{resumed_from} (epoch {run['epoch']}, step {run['step']})" if resume else None
 
-    def checkpoint(path: Path) -> None:
+    def diverged(what: str, epoch: int, step: int) -> NonFiniteTrainingError:
+        kept = f"the last checkpoint, {saved}, is finite and untouched" if saved else "no checkpoint was written"
+        return NonFiniteTrainingError(
+            f"{what} became NaN or inf at epoch {epoch}, step {step}; {kept}. Try a lower learning rate"
+            + (" or --no-amp" if cfg.amp else "")
+            + (f" (continue with: spikeformers train --resume {out} --lr LOWER)" if saved else " (--lr)"))
+
+    def checkpoint(path: Path, epoch: int) -> None:
+        nonlocal saved
         run["wall_s"] = run_wall_s()
         if run["batch"]:  # mid-epoch: keep the epoch's training time so far
             run["epoch_s"] = epoch_time_before + time.perf_counter() - epoch_start
+        state = {
+            "model_name": cfg.model, "model_overrides": model_overrides, "config": dataclasses.asdict(cfg),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None, "rng": torch.get_rng_state(),
+            "epoch": run["epoch"], "run": dict(run), "neuron_backend": backend,
+        }
+        poisoned = first_non_finite(state)  # every process decides alike: their weights are the same
+        if poisoned is not None:
+            raise diverged(poisoned, epoch, run["step"])
         if main:
-            save_checkpoint(path, {
-                "model_name": cfg.model, "model_overrides": model_overrides, "config": dataclasses.asdict(cfg),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None, "rng": torch.get_rng_state(),
-                "epoch": run["epoch"], "run": dict(run),
-            })
+            save_checkpoint(path, state)
+        saved = f"{path} (epoch {run['epoch']}, step {run['step']})"
         world.barrier()
 
     wall_before = run["wall_s"]
 
     def run_wall_s() -> float:
         return wall_before + time.perf_counter() - start
+
+    if resume and resumed_from.name == "best.pt":  # the write of last.pt that a kill cut short
+        checkpoint(out / "last.pt", run["epoch"])
 
     test = ema_test = None
     with StopRequest() as stop:
@@ -305,10 +355,9 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
                     train_set, batch_sampler=my_batches, num_workers=cfg.workers, pin_memory=device.type == "cuda"))
             bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.total_epochs}", leave=False, dynamic_ncols=True,
                        disable=None if main else True, initial=run["batch"], total=len(batches))
-            for frames, labels in bar:
+            for frames, labels in bar:  # none left when the run stopped after this epoch's last step
                 step = run["step"]
-                t = schedule_time(epoch, run["batch"], steps_per_epoch, cfg.lr_update == "step")
-                lr = learning_rate(t, cfg.epochs, cfg.warmup_epochs, peak_lr, cfg.min_lr, cfg.warmup_lr)
+                lr = lr_at(epoch, run["batch"])
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 frames, targets = augment(frames, labels, epoch, step_generator(cfg.seed, step))
@@ -318,9 +367,7 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
                 loss = loss_fn(logits.float(), targets)
                 (loss_value,) = world.sum(loss.item())
                 if not math.isfinite(loss_value):
-                    raise NonFiniteLossError(
-                        f"Loss became {loss_value} at epoch {epoch}, step {step}; the last good checkpoint "
-                        f"in {out} is untouched. Try a lower --lr" + (" or --no-amp." if cfg.amp else "."))
+                    raise diverged("the loss", epoch, step)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.clip_grad is not None:
@@ -328,6 +375,11 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
                 scaler.step(optimizer)
                 scaler.update()
+                # NaN weights silence the neurons, and the loss may then stay finite: look at the weights
+                # themselves, and at the gradients (which a float16 loss scaler overflows on purpose).
+                weights = list(model.parameters())
+                grads = [] if scaler.is_enabled() else [p.grad for p in weights if p.grad is not None]
+                bad_step = non_finite(weights + grads)
                 if ema is not None:
                     ema.update(model)
 
@@ -341,15 +393,17 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
                 bar.set_postfix(loss=f"{run['loss_sum'] / run['seen']:.3f}", acc=f"{run['correct'] / run['seen']:.3f}",
                                 lr=f"{lr:.2e}", samples_s=f"{world.size * (run['seen'] - seen_before) / elapsed:.0f}",
                                 left=format_seconds(steps_left * elapsed / max(1, run["batch"] - first_batch)))
-                (stopping,) = world.sum(float(stop.signum is not None))
+                stopping, poisoned = world.sum(float(stop.signum is not None), float(bad_step))
+                if poisoned:
+                    raise diverged("the weights" if non_finite(weights) else "the gradients", epoch, step)
                 if stopping:
                     signum = stop.signum or signal.SIGTERM
-                    checkpoint(out / "last.pt")
+                    checkpoint(out / "last.pt", epoch)
                     raise TrainingInterrupted(signum, (
                         f"Stopped by {signal.Signals(signum).name} at epoch {epoch}, step {run['step']}; "
                         f"checkpoint written. Continue with: spikeformers train --resume {out}"))
                 if cfg.save_every and run["step"] % cfg.save_every == 0:
-                    checkpoint(out / "last.pt")
+                    checkpoint(out / "last.pt", epoch)
             bar.close()
             train_time = epoch_time_before + time.perf_counter() - epoch_start
             seen, loss_sum, correct = world.sum(run["seen"], run["loss_sum"], run["correct"])
@@ -361,23 +415,23 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
             reported = ema_test or test  # with EMA on, the average is the model a run delivers (as timm)
             is_best = reported.acc1 > run["best_acc1"]
             run["best_acc1"] = max(run["best_acc1"], reported.acc1)
-            row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_acc1": correct / seen,
-                   "test_loss": test.loss, "test_acc1": test.acc1, "test_acc5": test.acc5,
-                   "ema_test_acc1": ema_test.acc1 if ema_test else "", "samples_per_s": seen / train_time,
-                   "epoch_s": time.perf_counter() - epoch_start}
+            row = {"epoch": epoch, "lr": lr_at(epoch, len(batches) - 1), "train_loss": loss_sum / seen,
+                   "train_acc1": correct / seen, "test_loss": test.loss, "test_acc1": test.acc1,
+                   "test_acc5": test.acc5, "ema_test_acc1": ema_test.acc1 if ema_test else "",
+                   "samples_per_s": seen / train_time, "epoch_s": time.perf_counter() - epoch_start}
             if main:
                 log.add(row, run["step"])
                 ema_text = f" (EMA {ema_test.acc1:.4f})" if ema_test else ""
-                print(f"epoch {epoch:3d}/{cfg.total_epochs}  lr {lr:.2e}  train loss {row['train_loss']:.4f} "
+                print(f"epoch {epoch:3d}/{cfg.total_epochs}  lr {row['lr']:.2e}  train loss {row['train_loss']:.4f} "
                       f"acc {row['train_acc1']:.4f}  test loss {test.loss:.4f} acc1 {test.acc1:.4f}{ema_text} "
                       f"acc5 {test.acc5:.4f}  {row['samples_per_s']:.0f} samples/s  {row['epoch_s']:.1f}s", flush=True)
 
             run.update(epoch=epoch, batch=0, loss_sum=0.0, correct=0, seen=0, epoch_s=0.0, test_acc1=reported.acc1)
-            checkpoint(out / "last.pt")
-            if is_best:
-                checkpoint(out / "best.pt")
+            if is_best:  # best.pt first: a kill between the two writes leaves it the later one (see resume.py)
+                checkpoint(out / "best.pt", epoch)
+            checkpoint(out / "last.pt", epoch)
 
-    if test is None:  # resumed a run that had already finished
+    if test is None:  # resumed a run whose last checkpoint was written, but not its results
         test = evaluate(model, test_loader, device, model.num_classes, world)
         ema_test = evaluate(ema.module, test_loader, device, model.num_classes, world) if ema else None
     reported = ema_test or test
@@ -389,11 +443,11 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
     }
     if main:
         log.close()
-        write_json(out / "summary.json", summary)
         names = getattr(test_set, "classes", None)
         plot_curves(read_metrics(out / "metrics.csv"), out / "curves.png", f"{cfg.model} on {cfg.dataset}")
         plot_confusion(reported.confusion, out / "confusion.png", names, f"{cfg.model} on {cfg.dataset} test")
         write_per_class(reported, out / "per_class.csv", names)
+        write_json(out / "summary.json", summary)  # last: its presence says the run finished and wrote all
         print(f"done in {summary['wall_s']:.1f}s: test acc1 {reported.acc1:.4f} (best {run['best_acc1']:.4f}); "
               f"checkpoint {out / 'last.pt'}")
     return summary

@@ -3,19 +3,22 @@ authors' checkpoints through a per-family key converter.
 
 Nothing is loaded partially: every key is checked (missing, unexpected,
 mis-shaped) before a single tensor is copied, and a mismatch raises one error
-that lists them all.
+that lists them all; weights holding NaN or inf are refused, and a run's
+checkpoint is verified as ``engine/checkpoint.py`` reads it (declared sizes,
+checksum) before its weights are taken.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
+
+from ..engine.checkpoint import FORMAT, atomic_write, read_torch_file, require, verify
 
 StateDict = dict[str, torch.Tensor]
 Converter = Callable[[StateDict, nn.Module], StateDict]
@@ -70,15 +73,14 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
             return load_file(str(path))
         except Exception as err:
             raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable checkpoint (or holds more than tensors and plain "
-                         f"values, which are never unpickled): {err}") from None
+    state = read_torch_file(path)
+    if isinstance(state, dict) and state.get("format") == FORMAT:  # a run's checkpoint: verified whole
+        verify(state, path)
+        require(state, path, "model")
     while isinstance(state, dict) and not _is_state_dict(state):
         inner = next((state[k] for k in _WRAPPER_KEYS if isinstance(state.get(k), dict)), None)
         if inner is None:
-            raise ValueError(f"{path} holds no state_dict (top-level keys: {sorted(state)[:10]})")
+            raise ValueError(f"{path} holds no state_dict (top-level keys: {sorted(map(str, state))[:10]})")
         state = inner
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict")
@@ -105,39 +107,33 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         if converter is not None:
             state = converter(state, model)
     check_state_dict(model, state, path)
+    poisoned = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if poisoned is not None:
+        raise ValueError(f"{path} holds NaN or inf in {poisoned}; nothing was loaded")
     model.load_state_dict(state, strict=True)
     return model
 
 
 def check_state_dict(model: nn.Module, state: StateDict, source: str | os.PathLike = "the checkpoint") -> None:
-    """Raise one :class:`CheckpointMismatchError` naming every missing, unexpected or mis-shaped key."""
+    """Raise one :class:`CheckpointMismatchError`, one line naming ``source`` and every missing, unexpected or
+    mis-shaped key (the first 20 of each)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     misshaped = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
                  for k, v in own.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or misshaped:
-        lines = [f"{source} does not fit {type(model).__name__}; nothing was loaded."]
-        for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-            if keys:
-                lines.append(f"  {len(keys)} {title}: " + ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else ""))
-        raise CheckpointMismatchError("\n".join(lines))
+        parts = [f"{len(keys)} {title}: " + ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else "")
+                 for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+                 if keys]
+        raise CheckpointMismatchError(f"{source} does not fit {type(model).__name__}; nothing was loaded: "
+                                      + "; ".join(parts))
 
 
 def save_safetensors(model: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
     """Write the model's tensors as safetensors, atomically (temporary file, then rename)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    data = save(tensors, metadata=metadata)
+    atomic_write(path, lambda f: f.write(data))
