@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from spikeformers.cli import main as cli
+from spikeformers import atomic as atomic_module
 from spikeformers.engine import checkpoint as checkpoint_module
 from spikeformers.engine import train as train_module
 from spikeformers.engine.checkpoint import FORMAT, checksum, load_checkpoint, save_checkpoint
@@ -254,6 +255,27 @@ def test_eval_never_imports_the_plugin_a_checkpoint_names(finished, tmp_path, mo
     assert not marker.exists()
 
 
+
+def test_profile_never_imports_the_plugin_a_checkpoint_names(finished, tmp_path, monkeypatch):
+    marker = tmp_path / "plugin_ran"
+    (tmp_path / "planted_plugin.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    state = load_checkpoint(finished / "last.pt")
+    state["config"]["plugin"] = "planted_plugin"
+    forged(tmp_path / "planted.pt", {k: v for k, v in state.items() if k not in ("format", "version", "checksum")})
+    assert cli(["profile", "--checkpoint", str(tmp_path / "planted.pt"), "--out", str(tmp_path / "profile")]) == 0
+    assert not marker.exists(), "the checkpoint chose code to run"
+    sys.modules.pop("planted_plugin", None)
+
+
+def test_a_device_this_machine_lacks_is_one_clear_line(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    for device in ("cuda", "cuda:99"):
+        assert cli(["train", "--device", device, "--epochs", "1", "--limit-samples", "8"]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and f"--device {device}: this PyTorch" in error and "--device cpu" in error, error
+
 # C. best.pt and last.pt agree whenever a run is killed
 
 class Killed(BaseException):
@@ -350,7 +372,7 @@ def test_a_resume_may_not_change_what_defines_the_run(tmp_path, monkeypatch):
 
 # E. A full disk
 
-class FullDisk(checkpoint_module._RecordingFile):
+class FullDisk(atomic_module._RecordingFile):
     """A file on a device with ``room`` bytes left."""
 
     room = 4096
@@ -369,7 +391,7 @@ def test_a_full_disk_is_named_with_the_file_and_the_previous_checkpoint_stays_in
     first = {"model": create_model("spikformer_tiny", time_steps=1).state_dict(), "epoch": 1}
     save_checkpoint(path, first)
     before = path.read_bytes()
-    monkeypatch.setattr(checkpoint_module, "_RecordingFile", FullDisk)
+    monkeypatch.setattr(atomic_module, "_RecordingFile", FullDisk)
     with pytest.raises(OSError, match=f"^no space left on device while writing {re.escape(str(path))} ") as err:
         save_checkpoint(path, {**first, "epoch": 2})
     assert err.value.errno == errno.ENOSPC

@@ -10,7 +10,7 @@ from pathlib import Path
 def build_model(name: str | None, checkpoint: str | None):
     """The model to profile: ``name`` untrained, or with ``checkpoint`` (a run's .pt, safetensors or the authors')."""
     from ..engine.checkpoint import load_checkpoint
-    from ..engine.train import import_plugin
+    from ..engine.evaluate import model_from_checkpoint
     from ..models import create_model
 
     if checkpoint is None:
@@ -26,15 +26,9 @@ def build_model(name: str | None, checkpoint: str | None):
             raise ValueError(f"{checkpoint} is not a spikeformers run checkpoint; "
                              "name its model with --model") from None
         return create_model(name, checkpoint_path=checkpoint)
-    if name is not None and name != state["model_name"]:
-        raise ValueError(f"{checkpoint} holds a {state['model_name']} model, not {name}")
-    import_plugin(state.get("config", {}).get("plugin"))
-    model = create_model(state["model_name"], **state.get("model_overrides", {}))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise ValueError(f"{checkpoint} does not fit model {state['model_name']}: {err}") from None
-    return model
+    if name is not None and name != state.get("model_name"):
+        raise ValueError(f"{checkpoint} holds a {state.get('model_name')} model, not {name}")
+    return model_from_checkpoint(state, checkpoint)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,11 +37,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..analysis import EnergyModel, profile_model
     from ..analysis.plots import plot_report
-    from ..engine.train import resolve_device
+    from ..engine.train import import_plugin, resolve_device
 
     if args.batches < 1 or args.batch_size < 1:
         raise ValueError(f"--batches and --batch-size must be >= 1, got {args.batches} and {args.batch_size}")
     torch.manual_seed(args.seed)  # untrained weights (and dropout-free runs) are then the same every time
+    import_plugin(args.plugin)  # the user's own choice; a checkpoint never names code to import
     model = build_model(args.model, args.checkpoint)
     name = getattr(model, "model_name", args.model)
     device = resolve_device(args.device)
@@ -91,6 +86,8 @@ def register(sub) -> argparse.ArgumentParser:
                             help="firing rates, operations, parameters and energy of a model (table, JSON, PNG)")
     parser.add_argument("--model", help="registered model name (see `spikeformers models`)")
     parser.add_argument("--checkpoint", help="weights: a run's .pt, a safetensors file or the authors' checkpoint")
+    parser.add_argument("--plugin", help="Python module to import first, one that registers your own model "
+                                         "(never taken from the checkpoint)")
     parser.add_argument("--dataset", help="measure on this data set (default: synthetic U[0,1) input, said so)")
     parser.add_argument("--data-root", help="folder holding the data set")
     parser.add_argument("--split", choices=("test", "train"), default="test")

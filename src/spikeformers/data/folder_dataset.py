@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..atomic import atomic_write
 from .events import sort_events
 from .frame_cache import CacheFileError, FrameCache, cache_key
 from .frames import SPLIT_MODES, check_sensor_size, events_to_frames
@@ -303,15 +303,11 @@ class EventFolderDataset(Dataset):
         The first line is a comment with the data set, split and part.
         """
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
         part = "train" if self.train else "test"
         path = run_dir / f"{self.name}_{part}_files.txt"
         text = f"# {self.name} split={self.split} {part}: {len(self)} files\n" + "".join(
             line + "\n" for line in self.split_files())
-        handle, temporary = tempfile.mkstemp(dir=run_dir, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
+        atomic_write(path, lambda file: file.write(text.encode()))
         return path
 
     def class_counts(self) -> dict[str, int]:

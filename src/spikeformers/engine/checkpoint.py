@@ -15,17 +15,16 @@ without that one check.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import math
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+
+from ..atomic import atomic_write
 
 FORMAT = "spikeformers-checkpoint"
 VERSION = 2  # 2: a sha256 checksum of the contents; 1 (0.1.0): none
@@ -35,69 +34,6 @@ VERSION = 2  # 2: a sha256 checksum of the contents; 1 (0.1.0): none
 # and none for a "zip bomb" of deflated zeros that would be inflated in memory before any check.
 DECLARED_SIZE_FACTOR = 4
 DECLARED_SIZE_SLACK = 1 << 20
-
-
-class _RecordingFile:
-    """A file that remembers the first OSError its writes raised: torch.save turns that error into an
-    opaque ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``."""
-
-    def __init__(self, file):
-        self.file = file
-        self.error: OSError | None = None
-
-    def write(self, data) -> int:
-        try:
-            return self.file.write(data)
-        except OSError as err:
-            self.error = self.error or err
-            raise
-
-    def __getattr__(self, name):  # everything else (flush, tell, ...) as the file itself
-        return getattr(self.file, name)
-
-
-def write_error(path: Path, err: OSError, note: str = "") -> OSError:
-    """One line naming the file that could not be written, and why ("no space left on device ...")."""
-    reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err)).lower()
-    error = OSError(f"{reason} while writing {path}{note}")
-    error.errno = err.errno
-    return error
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(file)`` on a temporary file, then atomically move it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    recording = None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            recording = _RecordingFile(f)
-            write(recording)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        cause = recording.error if recording is not None and recording.error is not None else err
-        if isinstance(cause, OSError):
-            raise write_error(path, cause, " (its previous version, if any, is intact)") from None
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def remove_temporary_files(folder: str | Path) -> list[Path]:
-    """Delete the ``.NAME.*.tmp`` files that writes killed midway left in ``folder``; return them."""
-    removed = []
-    for leftover in Path(folder).glob(".*.tmp"):
-        if leftover.is_file():
-            leftover.unlink(missing_ok=True)
-            removed.append(leftover)
-    return removed
 
 
 def _leaves(value: Any, where: str = "") -> Iterator[tuple[str, Any]]:

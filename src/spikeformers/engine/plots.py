@@ -9,7 +9,7 @@ from typing import Sequence
 
 import torch
 
-from .checkpoint import atomic_write
+from ..atomic import atomic_write
 
 
 def _pyplot():

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from .checkpoint import atomic_write, write_error
+from ..atomic import atomic_write, write_error
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5",
                   "ema_test_acc1", "samples_per_s", "epoch_s"]
@@ -96,7 +96,7 @@ class MetricsLog:
             with self.path.open("a", newline="") as f:
                 csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in values])
         except OSError as err:
-            raise write_error(self.path, err) from None
+            raise write_error(err, self.path) from None
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):

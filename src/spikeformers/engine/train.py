@@ -49,7 +49,8 @@ from ..layers.checkpointing import enable_activation_checkpointing, return_freed
 from ..models import count_parameters, create_model
 from . import distributed
 from .augmentation import BatchAugment
-from .checkpoint import first_non_finite, non_finite, remove_temporary_files, save_checkpoint
+from ..atomic import remove_temporary_files
+from .checkpoint import first_non_finite, non_finite, save_checkpoint
 from .config import TrainConfig
 from .ema import ModelEMA
 from .evaluate import evaluate, to_time_major
@@ -63,9 +64,25 @@ from .stopping import NonFiniteTrainingError, PeerLostError, StopRequest, Traini
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one, else the CPU) or a device PyTorch names, checked to exist here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"--device {name!r} is not a device: {err}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {name}: this PyTorch ({torch.__version__}) sees no CUDA GPU "
+                             f"({'a CPU-only build' if torch.version.cuda is None else 'no GPU visible'}); use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {name}: there are {count} CUDA GPU(s), numbered 0 to {count - 1}")
+    elif device.type not in ("cpu", "meta"):
+        available = getattr(torch, device.type, None)
+        if available is None or not getattr(available, "is_available", lambda: False)():
+            raise ValueError(f"--device {name}: no {device.type} device is available here; use --device cpu")
+    return device
 
 
 def choose_run_dir(cfg: TrainConfig, resume: bool = False) -> Path:

@@ -18,7 +18,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..engine.checkpoint import FORMAT, atomic_write, read_torch_file, require, verify
+from ..atomic import atomic_write
+from ..engine.checkpoint import FORMAT, read_torch_file, require, verify
 
 StateDict = dict[str, torch.Tensor]
 Converter = Callable[[StateDict, nn.Module], StateDict]
