@@ -70,6 +70,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     temporary, recording = None, None
+    existed = os.path.exists(path)
     try:
         os.makedirs(directory, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
@@ -83,7 +84,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     except BaseException as error:
         cause = recording.error if recording is not None and recording.error is not None else error
         if isinstance(cause, OSError):
-            raise write_error(cause, path, " (its previous version, if any, is intact)") from None
+            raise write_error(cause, path, " (its previous version is intact)" if existed else "") from None
         raise
     finally:
         if temporary is not None:
