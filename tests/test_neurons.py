@@ -186,3 +186,22 @@ def test_surrogate_aliases_and_defaults():
 def test_bad_neuron_settings_raise_clear_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         bad()
+
+
+def test_the_factory_hands_a_parts_width_only_to_neurons_that_take_it():
+    from torch import nn
+
+    from spikeformers.neurons import neuron_factory
+
+    class PerChannel(nn.Module):
+        def __init__(self, channels: int, channel_dim: int, v_threshold: float = 1.0):
+            super().__init__()
+            self.channels, self.channel_dim, self.v_threshold = channels, channel_dim, v_threshold
+
+    lif = neuron_factory("lif", tau=3.0)(channels=64, channel_dim=2, v_threshold=0.5)
+    assert (lif.tau, lif.v_threshold) == (3.0, 0.5)
+    wide = neuron_factory(PerChannel, v_threshold=0.25)
+    built = wide(channels=64, channel_dim=-1)
+    assert (built.channels, built.channel_dim, built.v_threshold) == (64, -1, 0.25)
+    with pytest.raises(TypeError, match="PerChannel needs the channel count of the part that builds it"):
+        wide()

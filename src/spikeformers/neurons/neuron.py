@@ -8,9 +8,9 @@ state: every call starts from a membrane at rest, so there is no
 from __future__ import annotations
 
 import difflib
-import functools
+import inspect
 import math
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -157,20 +157,44 @@ def get_neuron_class(neuron: str | type[nn.Module]) -> type[nn.Module]:
     raise ValueError(f"Unknown neuron {neuron!r}.{hint} Known: {', '.join(list_neurons())}.")
 
 
-NeuronFactory = Callable[..., nn.Module]
-
-
-def neuron_factory(neuron: str | type[nn.Module] = "lif", **neuron_kwargs: Any) -> NeuronFactory:
-    """A callable that builds neurons: ``factory()`` or ``factory(v_threshold=0.5)``.
+class NeuronFactory:
+    """Builds a part's neurons: ``factory()``, ``factory(v_threshold=0.5)``, ``factory(channels=C, channel_dim=2)``.
 
     Parts take a factory rather than a neuron so that each builds its own
     neurons; keyword arguments given at the call override those given here,
     which is how a part sets what is its own (the attention threshold).
+
+    Every part states the width of what its neurons see: ``channels`` (C) and
+    ``channel_dim``, the axis of C in the neuron's input (2 in ``[T, B, C, H,
+    W]`` maps, -1 in ``[T, B, N, C]`` tokens). A neuron class whose constructor
+    takes ``channels`` (one with per-channel state or gates) receives both; for
+    every other neuron they are dropped, so no part needs to know which neurons
+    want them.
     """
-    cls = get_neuron_class(neuron)
-    factory = functools.partial(cls, **neuron_kwargs)
-    try:  # fail now, naming the bad setting, rather than deep inside a model
-        factory()
-    except TypeError as err:
-        raise TypeError(f"Bad neuron_kwargs for {cls.__name__}: {err}") from None
-    return factory
+
+    def __init__(self, neuron: str | type[nn.Module] = "lif", **neuron_kwargs: Any):
+        self.neuron_class = get_neuron_class(neuron)
+        self.neuron_kwargs = neuron_kwargs
+        self.takes_width = "channels" in inspect.signature(self.neuron_class).parameters
+        try:  # fail now, naming the bad setting, rather than deep inside a model
+            self(channels=1, channel_dim=-1)
+        except TypeError as err:
+            raise TypeError(f"Bad neuron_kwargs for {self.neuron_class.__name__}: {err}") from None
+
+    def __call__(self, *, channels: int | None = None, channel_dim: int | None = None, **overrides: Any) -> nn.Module:
+        kwargs = {**self.neuron_kwargs, **overrides}
+        if self.takes_width:
+            if channels is None:
+                raise TypeError(f"{self.neuron_class.__name__} needs the channel count of the part that builds it: "
+                                "call the factory with channels=C, channel_dim=AXIS")
+            kwargs.update(channels=channels, channel_dim=channel_dim)
+        return self.neuron_class(**kwargs)
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.neuron_kwargs.items())
+        return f"NeuronFactory({self.neuron_class.__name__}{', ' + settings if settings else ''})"
+
+
+def neuron_factory(neuron: str | type[nn.Module] = "lif", **neuron_kwargs: Any) -> NeuronFactory:
+    """A :class:`NeuronFactory` for ``neuron`` (a name or a class) with ``neuron_kwargs``."""
+    return NeuronFactory(neuron, **neuron_kwargs)
