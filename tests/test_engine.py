@@ -10,6 +10,7 @@ from spikeformers.cli import build_parser
 from spikeformers.engine.checkpoint import load_checkpoint, save_checkpoint
 from spikeformers.engine.config import TrainConfig, load_config
 from spikeformers.engine.schedule import learning_rate, schedule_time
+from spikeformers.engine.state import RunState
 from spikeformers.engine.train import param_groups
 from spikeformers.models import create_model
 from spikeformers.neurons import PLIF
@@ -98,3 +99,20 @@ def test_foreign_or_corrupt_checkpoints_are_refused_with_the_path(tmp_path, caps
         load_checkpoint(path)
     assert str(path) in str(err.value)
     assert "pickled code ran" not in capsys.readouterr().out
+
+
+def test_a_run_state_saved_mid_epoch_by_0_1_0_continues_its_epochs_sums():
+    # the "run" entry of a 0.1.0 last.pt written at batch 3 of epoch 2: no test_acc1 yet in the record
+    saved = {"epoch": 1, "batch": 3, "step": 9, "best_acc1": 0.4, "wall_s": 12.5, "train_samples": 96,
+             "train_seconds": 6.0, "loss_sum": 6.9, "correct": 7, "seen": 24, "epoch_s": 1.5}
+    run = RunState.from_dict(saved)
+    assert (run.epoch, run.batch, run.step, run.best_acc1, run.test_acc1) == (1, 3, 9, 0.4, None)
+    run.meter.start()
+    run.meter.add(2.0, torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([1, 1]))
+    again = run.to_dict()
+    assert set(saved) <= set(again)
+    assert (again["loss_sum"], again["correct"], again["seen"]) == (pytest.approx(10.9), 8, 26)
+    assert again["epoch_s"] >= 1.5 and again["wall_s"] >= 12.5
+    assert run.finish_epoch(2, 0.45, samples=32, seconds=2.0) is True  # better than 0.4
+    assert (run.epoch, run.batch, run.best_acc1, run.train_samples, run.meter.seen) == (2, 0, 0.45, 128, 0)
+    assert run.finish_epoch(3, 0.3, samples=32, seconds=2.0) is False and run.best_acc1 == 0.45

@@ -399,6 +399,21 @@ def test_a_full_disk_is_named_with_the_file_and_the_previous_checkpoint_stays_in
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"], "no temporary file left behind"
 
 
+def test_a_full_disk_while_writing_metrics_leaves_the_earlier_rows_whole(tmp_path, monkeypatch):
+    from spikeformers.engine.record import MetricsLog
+
+    log = MetricsLog(tmp_path, tensorboard=False)
+    row = {"epoch": 1, "lr": 1e-3, "train_loss": 2.25, "test_acc1": 0.5}
+    log.add(row)
+    before = (tmp_path / "metrics.csv").read_text()
+    monkeypatch.setattr(FullDisk, "room", 10)  # part of a row fits, not all of it
+    monkeypatch.setattr(atomic_module, "_RecordingFile", FullDisk)
+    with pytest.raises(OSError, match=f"^no space left on device while writing {re.escape(str(tmp_path / 'metrics.csv'))}"):
+        log.add({**row, "epoch": 2})
+    assert (tmp_path / "metrics.csv").read_text() == before and before.splitlines()[1].startswith("1,0.001,2.25,")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"], "no temporary file left behind"
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path):
     mount = tmp_path / "tmpfs"

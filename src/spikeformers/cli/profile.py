@@ -8,8 +8,9 @@ from pathlib import Path
 
 
 def build_model(name: str | None, checkpoint: str | None):
-    """The model to profile: ``name`` untrained, or with ``checkpoint`` (a run's .pt, safetensors or the authors')."""
-    from ..engine.checkpoint import load_checkpoint
+    """The model to profile: ``name`` untrained, or with ``checkpoint`` (a run's .pt or folder, safetensors or
+    the authors')."""
+    from ..engine.checkpoint import load_checkpoint, run_checkpoint
     from ..engine.evaluate import model_from_checkpoint
     from ..models import create_model
 
@@ -17,6 +18,7 @@ def build_model(name: str | None, checkpoint: str | None):
         if name is None:
             raise ValueError("give --model NAME (and optionally --checkpoint FILE)")
         return create_model(name)
+    checkpoint = run_checkpoint(checkpoint)
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"No checkpoint at {checkpoint}")
     try:
@@ -33,11 +35,11 @@ def build_model(name: str | None, checkpoint: str | None):
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from torch.utils.data import DataLoader
 
     from ..analysis import EnergyModel, profile_model
     from ..analysis.plots import plot_report
-    from ..engine.train import import_plugin, resolve_device
+    from ..engine.config import import_plugin
+    from ..engine.device import resolve_device
 
     if args.batches < 1 or args.batch_size < 1:
         raise ValueError(f"--batches and --batch-size must be >= 1, got {args.batches} and {args.batch_size}")
@@ -51,21 +53,20 @@ def run(args: argparse.Namespace) -> int:
     weights = (f"weights from {args.checkpoint}" if args.checkpoint
                else f"untrained weights (no --checkpoint; initialised with seed {args.seed})")
 
-    data, source, time_first = None, None, True
+    data, source = None, None
     if args.dataset:
-        from ..data.registry import create_dataset
-        from ..engine.train import check_compatible
+        from ..data import create_dataset, time_major_loader
+        from ..engine.evaluate import check_compatible
 
         dataset = create_dataset(args.dataset, train=args.split == "train", time_steps=model.time_steps,
                                  root=args.data_root)
         check_compatible(model, dataset, name, args.dataset)
-        data = DataLoader(dataset, batch_size=args.batch_size)
+        data = time_major_loader(dataset, batch_size=args.batch_size)
         samples = min(len(dataset), args.batches * args.batch_size)
         source = (f"{samples} samples of {args.dataset} ({args.split} split, first {args.batches} "
                   f"batch(es) of {args.batch_size})")
-        time_first = False  # data sets yield [T, C, H, W]: batches are [B, T, C, H, W]
     report = profile_model(
-        model, data, batches=args.batches, data_source=source, time_first=time_first,
+        model, data, batches=args.batches, data_source=source,
         energy=EnergyModel(e_mac_pj=args.e_mac, e_ac_pj=args.e_ac), nonbinary_as_mac=args.nonbinary_as_mac,
         keep_sample=bool(args.dataset), batch_norm=batch_norm, device=device,
     )
@@ -85,7 +86,8 @@ def register(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser("profile", allow_abbrev=False,
                             help="firing rates, operations, parameters and energy of a model (table, JSON, PNG)")
     parser.add_argument("--model", help="registered model name (see `spikeformers models`)")
-    parser.add_argument("--checkpoint", help="weights: a run's .pt, a safetensors file or the authors' checkpoint")
+    parser.add_argument("--checkpoint", help="weights: a run's .pt (or its folder: best.pt, else last.pt), a "
+                                             "safetensors file or the authors' checkpoint")
     parser.add_argument("--plugin", help="Python module to import first, one that registers your own model "
                                          "(never taken from the checkpoint)")
     parser.add_argument("--dataset", help="measure on this data set (default: synthetic U[0,1) input, said so)")

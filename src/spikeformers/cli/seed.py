@@ -134,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from ..engine.config import load_config, matching_recipe
-    from ..engine.train import TrainingInterrupted, train
+    from ..engine.stopping import TrainingInterrupted
+    from ..engine.train import train
 
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)

@@ -78,7 +78,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.train import TrainingInterrupted, train
+    from ..engine.stopping import TrainingInterrupted
+    from ..engine.train import train
 
     cfg = config_from_args(args)
     try:

@@ -164,6 +164,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return verify(read_torch_file(path, map_location), path)
 
 
+def run_checkpoint(path: str | Path) -> Path:
+    """``path`` when it is a file; for a run folder, the checkpoint to use from it: ``best.pt`` (the best
+    epoch's weights), or ``last.pt`` when the run has none yet (it stopped inside its first epoch)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for name in ("best.pt", "last.pt"):
+        if (path / name).is_file():
+            return path / name
+    raise FileNotFoundError(f"{path} is a folder without best.pt or last.pt: not a run folder of spikeformers train")
+
+
 def require(state: dict[str, Any], path: str | Path, *keys: str) -> None:
     """One line naming the file and every entry it lacks (a checkpoint cut down or written by hand)."""
     missing = [key for key in keys if state.get(key) is None]

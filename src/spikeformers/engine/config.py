@@ -10,6 +10,9 @@ Every value is checked against its field's annotation and the ``range`` or
 ``choices`` in the field's metadata; all bad fields are named in one error.
 Recipes and ``KEY=VALUE`` options are read by ``load_yaml``: plain values
 only (YAML 1.2 numbers, so ``1e-3`` is a number), no tags, no aliases.
+
+The module a config names as ``plugin`` (the user's own models or data sets)
+is imported by :func:`import_plugin`, the first thing a command does.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import dataclasses
 import difflib
 import functools
+import importlib
 import math
 import numbers
 import re
@@ -85,8 +89,7 @@ class TrainConfig:
     opt_eps: float = field(default=1e-8, metadata=_help("AdamW's epsilon", range="[0, inf)"))
     weight_decay: float = field(default=0.06, metadata=_help(
         "AdamW weight decay (not on biases and norms)", range="[0, inf)"))
-    clip_grad: float | None = field(default=None, metadata=_help(
-        "clip the gradient norm to this value", range="(0, inf)"))
+    clip_grad: float | None = field(default=None, metadata=_help("clip the gradient norm to this value", range="(0, inf)"))
     label_smoothing: float = field(default=0.1, metadata=_help(
         "label smoothing of the cross-entropy", range="[0, 1]"))
     tet: bool = field(default=False, metadata=_help(
@@ -101,7 +104,7 @@ class TrainConfig:
         "decay of the weight average per step", range="[0, 1)"))
     sync_bn: bool = field(default=False, metadata=_help("synchronise batch norm across processes (torchrun)"))
     checkpoint_activations: bool = field(default=False, metadata=_help(
-        "recompute the blocks and stem stages in backward: less memory (Spikformer-DVS: 0.63 of the tensors), identical results "
+        "recompute the blocks and stem stages in backward: less memory, identical results "
         "(on the CPU it also releases memory, as --release-memory)"))
     release_memory: bool = field(default=False, metadata=_help(
         "CPU: give freed memory back to the system at once (glibc), so resident memory stays near the "
@@ -467,3 +470,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
                                       else f" (in {recipe})")
                      for name, problem in error.problems.items()}
         raise ConfigError("bad config: " + "; ".join(described.values()), error.problems) from None
+
+
+def import_plugin(name: str | None) -> None:
+    """Import the module that registers a user's own models or data sets."""
+    if name:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ValueError(f"Cannot import plugin {name!r} (is its folder on PYTHONPATH?): {err}") from None

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .device import resolve_device
 
 @dataclass(frozen=True)
 class World:
@@ -63,8 +64,6 @@ class World:
 def setup(device_name: str) -> tuple[World, torch.device]:
     """Join the process group when started by torchrun; return this process's place and device."""
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
-        from .train import resolve_device
-
         return World(), resolve_device(device_name)
     world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
     use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")

@@ -1,6 +1,7 @@
 """Evaluation: top-1 / top-5 accuracy, mean loss, and the confusion matrix of a model over a data loader.
 
-Per-step logits ``[T, B, classes]`` (a TET model) are averaged over T
+The loader yields the library's batches, ``(frames [T, B, ...], labels [B])``
+(``spikeformers.data.time_major_loader``). Per-step logits ``[T, B, classes]`` (a TET model) are averaged over T
 first, as the authors evaluate. Under ``torchrun`` each process evaluates
 its share of the test set and the counts are summed. A run's checkpoint
 becomes a model through :func:`model_from_checkpoint`, which trusts none of
@@ -41,11 +42,6 @@ class EvalResult:
         return self.confusion.diagonal().double() / counts.where(counts > 0, torch.nan)
 
 
-def to_time_major(frames: torch.Tensor) -> torch.Tensor:
-    """Loader batches are ``[B, T, C, H, W]``; the library's layout is ``[T, B, C, H, W]``."""
-    return frames.transpose(0, 1)
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int | None = None,
              world: World = World()) -> EvalResult:
@@ -55,7 +51,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int | 
     totals = torch.zeros(4, dtype=torch.float64)  # correct1, correct5, loss_sum, count
     confusion = None
     for frames, labels in loader:
-        frames = to_time_major(frames.to(device, non_blocking=True).float())
+        frames = frames.to(device, non_blocking=True).float()
         labels = labels.to(device)
         logits = class_scores(model(frames)).float()
         if confusion is None:
@@ -76,6 +72,17 @@ def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int | 
     if count == 0:
         raise ValueError("The evaluation data set is empty")
     return EvalResult(totals[0].item() / count, totals[1].item() / count, totals[2].item() / count, count, confusion)
+
+
+def check_compatible(model: nn.Module, dataset, model_name: str, dataset_name: str) -> None:
+    """Name the mismatch between a model's input and a data set's samples before any is run."""
+    wanted = (model.in_channels, tuple(model.img_size), model.num_classes)
+    given = (dataset.in_channels, tuple(dataset.sensor_size), dataset.num_classes)
+    if wanted != given:
+        raise ValueError(
+            f"Model {model_name} expects (channels, (H, W), classes) = {wanted} but data set "
+            f"{dataset_name} yields {given}; pick a matching model or override in_channels/img_size/num_classes"
+        )
 
 
 def model_from_checkpoint(state: dict, source, ema: bool = False) -> nn.Module:

@@ -9,6 +9,7 @@ one row per epoch; TensorBoard event files are written too when the
 from __future__ import annotations
 
 import csv
+import io
 import json
 import platform
 import socket
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..atomic import atomic_write, write_error
+from ..atomic import atomic_write
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5",
                   "ema_test_acc1", "samples_per_s", "epoch_s"]
@@ -66,17 +67,19 @@ def write_text(path: Path, text: str) -> None:
 class MetricsLog:
     """``metrics.csv`` (and TensorBoard when installed): one row per epoch.
 
-    On resume the rows after the checkpoint's epoch are dropped, so the file
-    matches the run as if it had never stopped.
+    The file is rewritten whole, atomically, at every epoch (it is small), so
+    a kill never leaves half a row. On resume the rows after the checkpoint's
+    epoch are dropped, so the file matches the run as if it had never stopped.
     """
 
     def __init__(self, folder: Path, resume_after_epoch: int | None = None, tensorboard: bool = True):
         self.path = folder / "metrics.csv"
-        if resume_after_epoch is None or not self.path.is_file():
-            self._rewrite([])
-        else:
-            rows = [row for row in csv.reader(self.path.open()) if row and row[0] != "epoch"]
-            self._rewrite([row for row in rows if int(row[0]) <= resume_after_epoch])
+        self.rows: list[list[str]] = []
+        if resume_after_epoch is not None and self.path.is_file():
+            with self.path.open(newline="") as file:
+                rows = [row for row in csv.reader(file) if row and row[0] != "epoch"]
+            self.rows = [row for row in rows if int(row[0]) <= resume_after_epoch]
+        self._rewrite()
         self.writer = None
         if tensorboard:
             try:
@@ -86,17 +89,15 @@ class MetricsLog:
             else:
                 self.writer = SummaryWriter(str(folder / "tensorboard"))
 
-    def _rewrite(self, rows: list[list[str]]) -> None:
-        text = "\n".join(",".join(row) for row in [METRIC_COLUMNS] + rows) + "\n"
-        atomic_write(self.path, lambda f: f.write(text.encode()))
+    def _rewrite(self) -> None:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([METRIC_COLUMNS, *self.rows])
+        atomic_write(self.path, lambda f: f.write(text.getvalue().encode()))
 
-    def add(self, row: dict[str, Any], step: int) -> None:
+    def add(self, row: dict[str, Any]) -> None:
         values = [row.get(k, "") for k in METRIC_COLUMNS]
-        try:
-            with self.path.open("a", newline="") as f:
-                csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in values])
-        except OSError as err:
-            raise write_error(err, self.path) from None
+        self.rows.append([f"{v:.6g}" if isinstance(v, float) else str(v) for v in values])
+        self._rewrite()
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):

@@ -30,6 +30,7 @@ from ..models.checkpoints import check_state_dict
 from .checkpoint import load_checkpoint, require
 from .config import TrainConfig, load_config
 from .record import write_json, write_text
+from .state import RunState
 
 # What a resume may change: where it runs, and the schedule from here on (length, rates, clipping, how
 # often it checkpoints). Everything else (model, data, seed, augmentation, batch) defines the run.
@@ -85,22 +86,22 @@ def latest_checkpoint(out: Path, quiet: bool = False) -> tuple[dict[str, Any], P
     return state, last, best
 
 
-def reconcile_best(run: dict[str, Any], best: dict[str, Any] | None, out: Path, quiet: bool = False) -> None:
+def reconcile_best(run: RunState, best: dict[str, Any] | None, out: Path, quiet: bool = False) -> None:
     """Make the recorded best accuracy the one ``best.pt`` holds. A kill in an older version could leave
     best.pt behind the record, and the run would then never write it again."""
     held = best["run"].get("test_acc1") if best is not None else None
     if not isinstance(held, (int, float)):
         held = -1.0
-    if run["best_acc1"] > held and not quiet:
+    if run.best_acc1 > held and not quiet:
         what = f"holds test top-1 {held:.4f}" if best is not None else "is missing or unreadable"
-        warn(f"{out / 'best.pt'} {what}, below the recorded best {run['best_acc1']:.4f} (a write cut short); "
+        warn(f"{out / 'best.pt'} {what}, below the recorded best {run.best_acc1:.4f} (a write cut short); "
              "the next epoch that beats it replaces it")
-    run["best_acc1"] = min(run["best_acc1"], held)
+    run.best_acc1 = min(run.best_acc1, held)
 
 
-def check_position(run: dict[str, Any], source: Path, steps_per_epoch: int) -> None:
-    if run["batch"] > steps_per_epoch:
-        raise ValueError(f"{source} stopped at batch {run['batch']} of an epoch, but this data makes "
+def check_position(run: RunState, source: Path, steps_per_epoch: int) -> None:
+    if run.batch > steps_per_epoch:
+        raise ValueError(f"{source} stopped at batch {run.batch} of an epoch, but this data makes "
                          f"{steps_per_epoch} batches an epoch: the data set or the batch size changed")
 
 
@@ -123,7 +124,7 @@ def config_changes(out: Path, cfg: TrainConfig) -> dict[str, list[Any]]:
     return changes
 
 
-def record_resume(out: Path, cfg: TrainConfig, changes: dict[str, list[Any]], run: dict[str, Any],
+def record_resume(out: Path, cfg: TrainConfig, changes: dict[str, list[Any]], run: RunState,
                   source: Path, backend: str) -> None:
     """The new settings into ``config.yaml``; this resume into ``run.json``'s ``resumes`` list."""
     if changes:
@@ -139,7 +140,7 @@ def record_resume(out: Path, cfg: TrainConfig, changes: dict[str, list[Any]], ru
     info = info if isinstance(info, dict) else {}
     info.setdefault("resumes", []).append({
         "time": datetime.now().astimezone().isoformat(timespec="seconds"), "command": list(sys.orig_argv),
-        "from": source.name, "epoch": run["epoch"], "batch": run["batch"], "step": run["step"],
+        "from": source.name, "epoch": run.epoch, "batch": run.batch, "step": run.step,
         "changed": changes, "neuron_backend": backend,
     })
     write_json(path, info)

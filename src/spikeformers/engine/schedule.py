@@ -6,7 +6,9 @@ to ``lr`` over ``warmup_epochs``; then cosine decay
 start of training as timm counts it (so the warm-up's end meets the cosine
 a little below ``lr``); then ``min_lr`` through the cool-down epochs. The
 recipes update it once per epoch (``t`` = epoch index) as timm does;
-``lr_update='step'`` updates it every step with ``t`` fractional.
+``lr_update='step'`` updates it every step with ``t`` fractional. The peak
+``lr`` may scale with the global batch, as BrainCog's and Meta-SpikeFormer's
+recipes do (``lr_base_batch``).
 """
 
 from __future__ import annotations
@@ -27,3 +29,10 @@ def learning_rate(t: float, epochs: int, warmup_epochs: float, lr: float, min_lr
 def schedule_time(epoch: int, batch: int, steps_per_epoch: int, per_step: bool) -> float:
     """``t`` for 1-based ``epoch`` and 0-based ``batch``: epochs completed, with the epoch's fraction per step."""
     return (epoch - 1) + (batch / steps_per_epoch if per_step else 0.0)
+
+
+def peak_learning_rate(cfg, processes: int = 1) -> float:
+    """``lr``, or with ``lr_base_batch`` the authors' linear scaling ``lr * global batch / lr_base_batch``."""
+    if cfg.lr_base_batch:
+        return cfg.lr * cfg.batch_size * processes / cfg.lr_base_batch
+    return cfg.lr
