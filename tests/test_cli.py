@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from spikeformers.cli import build_parser, main
 from spikeformers.engine.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,3 +120,71 @@ def test_default_demo_reaches_90_percent(tmp_path):
     result = spikeformers("train", "--out", tmp_path / "demo")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "demo" / "summary.json").read_text())["test_acc1"] >= 0.90
+
+
+def test_a_flag_typo_is_one_line_with_the_closest_flag_then_where_the_help_is(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--epoch", "3"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.splitlines() == ["spikeformers train: error: unrecognized argument '--epoch'. Did you mean --epochs, "
+                                  "--warmup-epochs?", "see `spikeformers train --help`"]
+
+
+def test_a_typo_under_a_nested_command_names_that_commands_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "prepare", "--dataset", "dvs_digits", "--rooot", "x"])
+    error = capsys.readouterr().err
+    assert "Did you mean --root" in error and "see `spikeformers data prepare --help`" in error
+    assert "usage:" not in error and error.count("\n") == 2
+
+
+def test_version_prints_the_package_version(capsys):
+    from spikeformers import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"spikeformers {__version__}\n"
+
+
+class Planted:
+    """Not a tensor: torch.load(weights_only=True) refuses to rebuild it."""
+
+
+@pytest.mark.parametrize("write", [
+    lambda path: path.write_text((ROOT / "README.md").read_text()),
+    lambda path: torch.save({"model": Planted()}, path),
+], ids=["a text file", "a pickle of more than tensors"])
+def test_eval_of_a_file_that_is_no_checkpoint_never_suggests_weights_only_false(tmp_path, capsys, write):
+    path = tmp_path / "not_a_checkpoint.pt"
+    write(path)
+    assert main(["eval", "--checkpoint", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(path) in error and "not a readable checkpoint" in error, error
+    assert "weights_only" not in error
+
+
+def test_eval_takes_a_run_folder_and_says_which_checkpoint_it_read(one_epoch_run, tmp_path, capsys):
+    out, _ = one_epoch_run
+    assert main(["eval", "--checkpoint", str(out), "--out", str(tmp_path / "best")]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"evaluating {out / 'best.pt'} (its best epoch's weights")
+    acc1 = float(re.search(r"acc1 ([0-9.]+)", said).group(1))
+    assert acc1 == pytest.approx(json.loads((out / "summary.json").read_text())["best_test_acc1"], abs=5e-5)
+
+    stopped = tmp_path / "stopped"  # a run stopped inside its first epoch has no best.pt yet
+    stopped.mkdir()
+    (stopped / "last.pt").write_bytes((out / "last.pt").read_bytes())
+    assert main(["eval", "--checkpoint", str(stopped)]) == 0
+    assert capsys.readouterr().out.startswith(f"evaluating {stopped / 'last.pt'} (the run has no best.pt yet)")
+    assert (stopped / "eval-dvs_digits" / "per_class.csv").is_file()
+
+    assert main(["eval", "--checkpoint", str(tmp_path / "best")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "without best.pt or last.pt: not a run folder" in error
+
+
+def test_eval_help_says_what_a_run_folder_gives():
+    evaluate = build_parser().subcommands["eval"]
+    checkpoint = next(a for a in evaluate._actions if a.dest == "checkpoint")
+    assert "run folder" in checkpoint.help and "best.pt" in checkpoint.help and "last.pt" in checkpoint.help

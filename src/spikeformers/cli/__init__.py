@@ -2,7 +2,9 @@
 
 Each subcommand is one module here with ``register(subparsers)`` (adds its
 parser, sets ``func``) and ``run(args)``; :data:`COMMANDS` lists them in the
-order ``--help`` shows them.
+order ``--help`` shows them. A command line argparse cannot read gets one
+line naming the problem (with the closest flag for a typo) and where the
+help is, not the whole usage.
 """
 
 from __future__ import annotations
@@ -11,17 +13,27 @@ import argparse
 import difflib
 import importlib
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
+from .. import __version__
 from .train import add_train_flags  # noqa: F401  (re-exported for tests and plugins)
 
 COMMANDS = ("train", "evaluate", "models", "convert", "profile", "data")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is its message and where the help is: the usage it would print first runs
+    to dozens of lines and hides the message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\nsee `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spikeformers", allow_abbrev=False,
-                                     description="Spiking transformers: train, evaluate, profile, list, convert; prepare and look at data.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="spikeformers", allow_abbrev=False,
+                    description="Spiking transformers: train, evaluate, profile, list, convert; prepare and look at data.")
+    parser.add_argument("--version", action="version", version=f"spikeformers {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)  # subcommands' parsers are Parsers too
     parser.subcommands = {}
     for module in COMMANDS:
         command = importlib.import_module(f".{module}", __name__).register(sub)
@@ -33,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse alone would not say which flag was meant
-        sub = parser.subcommands[args.command]
+        sub = innermost(parser, args)
         flags = [o for a in sub._actions for o in a.option_strings]
         bad = next((u for u in unknown if u.startswith("-")), unknown[0])
         close = difflib.get_close_matches(bad.split("=")[0], flags, n=3)
@@ -58,3 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command's parser that read ``args`` (``data prepare``'s, not ``data``'s): its flags are the
+    ones a typo meant."""
+    while True:
+        chooser = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if chooser is None or getattr(args, chooser.dest, None) is None:
+            return parser
+        parser = chooser.choices[getattr(args, chooser.dest)]
