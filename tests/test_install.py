@@ -58,3 +58,6 @@ def test_the_wheel_without_extras_in_a_fresh_venv_runs_the_compiled_kernels(tmp_
     assert json.loads(again.stdout.strip().splitlines()[-1]) == result
     assert again.stderr == "", f"a cached kernel run prints nothing on stderr, got: {again.stderr}"
     run([str(venv / "bin" / "spikeformers"), "--help"], cwd=tmp_path, env=env)
+    package = Path(run([str(venv / "bin" / "python"), "-c", "import spikeformers; print(spikeformers.__file__)"],
+                       cwd=tmp_path, env=env).stdout.strip()).parent
+    assert (package / "py.typed").is_file(), "type checkers read the annotations only of packages marked py.typed"
