@@ -39,7 +39,8 @@ def plot_report(report: ProfileReport, out_dir: str | Path) -> list[Path]:
     if report.input_sample is not None:
         paths.append(plot_input_frames(report.input_sample, out / "input_frames.png"))
     if report.spike_samples:
-        paths.append(plot_raster(report.spike_samples, out / "spike_raster.png"))
+        layer_rates = {r.name: r.rate for r in report.firing}
+        paths.append(plot_raster(report.spike_samples, out / "spike_raster.png", layer_rates))
     for layer, maps in report.attention_maps.items():
         paths.append(plot_attention(layer, maps, out / f"attention_{layer.replace('.', '_')}.png"))
     return paths
@@ -70,35 +71,42 @@ def plot_energy(report: ProfileReport, path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("energy per sample (mJ)")
     ax.set_title(f"{report.model}: {report.energy_mj:.4f} mJ per sample, T={T}", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the bars, over none
     return _save(fig, path)
 
 
 def plot_input_frames(frames: torch.Tensor, path: Path) -> Path:
-    """``[T, C, H, W]`` frames; two channels (OFF, ON events) are drawn as ON - OFF."""
+    """``[T, C, H, W]`` frames; two channels (OFF, ON events) are drawn as ON - OFF, with a colour key."""
     plt = _pyplot()
     frames = frames.float()
     if frames.shape[1] == 2:
-        images, cmap, title = frames[:, 1] - frames[:, 0], "coolwarm", "ON - OFF events"
+        images, cmap, key = frames[:, 1] - frames[:, 0], "coolwarm", "ON - OFF events per pixel"
     elif frames.shape[1] == 3:
-        images, cmap, title = frames.permute(0, 2, 3, 1), None, "RGB"
+        images, cmap, key = frames.permute(0, 2, 3, 1), None, None
         images = (images - images.min()) / (images.max() - images.min()).clamp_min(1e-12)
     else:
-        images, cmap, title = frames.sum(1), "gray", "sum over channels"
+        images, cmap, key = frames.sum(1), "gray", "sum over channels"
     T = frames.shape[0]
-    fig, axes = plt.subplots(1, T, figsize=(1.3 * T, 1.6), squeeze=False)
+    fig, axes = plt.subplots(1, T, figsize=(1.3 * T + 0.9, 1.7), squeeze=False)
+    limit = float(images.abs().max()) or 1.0
+    bounds = dict(vmin=-limit, vmax=limit) if cmap == "coolwarm" else {}  # 0 is white: no event, or as many ON as OFF
     for t, ax in enumerate(axes[0]):
-        limit = float(images.abs().max()) or 1.0
-        ax.imshow(images[t].numpy(), cmap=cmap, vmin=-limit if cmap == "coolwarm" else None,
-                  vmax=limit if cmap == "coolwarm" else None)
+        shown = ax.imshow(images[t].numpy(), cmap=cmap, **bounds)
         ax.set_title(f"t={t}", fontsize=7)
         ax.axis("off")
-    fig.suptitle(f"input sample: {title}", fontsize=9)
-    return _save(fig, path)
+    fig.suptitle(f"input sample ({'RGB' if key is None else key})", fontsize=9)
+    fig.tight_layout()
+    if key is not None:
+        fig.colorbar(shown, ax=axes[0].tolist(), fraction=0.02, pad=0.01).ax.tick_params(labelsize=6)
+    return _save(fig, path, layout=False)
 
 
-def plot_raster(samples: dict[str, torch.Tensor], path: Path) -> Path:
-    """Spikes (time x neuron) of the first ``RASTER_NEURONS`` neurons of a few layers."""
+def plot_raster(samples: dict[str, torch.Tensor], path: Path, layer_rates: dict[str, float] | None = None) -> Path:
+    """Spikes (time x neuron) of the first ``RASTER_NEURONS`` neurons of a few layers, in one sample.
+
+    Each panel's rate is that of the neurons shown, in that sample; the profile table's rate (given in
+    ``layer_rates``, named "all") is the layer's mean over all its neurons and every sample profiled.
+    """
     plt = _pyplot()
     names = list(samples)
     if len(names) > RASTER_LAYERS:
@@ -109,8 +117,10 @@ def plot_raster(samples: dict[str, torch.Tensor], path: Path) -> Path:
         spikes = samples[name].reshape(samples[name].shape[0], -1)[:, :RASTER_NEURONS]  # [T, n]
         ax.imshow(spikes.float().numpy(), cmap="Greys", aspect="auto", interpolation="nearest", vmin=0, vmax=1)
         ax.set_ylabel("t", fontsize=7)
-        ax.set_title(f"{name} (first {spikes.shape[1]} neurons, rate {spikes.float().mean():.3f})", fontsize=8)
-    axes[-1, 0].set_xlabel("neuron")
+        overall = f"; all neurons, all samples: {layer_rates[name]:.3f}" if layer_rates and name in layer_rates else ""
+        ax.set_title(f"{name}: rate of the first {spikes.shape[1]} neurons in this sample "
+                     f"{spikes.float().mean():.3f}{overall}", fontsize=8)
+    axes[-1, 0].set_xlabel("neuron (black: spike)")
     return _save(fig, path)
 
 
@@ -130,8 +140,9 @@ def plot_attention(layer: str, maps: torch.Tensor, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, layout: bool = True) -> Path:
+    if layout:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     import matplotlib.pyplot as plt
 
