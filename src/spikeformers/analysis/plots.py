@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write
 from .report import ProfileReport
 
 RASTER_LAYERS = 6  # layers shown in the raster, evenly spread from the first to the last
@@ -143,8 +144,10 @@ def plot_attention(layer: str, maps: torch.Tensor, path: Path) -> Path:
 def _save(fig, path: Path, layout: bool = True) -> Path:
     if layout:
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return path

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_write
 from .energy import EnergyModel
 from .firing import LayerRate
 
@@ -123,8 +124,8 @@ class ProfileReport:
 
     def save_json(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        text = json.dumps(self.to_dict(), indent=1) + "\n"
+        atomic_write(path, lambda f: f.write(text.encode()))
         return path
 
     def summary(self) -> str:
