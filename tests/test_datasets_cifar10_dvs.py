@@ -481,3 +481,33 @@ def test_time_split_sorts_out_of_order_timestamps(tmp_path):
     frames = frames_from_file(str(path), time_steps=3, sensor_size=(128, 128), split_by="time", format="aedat2")
     assert np.array_equal(frames, events_to_frames(sort_events(events), 3, (128, 128), "time"))
 
+
+# --------------------------------------------------------------------------- tonic's AEDAT 4 copy
+
+def test_tonics_aedat4_copy_in_its_own_folder_is_read(tmp_path):
+    """tonic's CIFAR10DVS extracts the AEDAT 4 release into <save_to>/CIFAR10DVS/<class>/*.aedat4."""
+    pytest.importorskip("aedat", reason="AEDAT 4 needs the optional aedat package")
+    from test_hostile_readers import aedat4_bytes, aedat4_event_packet
+
+    from spikeformers.data.frames import integrate
+
+    save_to = tmp_path / "tonic"
+    for c, name in enumerate(CLASSES):
+        folder = save_to / "CIFAR10DVS" / name
+        folder.mkdir(parents=True)
+        for i in range(3):
+            rng = np.random.default_rng(c * 10 + i)
+            events = [(1_000 + 13 * k, int(rng.integers(0, 128)), int(rng.integers(0, 128)), int(rng.integers(0, 2)))
+                      for k in range(60)]
+            packets = [(0, aedat4_event_packet(events[:30])), (0, aedat4_event_packet(events[30:]))]
+            (folder / f"cifar10_{name}_{i}.aedat4").write_bytes(aedat4_bytes(packets, {0: ("EVTS", 128, 128)}))
+    train = dataset(save_to, True, time_steps=3, split_by="time")
+    assert train.source_kind == "aedat4" and train.data_folder == str(save_to / "CIFAR10DVS")
+    assert len(train) == 30 and train.targets == [c for c in range(10) for _ in range(3)]  # sj: ceil(0.9 * 3) = 3
+    for index in (0, 14, 29):
+        path = train.samples[index][2]
+        expected = integrate(read_events(path).events, 3, (128, 128), "time").astype(np.float32)
+        assert path.endswith(".aedat4") and np.array_equal(train[index][0].numpy(), expected)
+    assert dataset(save_to / "CIFAR10DVS", True, time_steps=3, cache_dir=False).source_kind == "aedat4"
+    with pytest.raises(ValueError, match="orientation='raw' needs the AEDAT 2.0 files"):
+        dataset(save_to, True, orientation="raw", cache_dir=False)

@@ -9,11 +9,15 @@ Where the data can be (``root``), in the order they are looked for with ``source
    (or under ``<root>/extract/``, SpikingJelly's layout),
 4. the 10 class zips as published, ``<root>/<class>.zip``, each holding its
    class's ``.aedat`` files (at its top or in one folder): read member by
-   member, never extracted (``spikeformers.data.readers.archive``).
+   member, never extracted (``spikeformers.data.readers.archive``),
+5. tonic's AEDAT 4 copy (``tonic.datasets.CIFAR10DVS``): ``<root>/<class>/*.aedat4``,
+   or under ``<root>/CIFAR10DVS/`` (the folder tonic makes in its ``save_to``),
+   read with the optional ``aedat`` package.
 
 AEDAT 2.0 files are read with ``orientation`` (``'spikingjelly'``, the default
 and the convention of the Spikformer / QKFormer / Spike-driven Transformer
-results, or ``'raw'``); SpikingJelly's caches hold its orientation.
+results, or ``'raw'``); SpikingJelly's caches hold its orientation, and the
+AEDAT 4 copy's events are taken as the files hold them, as tonic does.
 
 Frames: ``events_to_frames(split_by=...)`` on the 128x128 sensor ('number' by
 default, as the published results; 'time' or 'time_bins' optional), cached
@@ -51,6 +55,7 @@ class CIFAR10DVS(UnsplitEventDataset):
         ClassFolders("aedat", (".aedat",), "aedat2", ("", "extract"), files="cifar10_<class>_<i>.aedat",
                      what="the AEDAT 2.0 class folders"),
         ClassZips("aedat_zip", "aedat", (".aedat",), "aedat2"),
+        ClassFolders("aedat4", (".aedat4",), "aedat4", ("", "CIFAR10DVS"), what="tonic's AEDAT 4 copy"),
     )
     splits = SPLITS
 
