@@ -33,7 +33,6 @@ def build_model(name: str | None, checkpoint: str | None):
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from torch.utils.data import DataLoader
 
     from ..analysis import EnergyModel, profile_model
     from ..analysis.plots import plot_report
@@ -51,21 +50,20 @@ def run(args: argparse.Namespace) -> int:
     weights = (f"weights from {args.checkpoint}" if args.checkpoint
                else f"untrained weights (no --checkpoint; initialised with seed {args.seed})")
 
-    data, source, time_first = None, None, True
+    data, source = None, None
     if args.dataset:
-        from ..data.registry import create_dataset
+        from ..data import create_dataset, time_major_loader
         from ..engine.train import check_compatible
 
         dataset = create_dataset(args.dataset, train=args.split == "train", time_steps=model.time_steps,
                                  root=args.data_root)
         check_compatible(model, dataset, name, args.dataset)
-        data = DataLoader(dataset, batch_size=args.batch_size)
+        data = time_major_loader(dataset, batch_size=args.batch_size)  # batches [T, B, C, H, W]
         samples = min(len(dataset), args.batches * args.batch_size)
         source = (f"{samples} samples of {args.dataset} ({args.split} split, first {args.batches} "
                   f"batch(es) of {args.batch_size})")
-        time_first = False  # data sets yield [T, C, H, W]: batches are [B, T, C, H, W]
     report = profile_model(
-        model, data, batches=args.batches, data_source=source, time_first=time_first,
+        model, data, batches=args.batches, data_source=source,
         energy=EnergyModel(e_mac_pj=args.e_mac, e_ac_pj=args.e_ac), nonbinary_as_mac=args.nonbinary_as_mac,
         keep_sample=bool(args.dataset), batch_norm=batch_norm, device=device,
     )
