@@ -5,7 +5,7 @@ built-in ``DVSDigits``. Importing this package registers them."""
 from .cifar10_dvs import CIFAR10DVS
 from .digits import DVSDigits
 from .dvs_gesture import DVSGesture
-from .event_dataset import EventDataset
+from .event_dataset import EventDataset, UnsplitEventDataset
 from .folder import EventFolderDataset
 from .frame_cache import FrameCache
 from .layouts import ClassFolders, ClassZips, spikingjelly_events, spikingjelly_frames
@@ -25,6 +25,7 @@ __all__ = [
     "NCaltech101",
     "NMNIST",
     "SPLITS",
+    "UnsplitEventDataset",
     "spikingjelly_events",
     "spikingjelly_frames",
 ]

@@ -53,7 +53,7 @@ class EventDataset(EventFolderDataset):
     name: ClassVar[str]
     title: ClassVar[str]
     published: ClassVar[str]
-    sensor_size: ClassVar[tuple[int, int]]
+    sensor_size: ClassVar[tuple[int, int]]  # the sensor's; a built data set's is the size it serves (resize)
     classes: ClassVar[tuple[str, ...] | None] = None
     layouts: ClassVar[tuple]
     splits: ClassVar[tuple[str, ...]] = ("official",)
@@ -102,6 +102,8 @@ class EventDataset(EventFolderDataset):
         cache_dir = self.cache_dir
         if cache_dir is None or cache_dir is True:
             cache_dir = os.path.join(root, DEFAULT_CACHE_NAME)
+        # EventFolderDataset sets what is served over some option fields: source becomes 'events' or
+        # 'frames' (source_kind keeps the layout's), resize the checked size, as before there were fields.
         super().__init__(
             name=self.name,
             samples=[(name, file, found.path(name, file)) for name, file in chosen],
@@ -187,12 +189,12 @@ class EventDataset(EventFolderDataset):
         layouts = sorted(self.layouts, key=lambda layout: getattr(layout, "cache", False))
         text = ", or ".join(layout.expected(where) for layout in layouts)
         if where.classes:
-            text += f" ({where.class_folder}: {', '.join(where.classes[:3])}, ..., {where.classes[-1]})"
+            names = where.classes if len(where.classes) <= 4 else (*where.classes[:3], "...", where.classes[-1])
+            text += f" ({where.class_folder}: {', '.join(names)})"
         return text
 
     def _expected_at(self, root: str) -> str:
         return self._expected(self._where(root))
-
 
 
 class UnsplitEventDataset(EventDataset):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+
 from ..readers import EventFileError
 from ..readers.archive import list_members
 from .discovery import class_folders, scan_class_folders, summarize
@@ -107,6 +108,8 @@ class ClassFolders:
         return self.kind
 
     def find(self, where: Where) -> Found | list[str]:
+        """The recordings in the first folder that holds every class, or a line for each folder
+        tried saying what it lacks."""
         reports = []
         for index, template in enumerate(self.under):
             folder = where.folder(template)
@@ -134,10 +137,8 @@ class ClassFolders:
 
     def expected(self, where: Where) -> str:
         folder = where.folder(self.under[0])
-        if self.numbered:
-            pattern = os.path.join(folder, f"<0..{len(where.classes) - 1}>", self.files or f"*{self.extensions[0]}")
-        else:
-            pattern = os.path.join(folder, where.class_folder, self.files or f"*{self.extensions[0]}")
+        class_folder = f"<0..{len(where.classes) - 1}>" if self.numbered else where.class_folder
+        pattern = os.path.join(folder, class_folder, self.files or f"*{self.extensions[0]}")
         text = f"{self.what or 'the class folders'} {pattern}"
         if len(self.under) > 1:
             text += f" (or the same under {' or '.join(where.folder(other) for other in self.under[1:])})"
