@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 import torch
 from torch import nn
 
-from spikeformers.data.digits import DVSDigits
+from spikeformers.data import DVSDigits
 from spikeformers.models import list_models
 from spikeformers.models.registry import create_model, model_entry
 from spikeformers.neurons import LIF

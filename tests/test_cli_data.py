@@ -87,7 +87,7 @@ def test_show_a_static_image(tmp_path):
     with Image.open(gif) as image:
         assert image.n_frames == 1 and image.size == (64, 64)
         shown = np.asarray(image.convert("RGB")).astype(int)[::2, ::2]
-    from spikeformers.data.cifar import CIFAR10
+    from spikeformers.data.static.cifar import CIFAR10
 
     original = CIFAR10(tmp_path, train=False).image(3).transpose(1, 2, 0).astype(int)
     # the image itself, normalisation undone (up to the GIF's 256-colour palette)
@@ -119,6 +119,33 @@ def test_prepare_static_and_options_listing(tmp_path, capsys):
     assert main(["data", "options", "--dataset", "dvs_gesture"]) == 0
     listed = capsys.readouterr().out
     assert "resize_mode = 'bilinear'" in listed and "split_by = 'number'" in listed
+
+
+def test_options_are_listed_with_what_each_does(capsys):
+    from spikeformers.data.registry import dataset_option_help
+
+    assert main(["data", "options", "--dataset", "cifar10_dvs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    described = dataset_option_help("cifar10_dvs")
+    assert len(lines) == len(described)
+    for line, (key, text) in zip(lines, described.items()):
+        assert line.startswith(f"{key} = ") and line.endswith(text), line
+    assert any(line.startswith("split_by = 'number'") and "time_bins" in line for line in lines)
+
+
+def test_the_split_by_choices_are_the_frame_modes():
+    from spikeformers.cli.data import SPLIT_MODES as choices
+    from spikeformers.data import SPLIT_MODES
+
+    assert choices == SPLIT_MODES
+
+
+def test_a_data_root_that_does_not_exist_is_one_line_then_where_to_get_it(tmp_path, capsys):
+    assert main(["data", "prepare", "--dataset", "nmnist", "--root", str(tmp_path / "typo")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"spikeformers data: error: N-MNIST: the data root '{tmp_path / 'typo'}' does not exist")
+    assert "garrickorchard.com" in lines[1]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -198,7 +225,7 @@ def kill_left(identities):
 
 HANGING_BUILD = """
 import os, sys, time
-from spikeformers.data.frame_cache import FrameCache
+from spikeformers.data.datasets.frame_cache import FrameCache
 
 def hang(source):
     open(os.path.join(sys.argv[1], f"worker-{os.getpid()}"), "w").close()

@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 
 from spikeformers.atomic import DiskFullError
-from spikeformers.data import frame_cache
-from spikeformers.data.cifar10_dvs import CIFAR10DVS, CLASSES, frames_folder_name
-from spikeformers.data.folder_dataset import DatasetNotFoundError
+from spikeformers.data.datasets import frame_cache
+from spikeformers.data.datasets.cifar10_dvs import CIFAR10DVS, CLASSES
+from spikeformers.data.datasets.layouts import frames_folder_name
+from spikeformers.data.missing import DatasetNotFoundError
 from spikeformers.data.frames import events_to_frames
 from spikeformers.data.readers import EventFileError, read_events
 from spikeformers.data.registry import create_dataset, list_datasets
-from spikeformers.data.splits import numeric_order, split_class, split_folders
+from spikeformers.data.datasets.splits import numeric_order, split_class, split_folders
 
 HEADER = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n"
 PER_CLASS = 12  # names _0.._11: lexicographic order 0, 1, 10, 11, 2, ..., 9
@@ -183,7 +184,7 @@ def test_cache_is_written_compact_and_reused_without_reading_events(tree, monkey
     def no_events(*args, **kwargs):
         raise AssertionError("events were read although frames are cached")
 
-    monkeypatch.setattr("spikeformers.data.folder_dataset.read_events", no_events)
+    monkeypatch.setattr("spikeformers.data.datasets.framing.read_events", no_events)
     second = dataset(tree, False)
     assert len(second) == len(expected)
     for i, frames in enumerate(expected):
@@ -294,7 +295,7 @@ def test_an_empty_cache_file_is_rebuilt_when_the_data_set_is_built(tree, capsys,
     capsys.readouterr()
     second = dataset(tree, False)  # the build itself sees the empty file as not cached
     assert os.path.getsize(path) > 0 and len(rebuilt_lines(capsys)) == 1
-    monkeypatch.setattr("spikeformers.data.folder_dataset.read_events", None)  # all cached now: never called
+    monkeypatch.setattr("spikeformers.data.datasets.framing.read_events", None)  # all cached now: never called
     assert np.array_equal(second[1][0].numpy(), first[1][0].numpy())
 
 
@@ -445,7 +446,7 @@ def test_spikingjelly_frame_cache_folder(tree, tmp_path, monkeypatch):
         for path in (tree / name).iterdir():
             frames = events_to_frames(read_events(path).events, 3, (128, 128), "number").astype(np.float32)
             np.savez_compressed(folder / name / (path.stem + ".npz"), frames=frames)
-    monkeypatch.setattr("spikeformers.data.folder_dataset.read_events", None)  # never called
+    monkeypatch.setattr("spikeformers.data.datasets.framing.read_events", None)  # never called
     served = dataset(sj_root, False, time_steps=3)
     assert served.source_kind == "frames" and served.cache is None
     assert len(served) == 10 and served.targets == list(range(10))
@@ -466,7 +467,7 @@ def test_registered_by_name(tree):
 
 def test_time_split_sorts_out_of_order_timestamps(tmp_path):
     from spikeformers.data.events import sort_events
-    from spikeformers.data.folder_dataset import frames_from_file
+    from spikeformers.data.datasets.framing import frames_from_file
 
     data = bytearray(aedat2_recording(5, count=50))
     body = len(HEADER)
@@ -479,3 +480,34 @@ def test_time_split_sorts_out_of_order_timestamps(tmp_path):
     assert np.any(np.diff(events["t"]) < 0)
     frames = frames_from_file(str(path), time_steps=3, sensor_size=(128, 128), split_by="time", format="aedat2")
     assert np.array_equal(frames, events_to_frames(sort_events(events), 3, (128, 128), "time"))
+
+
+# --------------------------------------------------------------------------- tonic's AEDAT 4 copy
+
+def test_tonics_aedat4_copy_in_its_own_folder_is_read(tmp_path):
+    """tonic's CIFAR10DVS extracts the AEDAT 4 release into <save_to>/CIFAR10DVS/<class>/*.aedat4."""
+    pytest.importorskip("aedat", reason="AEDAT 4 needs the optional aedat package")
+    from test_hostile_readers import aedat4_bytes, aedat4_event_packet
+
+    from spikeformers.data.frames import integrate
+
+    save_to = tmp_path / "tonic"
+    for c, name in enumerate(CLASSES):
+        folder = save_to / "CIFAR10DVS" / name
+        folder.mkdir(parents=True)
+        for i in range(3):
+            rng = np.random.default_rng(c * 10 + i)
+            events = [(1_000 + 13 * k, int(rng.integers(0, 128)), int(rng.integers(0, 128)), int(rng.integers(0, 2)))
+                      for k in range(60)]
+            packets = [(0, aedat4_event_packet(events[:30])), (0, aedat4_event_packet(events[30:]))]
+            (folder / f"cifar10_{name}_{i}.aedat4").write_bytes(aedat4_bytes(packets, {0: ("EVTS", 128, 128)}))
+    train = dataset(save_to, True, time_steps=3, split_by="time")
+    assert train.source_kind == "aedat4" and train.data_folder == str(save_to / "CIFAR10DVS")
+    assert len(train) == 30 and train.targets == [c for c in range(10) for _ in range(3)]  # sj: ceil(0.9 * 3) = 3
+    for index in (0, 14, 29):
+        path = train.samples[index][2]
+        expected = integrate(read_events(path).events, 3, (128, 128), "time").astype(np.float32)
+        assert path.endswith(".aedat4") and np.array_equal(train[index][0].numpy(), expected)
+    assert dataset(save_to / "CIFAR10DVS", True, time_steps=3, cache_dir=False).source_kind == "aedat4"
+    with pytest.raises(ValueError, match="orientation='raw' needs the AEDAT 2.0 files"):
+        dataset(save_to, True, orientation="raw", cache_dir=False)

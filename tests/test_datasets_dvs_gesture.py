@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeformers.data.dvs_gesture import CLASSES, DVSGesture
+from spikeformers.data.datasets.dvs_gesture import CLASSES, DVSGesture
 from spikeformers.data.events import make_events
-from spikeformers.data.folder_dataset import DatasetNotFoundError
+from spikeformers.data.missing import DatasetNotFoundError
 from spikeformers.data.frames import events_to_frames
 from spikeformers.data.registry import create_dataset
 

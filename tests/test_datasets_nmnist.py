@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeformers.data.folder_dataset import DatasetNotFoundError
+from spikeformers.data.missing import DatasetNotFoundError
 from spikeformers.data.frames import events_to_frames
-from spikeformers.data.ncaltech101 import NCaltech101
-from spikeformers.data.nmnist import NMNIST
+from spikeformers.data.datasets.ncaltech101 import NCaltech101
+from spikeformers.data.datasets.nmnist import NMNIST
 from spikeformers.data.readers import EventFileError, read_events
 from spikeformers.data.registry import create_dataset, list_datasets
 

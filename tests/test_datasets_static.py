@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from spikeformers.data.cifar import CIFAR10
-from spikeformers.data.folder_dataset import DatasetNotFoundError
-from spikeformers.data.imagenet import ImageNet, center_box, random_resized_box
+from spikeformers.data.static.cifar import CIFAR10
+from spikeformers.data.missing import DatasetNotFoundError
+from spikeformers.data.static.imagenet import ImageNet, center_box, random_resized_box
 from spikeformers.data.registry import create_dataset
 
 CIFAR10_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]

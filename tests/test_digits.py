@@ -1,4 +1,4 @@
-"""Tests for the built-in DVSDigits data set (spikeformers/data/digits.py)."""
+"""Tests for the built-in DVSDigits data set (spikeformers/data/datasets/digits.py)."""
 
 import os
 
@@ -8,7 +8,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from spikeformers.data import DVSDigits, events_to_frames, make_events
-from spikeformers.data import digits as digits_module
+from spikeformers.data.datasets import digits as digits_module
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeformers.data.nmnist import NMNIST
+from spikeformers.data.datasets.nmnist import NMNIST
 from spikeformers.data.resize import check_resize, resize_frames
 
 

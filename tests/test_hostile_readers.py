@@ -28,7 +28,7 @@ from test_datasets_cifar10_dvs import aedat2_recording, make_tree  # noqa: E402
 from test_readers import as_tuples, cifar_like_aedat2, real_sample  # noqa: E402
 
 import spikeformers  # noqa: E402
-from spikeformers.data.cifar10_dvs import CIFAR10DVS, CLASSES  # noqa: E402
+from spikeformers.data.datasets.cifar10_dvs import CIFAR10DVS, CLASSES  # noqa: E402
 from spikeformers.data.readers import (  # noqa: E402
     MAX_SENSOR_SIDE,
     EventFileError,

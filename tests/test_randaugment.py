@@ -13,8 +13,8 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from spikeformers.data.augment import ColorJitter, RandAugment, parse_randaugment
 from spikeformers.data.augment import randaugment as ra
-from spikeformers.data.cifar import CIFAR10
-from spikeformers.data.imagenet import ImageNet
+from spikeformers.data.static.cifar import CIFAR10
+from spikeformers.data.static.imagenet import ImageNet
 from spikeformers.data.registry import create_dataset, dataset_options
 
 

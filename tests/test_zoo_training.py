@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from spikeformers.data.digits import DVSDigits
+from spikeformers.data import DVSDigits
 from spikeformers.models import (QKFormer, SGLFormer, SpikeDrivenTransformer, Spikformer, SpikformerV2, Spikingformer,
                                  TIMSpikformer, create_model, list_models)
 from spikeformers.models.meta_spikeformer import MetaSpikeFormer

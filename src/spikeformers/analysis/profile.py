@@ -17,6 +17,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from ..data.loader import time_major
 from .attention_maps import AttentionRecorder
 from .energy import EnergyModel
 from .firing import FiringRateMonitor
@@ -81,9 +82,10 @@ def profile_model(
     """Firing rates, operation counts, parameters and energy of ``model`` on ``data``.
 
     ``data``: one input tensor, or an iterable of tensors or ``(tensor,
-    label)`` batches (a DataLoader; at most ``batches`` of them), or None
-    for :func:`synthetic_input`. ``time_first=False`` takes batches as the
-    data sets yield them, ``[B, T, C, H, W]``, and moves time first.
+    label)`` batches (a ``spikeformers.data.time_major_loader``; at most
+    ``batches`` of them), or None for :func:`synthetic_input`.
+    ``time_first=False`` takes batches stacked sample first, ``[B, T, C, H,
+    W]`` (a plain ``DataLoader``'s), and moves time first.
     ``nonbinary_as_mac`` counts layers fed by sums of spikes as MACs (see
     ``analysis.ops``). ``keep_sample`` keeps the first sample's input, spikes
     and attention maps on the report, for pictures. ``batch_norm``:
@@ -115,7 +117,7 @@ def profile_model(
         with torch.no_grad(), monitor, recorder, counter:
             for x in _batches(data, batches):
                 if not time_first:
-                    x = x.transpose(0, 1)
+                    x = time_major(x)
                 x = x.to(device)
                 _check_time_axis(model, x)
                 if input_sample is None:

@@ -1,12 +1,15 @@
-"""``spikeformers data prepare | show``: build a data set's frame cache; look at a sample.
+"""``spikeformers data prepare | show | options``: build a data set's frame cache; look at a sample;
+list a data set's options.
 
     spikeformers data prepare --dataset cifar10_dvs --root DIR --time-steps 16 --split-by number
     spikeformers data show --dataset dvs_gesture --root DIR --index 3 --train --out gesture.png
     spikeformers data show --dataset dvs_digits --index 0 --out digit.gif
+    spikeformers data options --dataset cifar10_dvs
 
 ``--dataset-option KEY=VALUE`` (repeatable; ``--option`` for short, as
 ``spikeformers train --dataset-option``) passes any other option of the data
-set (``spikeformers data options --dataset NAME`` lists them), the value read
+set (``spikeformers data options --dataset NAME`` lists them, with their
+defaults and what each does, as the data set's class declares them), the value read
 as YAML: ``--option resize=[64,64] --option resize_mode=avg --option split=braincog``.
 """
 
@@ -15,6 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+# spikeformers.data.SPLIT_MODES, written out: importing the data package here would import torch
+# for every command line (tests/test_cli_data.py checks that the two agree).
+SPLIT_MODES = ("number", "time", "time_bins")
 
 
 def parse_options(pairs) -> dict:
@@ -53,7 +60,7 @@ def prepare(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    from ..data.static_images import denormalize
+    from ..data.static.encoding import denormalize
     from ..data.visualize import (default_scale, figure_pixels, frames_to_rgb, image_to_rgb, save_gif,
                                   save_png)
 
@@ -88,13 +95,15 @@ def show(args: argparse.Namespace) -> int:
 
 
 def options(args: argparse.Namespace) -> int:
-    from ..data.registry import dataset_options
+    from ..data.registry import dataset_option_help, dataset_options
 
-    entries = dataset_options(args.dataset)
-    if not entries:
+    defaults, descriptions = dataset_options(args.dataset), dataset_option_help(args.dataset)
+    if not defaults:
         print(f"{args.dataset} has no options")
-    for key, default in entries.items():
-        print(f"{key} = {default!r}")
+    settings = {key: f"{key} = {default!r}" for key, default in defaults.items()}
+    width = max(map(len, settings.values()), default=0)
+    for key, setting in settings.items():
+        print(f"{setting:<{width}}  {descriptions[key]}".rstrip())
     return 0
 
 
@@ -115,7 +124,7 @@ def _dataset_flags(parser: argparse.ArgumentParser, time_steps: int) -> None:
     parser.add_argument("--root", "--data-root", dest="root", help="folder holding the data set")
     parser.add_argument("--time-steps", "--T", dest="time_steps", type=int, default=time_steps,
                         help=f"frames per sample (default: {time_steps})")
-    parser.add_argument("--split-by", choices=("number", "time", "time_bins"),
+    parser.add_argument("--split-by", choices=SPLIT_MODES,
                         help="how events are cut into frames (default: the data set's, 'number')")
     parser.add_argument("--dataset-option", "--option", dest="option", action="append", metavar="KEY=VALUE",
                         help="another data set option, value in YAML (repeatable), e.g. resize=[64,64]; "

@@ -1,24 +1,28 @@
 """Data: the event representation and its readers, frame integration and resizing,
-the event-camera emulator, and the data sets (event and static images) by name."""
+the ``[T, B, ...]`` batch, the event-camera emulator, and the data sets (event and
+static images) by name.
 
-from .cifar import CIFAR10, CIFAR100
-from .cifar10_dvs import CIFAR10DVS
+Layout: the representation here (``events``, ``frames``, ``resize``,
+``loader``, ``device_frames``, ``emulator``, ``visualize``); ``readers/`` (a
+module per file format); ``datasets/`` (the event data sets, each a short
+description, and the machinery that serves them); ``static/`` (CIFAR,
+ImageNet); ``augment/`` (batched augmentation on the device); ``registry``
+(data sets by name) and ``missing`` (the error for a data set not on disk).
+"""
+
+from .datasets import (CIFAR10DVS, NMNIST, DVSDigits, DVSGesture, EventDataset, EventFolderDataset, FrameCache,
+                       NCaltech101)
+from .datasets.splits import SPLITS
 from .device_frames import DeviceFrames, DeviceFramesError
-from .digits import DVSDigits
-from .dvs_gesture import DVSGesture
-from .emulator import emulate_events, emulate_events_batch, saccade_offsets, video_to_events
+from .emulator import PixelModel, emulate_events, emulate_events_batch, saccade_offsets, video_to_events
 from .events import EVENT_DTYPE, check_event_fields, make_events, sort_events
-from .folder_dataset import DatasetNotFoundError, EventFolderDataset
-from .frame_cache import FrameCache
-from .frames import SPLIT_MODES, events_to_frames
-from .loader import collate_time_major, time_major_loader
-from .imagenet import ImageNet
-from .ncaltech101 import NCaltech101
-from .nmnist import NMNIST
+from .frames import SPLIT_MODES, events_to_frames, integrate
+from .loader import collate_time_major, time_major, time_major_loader
+from .missing import DatasetNotFoundError
 from .readers import EventFileError, EventRecording, read_event_frames, read_events, read_frames_npz
-from .registry import create_dataset, dataset_options, list_datasets, register_dataset
+from .registry import create_dataset, dataset_option_help, dataset_options, list_datasets, option, register_dataset
 from .resize import RESIZE_MODES, resize_frames
-from .splits import SPLITS
+from .static import CIFAR10, CIFAR100, ImageNet
 
 __all__ = [
     "EVENT_DTYPE",
@@ -32,11 +36,13 @@ __all__ = [
     "DeviceFramesError",
     "DVSDigits",
     "DVSGesture",
+    "EventDataset",
     "EventFolderDataset",
     "FrameCache",
     "ImageNet",
     "NCaltech101",
     "NMNIST",
+    "PixelModel",
     "SPLITS",
     "EventFileError",
     "EventRecording",
@@ -46,16 +52,20 @@ __all__ = [
     "check_event_fields",
     "collate_time_major",
     "create_dataset",
+    "dataset_option_help",
     "dataset_options",
     "emulate_events",
     "emulate_events_batch",
     "events_to_frames",
+    "integrate",
     "list_datasets",
     "make_events",
+    "option",
     "register_dataset",
     "resize_frames",
     "saccade_offsets",
     "sort_events",
+    "time_major",
     "time_major_loader",
     "video_to_events",
 ]

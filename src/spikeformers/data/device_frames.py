@@ -29,6 +29,8 @@ from typing import Iterable, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .loader import time_major
+
 # Integer types for counts, smallest first, with the range each holds.
 COUNT_DTYPES = ((torch.uint8, 0, 255), (torch.int16, -32768, 32767))
 
@@ -189,7 +191,7 @@ class DeviceFrames:
         # than advanced indexing of the 5-d tensor); then [B, T, ...] and a time-first view, the
         # DataLoader path's very layout, converted to float in that layout
         samples = self.frames.view(len(self), -1).index_select(0, indices)
-        frames = samples.view(len(indices), *self.frames.shape[1:]).transpose(0, 1)
+        frames = time_major(samples.view(len(indices), *self.frames.shape[1:]))
         return frames.to(self.dtype), self.labels.index_select(0, indices)
 
     def __repr__(self) -> str:

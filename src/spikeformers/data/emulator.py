@@ -34,6 +34,7 @@ the same events.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -51,40 +52,35 @@ _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 _TIME_MARGIN_US = 1e-3
 
 
-def emulate_events(
-    image,
-    sensor_size: tuple[int, int] = (34, 34),
-    *,
-    scale: float | None = None,
-    value_range: tuple[float, float] | None = None,
-    saccade_amplitude: float = 2.0,
-    duration_us: int = 300_000,
-    time_samples: int = 60,
-    contrast_threshold: float = 0.2,
-    threshold_mismatch: float = 0.0,
-    refractory_us: int = 0,
-    noise_rate_hz: float = 0.0,
-    log_eps: float = 0.1,
-    seed: int = 0,
-) -> np.ndarray:
+@dataclass(frozen=True)
+class PixelModel:
+    """The settings of the DVS pixel model (module docstring), one place for every emulator entry:
+    ``contrast_threshold`` (the common DVS threshold 0.2), ``threshold_mismatch`` (0: none),
+    ``refractory_us`` (0: none), ``noise_rate_hz`` (0: none) and ``log_eps`` (0.1 keeps faint
+    interpolation tails on a dark background from firing). The defaults are an ideal sensor."""
+
+    contrast_threshold: float = 0.2
+    threshold_mismatch: float = 0.0
+    refractory_us: int = 0
+    noise_rate_hz: float = 0.0
+    log_eps: float = 0.1
+
+    def __post_init__(self):
+        if self.contrast_threshold <= 0:
+            raise ValueError(f"contrast_threshold must be > 0; got {self.contrast_threshold}")
+        if self.threshold_mismatch < 0 or self.refractory_us < 0 or self.noise_rate_hz < 0 or self.log_eps <= 0:
+            raise ValueError(
+                "need threshold_mismatch >= 0, refractory_us >= 0, noise_rate_hz >= 0 and log_eps > 0; got "
+                f"{self.threshold_mismatch}, {self.refractory_us}, {self.noise_rate_hz}, {self.log_eps}"
+            )
+
+
+def emulate_events(image, sensor_size: tuple[int, int] = (34, 34), **settings) -> np.ndarray:
     """Record one image moving in N-MNIST-style saccades: events in ``EVENT_DTYPE``.
 
     ``image``: NumPy array or torch tensor, ``[H, W]`` grayscale or
-    ``[C, H, W]`` with C = 1 or 3 (RGB is turned into luma).
-    ``sensor_size``: ``(H, W)`` of the sensor canvas (default 34x34, N-MNIST's).
-    ``scale``: resize factor of the image; None fits the image and its
-    saccades inside the canvas. ``value_range``: the ``(dark, bright)``
-    pixel values, mapped to intensity 0 and 1; None uses the image's own
-    min and max. ``saccade_amplitude``: size of the triangle in sensor
-    pixels. ``duration_us``: the whole recording (three saccades) in
-    microseconds, sampled at ``time_samples`` instants after the start
-    (60: each sample moves the image about 0.1 pixel). The pixel settings are
-    described in the module docstring; by default the sensor is ideal (no
-    mismatch, refractory period or noise) with the common DVS threshold 0.2;
-    ``log_eps`` 0.1 keeps faint interpolation tails on the dark background
-    from firing.
-
-    This is ``emulate_events_batch`` on a batch of one.
+    ``[C, H, W]`` with C = 1 or 3 (RGB is turned into luma). ``settings``:
+    those of ``emulate_events_batch``, whose batch of one this is.
     """
     pixels = _to_numpy(image)
     if pixels.ndim == 3:
@@ -94,21 +90,7 @@ def emulate_events(
             f"emulate_events takes one image [H, W] or [C, H, W]; got shape {pixels.shape} "
             "(use emulate_events_batch for a batch)"
         )
-    return emulate_events_batch(
-        pixels[None],
-        sensor_size,
-        scale=scale,
-        value_range=value_range,
-        saccade_amplitude=saccade_amplitude,
-        duration_us=duration_us,
-        time_samples=time_samples,
-        contrast_threshold=contrast_threshold,
-        threshold_mismatch=threshold_mismatch,
-        refractory_us=refractory_us,
-        noise_rate_hz=noise_rate_hz,
-        log_eps=log_eps,
-        seed=seed,
-    )[0]
+    return emulate_events_batch(pixels[None], sensor_size, **settings)[0]
 
 
 def emulate_events_batch(
@@ -120,22 +102,28 @@ def emulate_events_batch(
     saccade_amplitude: float = 2.0,
     duration_us: int = 300_000,
     time_samples: int = 60,
-    contrast_threshold: float = 0.2,
-    threshold_mismatch: float = 0.0,
-    refractory_us: int = 0,
-    noise_rate_hz: float = 0.0,
-    log_eps: float = 0.1,
     seed: int = 0,
+    **pixel,
 ) -> list[np.ndarray]:
     """Record a batch of images at once: one ``EVENT_DTYPE`` array per image.
 
     ``images``: NumPy array or torch tensor, ``[N, H, W]`` or ``[N, C, H, W]``
-    (C = 1 or 3). All images share the sensor, the motion and the settings
-    (see ``emulate_events``). The random draws come from one generator
-    seeded with ``seed``: the threshold pattern depends only on the seed and
-    the sensor, so without noise each image's recording is the one
-    ``emulate_events`` gives it alone; the noise depends on the whole batch.
+    (C = 1 or 3). ``sensor_size``: ``(H, W)`` of the sensor canvas (default
+    34x34, N-MNIST's). ``scale``: resize factor of the images; None fits them
+    and their saccades inside the canvas. ``value_range``: the ``(dark,
+    bright)`` pixel values, mapped to intensity 0 and 1; None uses each
+    image's own min and max. ``saccade_amplitude``: size of the triangle in
+    sensor pixels. ``duration_us``: the whole recording (three saccades) in
+    microseconds, sampled at ``time_samples`` instants after the start (60:
+    each sample moves the image about 0.1 pixel). ``pixel``: the settings of
+    ``PixelModel`` (an ideal sensor by default).
+
+    All images share the sensor, the motion and the settings. The random
+    draws come from one generator seeded with ``seed``: the threshold pattern
+    depends only on the seed and the sensor, so without noise each image's
+    recording is the one it gets alone; the noise depends on the whole batch.
     """
+    model = PixelModel(**pixel)
     pixels = _to_numpy(images)
     if pixels.ndim == 4:
         pixels = _to_grayscale(pixels)
@@ -171,37 +159,20 @@ def emulate_events_batch(
             columns = _resampling_matrix(width, image_width, scale, left + dx)
             yield rows @ intensities @ columns.T
 
-    return _pixel_events(
-        rendered_frames(),
-        sample_times,
-        (len(intensities), height, width),
-        contrast_threshold=contrast_threshold,
-        threshold_mismatch=threshold_mismatch,
-        refractory_us=refractory_us,
-        noise_rate_hz=noise_rate_hz,
-        log_eps=log_eps,
-        rng=np.random.default_rng(seed),
-    )
+    return _pixel_events(rendered_frames(), sample_times, (len(intensities), height, width), model,
+                         np.random.default_rng(seed))
 
 
-def video_to_events(
-    video,
-    timestamps_us,
-    *,
-    contrast_threshold: float = 0.2,
-    threshold_mismatch: float = 0.0,
-    refractory_us: int = 0,
-    noise_rate_hz: float = 0.0,
-    log_eps: float = 0.1,
-    seed: int = 0,
-) -> np.ndarray:
+def video_to_events(video, timestamps_us, *, seed: int = 0, **pixel) -> np.ndarray:
     """Run the DVS pixel model on a video: events in ``EVENT_DTYPE``.
 
     ``video``: ``[K, H, W]`` linear intensities (>= 0), NumPy or torch;
     ``timestamps_us``: the K strictly increasing sample times in
     microseconds. The first frame sets the references and emits nothing.
+    ``pixel``: the settings of ``PixelModel``; ``seed`` its random draws.
     This is the pixel model of ``emulate_events`` without the saccades.
     """
+    model = PixelModel(**pixel)
     frames = _to_numpy(video)
     times = np.asarray(timestamps_us, dtype=np.int64)
     if frames.ndim != 3:
@@ -215,17 +186,8 @@ def video_to_events(
         raise ValueError("timestamps_us must be strictly increasing")
     if frames.min() < 0:
         raise ValueError(f"video intensities must be >= 0; got minimum {frames.min()}")
-    return _pixel_events(
-        (frame[None] for frame in frames),
-        times,
-        (1,) + frames.shape[1:],
-        contrast_threshold=contrast_threshold,
-        threshold_mismatch=threshold_mismatch,
-        refractory_us=refractory_us,
-        noise_rate_hz=noise_rate_hz,
-        log_eps=log_eps,
-        rng=np.random.default_rng(seed),
-    )[0]
+    return _pixel_events((frame[None] for frame in frames), times, (1,) + frames.shape[1:], model,
+                         np.random.default_rng(seed))[0]
 
 
 def saccade_offsets(progress, amplitude: float) -> tuple[np.ndarray, np.ndarray]:
@@ -243,18 +205,8 @@ def saccade_offsets(progress, amplitude: float) -> tuple[np.ndarray, np.ndarray]
     return np.interp(progress, corner_times, corners_y), np.interp(progress, corner_times, corners_x)
 
 
-def _pixel_events(
-    intensity_frames: Iterable[np.ndarray],
-    sample_times: np.ndarray,
-    shape: tuple[int, int, int],
-    *,
-    contrast_threshold: float,
-    threshold_mismatch: float,
-    refractory_us: int,
-    noise_rate_hz: float,
-    log_eps: float,
-    rng: np.random.Generator,
-) -> list[np.ndarray]:
+def _pixel_events(intensity_frames: Iterable[np.ndarray], sample_times: np.ndarray, shape: tuple[int, int, int],
+                  model: PixelModel, rng: np.random.Generator) -> list[np.ndarray]:
     """The DVS pixel model on ``[N, H, W]`` intensity frames, one per sample time.
 
     Returns one time-sorted ``EVENT_DTYPE`` array per image. The pixel state
@@ -262,19 +214,14 @@ def _pixel_events(
     and twice as fast as float64 on the dense per-sample work); each
     interval then works only on the few pixels that crossed a threshold.
     """
-    if contrast_threshold <= 0:
-        raise ValueError(f"contrast_threshold must be > 0; got {contrast_threshold}")
-    if threshold_mismatch < 0 or refractory_us < 0 or noise_rate_hz < 0 or log_eps <= 0:
-        raise ValueError(
-            "need threshold_mismatch >= 0, refractory_us >= 0, noise_rate_hz >= 0 and log_eps > 0; got "
-            f"{threshold_mismatch}, {refractory_us}, {noise_rate_hz}, {log_eps}"
-        )
+    log_eps, refractory_us = model.log_eps, model.refractory_us
     num_images, height, width = shape
     pixels_per_image = height * width
     # One threshold per sensor pixel, the same in every recording, as a real
     # sensor's fixed pattern is. Drawn even without mismatch, so that the
     # noise of a seed does not depend on the mismatch setting.
-    sensor_thresholds = contrast_threshold * np.exp(threshold_mismatch * rng.standard_normal(pixels_per_image))
+    sensor_thresholds = model.contrast_threshold * np.exp(model.threshold_mismatch *
+                                                          rng.standard_normal(pixels_per_image))
     thresholds = np.tile(sensor_thresholds.astype(np.float32), num_images)
 
     frames = iter(intensity_frames)
@@ -306,10 +253,10 @@ def _pixel_events(
         event_times = np.floor(previous_time + (first[owner] + k * step[owner]) * spacing[owner])
         interval = [active[owner], event_times.astype(np.int64), (active_change[owner] > 0).astype(np.uint8)]
 
-        if noise_rate_hz > 0:
+        if model.noise_rate_hz > 0:
             # Drawn interval by interval, so that noise, like the signal,
             # stays inside the interval and one sort per interval suffices.
-            noise = _noise_events(rng, noise_rate_hz, num_images, pixels_per_image, previous_time, time)
+            noise = _noise_events(rng, model.noise_rate_hz, num_images, pixels_per_image, previous_time, time)
             interval = [np.concatenate(pair) for pair in zip(interval, noise)]
         pieces.append(_interval_events(*interval, previous_time, width, pixels_per_image))
 

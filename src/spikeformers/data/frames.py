@@ -25,7 +25,10 @@ How events are assigned to the T frames (``split_by``):
 
 The two time modes need events sorted by ``t`` and raise otherwise (sort with
 ``sort_events``); rather than guess whether the caller meant array order or
-time order, the error makes them choose.
+time order, the error makes them choose. ``integrate`` is the choice made for
+recordings as read from a file, where a timestamp is occasionally out of
+order: the time modes take the events in (stable) time order. Every reader
+and data set integrates through it.
 
 How it is computed (the counts are the definition's, only faster): every
 event gets its pixel index ``(p*H + y)*W + x`` within a frame; since the
@@ -40,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .events import check_event_fields
+from .events import check_event_fields, sort_events
 
 SPLIT_MODES = ("number", "time", "time_bins")
 
@@ -71,12 +74,29 @@ def events_to_frames(
                         len(events), time_steps, (height, width), split_by, timestamps)
 
 
-def check_frame_options(time_steps, split_by: str) -> None:
-    """A clear ValueError unless ``time_steps`` is an int >= 1 and ``split_by`` one of ``SPLIT_MODES``."""
+def integrate(events: np.ndarray, time_steps: int, sensor_size: tuple[int, int],
+              split_by: str = "number") -> np.ndarray:
+    """``events_to_frames`` of a recording as read: for the time modes its events are first put
+    in time order (a stable sort, only when a timestamp is out of order), for 'number' they
+    stay in file order."""
+    check_event_fields(events)
+    if split_by != "number" and len(events) > 1 and np.any(events["t"][1:] < events["t"][:-1]):
+        events = sort_events(events)
+    return events_to_frames(events, time_steps, sensor_size, split_by)
+
+
+def check_time_steps(time_steps) -> int:
+    """``time_steps`` as an int, or a clear ValueError unless it is an integer >= 1."""
     if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)):
         raise ValueError(f"time_steps must be an integer >= 1; got {time_steps!r}")
     if time_steps < 1:
         raise ValueError(f"time_steps must be >= 1; got {time_steps}")
+    return int(time_steps)
+
+
+def check_frame_options(time_steps, split_by: str) -> None:
+    """A clear ValueError unless ``time_steps`` is an int >= 1 and ``split_by`` one of ``SPLIT_MODES``."""
+    check_time_steps(time_steps)
     if split_by not in SPLIT_MODES:
         raise ValueError(f"unknown split_by {split_by!r}; valid: {SPLIT_MODES}")
 
@@ -144,12 +164,20 @@ def frame_bounds(num_events: int, time_steps: int, split_by: str,
 
 def check_sensor_size(sensor_size) -> tuple[int, int]:
     """``sensor_size`` as two positive ints ``(H, W)``, or a clear ValueError."""
+    return check_size(sensor_size, "sensor_size")
+
+
+def check_size(size, name: str, square: bool = False) -> tuple[int, int]:
+    """``size`` as two positive ints ``(H, W)`` (with ``square``, an int is a square size), or a
+    ValueError naming ``name``."""
+    if square and isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (size, size)
     try:
-        height, width = (int(size) for size in sensor_size)
+        height, width = (int(side) for side in size)
     except (TypeError, ValueError):
-        raise ValueError(f"sensor_size must be (H, W); got {sensor_size!r}") from None
+        raise ValueError(f"{name} must be (H, W){' or an int' if square else ''}; got {size!r}") from None
     if height < 1 or width < 1:
-        raise ValueError(f"sensor_size must be (H, W) with positive sizes; got {sensor_size!r}")
+        raise ValueError(f"{name} must be (H, W) with positive sizes; got {size!r}")
     return height, width
 
 

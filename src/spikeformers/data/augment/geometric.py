@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from ..frames import check_size
 from ._common import check_batch_param, check_frames, check_non_negative, check_probability, integers, uniform
 
 
@@ -96,17 +97,7 @@ def random_translate(frames: torch.Tensor, max_shift: int, generator: torch.Gene
 # --------------------------------------------------------------------------- crop with padding
 
 def _output_size(size, height: int, width: int) -> tuple[int, int]:
-    if size is None:
-        return height, width
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    try:
-        out_h, out_w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"crop size must be an int or a pair (height, width), got {size!r}") from None
-    if out_h < 1 or out_w < 1:
-        raise ValueError(f"crop size must be positive, got {size!r}")
-    return out_h, out_w
+    return (height, width) if size is None else check_size(size, "crop size", square=True)
 
 
 def draw_crop_offsets(batch: int, height: int, width: int, padding: int, size=None,

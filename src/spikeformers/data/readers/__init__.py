@@ -11,7 +11,8 @@
 y row with row 0 at the top, p 1 = ON), and ``sensor_size`` ``(H, W)`` with
 every event inside it.
 
-Formats (``FORMATS``; see each module for the layout and its sensor size):
+Formats (``FORMATS``, one row of ``_FORMATS`` each; see each module for the
+layout and its sensor size):
 
 - ``'aedat2'``: AEDAT 2.0 with DVS128 addresses (CIFAR10-DVS); option
   ``orientation='spikingjelly'`` (default) or ``'raw'``,
@@ -42,9 +43,8 @@ a file that shrinks while it is read is at worst an ``EventFileError``; sizes
 a file declares are checked against the file before anything is allocated.
 
 ``read_event_frames(path, T, split_by, ...)`` takes the same options and
-returns ``events_to_frames`` of the recording, the events of the time modes
-put in time order first (stable; recordings occasionally hold a timestamp out
-of order). AEDAT 2.0 files take a direct path (addresses looked up as frame
+returns ``integrate`` of the recording (``events_to_frames``, the events of the
+time modes put in time order first). AEDAT 2.0 files take a direct path (addresses looked up as frame
 pixels, no event array; ``benchmarks/data_throughput.py`` measures it); the
 frames are the same.
 
@@ -56,29 +56,48 @@ missing file propagate unchanged; bad arguments raise ``ValueError``.
 from __future__ import annotations
 
 import os
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..events import sort_events
-from ..frames import check_frame_options, events_to_frames
+from ..frames import check_frame_options, integrate
 from ._common import MAX_SENSOR_SIDE, EventFileError, EventRecording, read_bytes
 from .aedat2 import ORIENTATIONS, read_aedat2, read_aedat2_frames
-from .archive import read_member, split_archive_path
 from .aedat3 import read_aedat3
 from .aedat4 import read_aedat4
+from .archive import read_member, split_archive_path
 from .nmnist import read_nmnist
 from .npz import read_frames_npz, read_npz_events
 
-FORMATS = ("aedat2", "aedat3", "aedat4", "nmnist", "npz")
 
-_MAGICS = (
-    (b"#!AER-DAT2.0", "aedat2"),
-    (b"#!AER-DAT3.1", "aedat3"),
-    (b"#!AER-DAT4.0", "aedat4"),
-    (b"PK\x03\x04", "npz"),
-    (b"PK\x05\x06", "npz"),
-)
-_EXTENSIONS = {".bin": "nmnist", ".npz": "npz"}
+class Format(NamedTuple):
+    """How ``read_events`` tells a format and decodes it.
+
+    ``decode(path, data, *, sensor_size, **options)`` turns the file's bytes into an
+    ``EventRecording``; ``options`` are the ``read_events`` options the format takes
+    besides ``sensor_size``. ``magics``: what its files start with (the content
+    decides first), ``extensions``: what they are named (when the content does not
+    tell). ``reads_path``: decoded from the file itself, not from its bytes (an AEDAT 4
+    file, by the aedat package; never a zip member).
+    """
+
+    decode: Callable[..., EventRecording]
+    magics: tuple[bytes, ...] = ()
+    extensions: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    reads_path: bool = False
+
+
+_FORMATS = {
+    "aedat2": Format(read_aedat2, (b"#!AER-DAT2.0",), options=("orientation", "allow_truncated")),
+    "aedat3": Format(read_aedat3, (b"#!AER-DAT3.1",), options=("allow_truncated",)),
+    "aedat4": Format(lambda path, data, **options: read_aedat4(path, **options), (b"#!AER-DAT4.0",),
+                     reads_path=True),
+    "nmnist": Format(read_nmnist, extensions=(".bin",), options=("allow_truncated",)),
+    "npz": Format(read_npz_events, (b"PK\x03\x04", b"PK\x05\x06"), (".npz",)),
+}
+FORMATS = tuple(_FORMATS)
+
 _HEAD_BYTES = 64
 
 
@@ -88,8 +107,8 @@ def _supported() -> str:
 
 def detect_format_from_bytes(head: bytes, path) -> str:
     """The format of a file whose first bytes are ``head`` (see the module doc)."""
-    for magic, name in _MAGICS:
-        if head.startswith(magic):
+    for name, format in _FORMATS.items():
+        if any(head.startswith(magic) for magic in format.magics):
             return name
     if head.startswith(b"#!AER-DAT"):
         version = head.split(b"\n", 1)[0].strip()
@@ -99,8 +118,9 @@ def detect_format_from_bytes(head: bytes, path) -> str:
     extension = os.path.splitext(os.fspath(path))[1].lower()
     if isinstance(extension, bytes):
         extension = extension.decode("ascii", "replace")
-    if extension in _EXTENSIONS:
-        return _EXTENSIONS[extension]
+    for name, format in _FORMATS.items():
+        if extension in format.extensions:
+            return name
     raise EventFileError(
         path,
         f"cannot tell the format from the content (starts with {head[:16]!r}) or the extension "
@@ -132,55 +152,34 @@ def read_events(path, format: str | None = None, *, sensor_size=None, orientatio
     with the content, ``ValueError`` for bad arguments, ``ImportError`` for an
     AEDAT 4 file without the ``aedat`` package.
     """
-    format, data = _open(path, format, orientation, allow_truncated)
-    return _decode(path, format, data, sensor_size, orientation, allow_truncated)
-
-
-def _decode(path, format: str, data, sensor_size, orientation, allow_truncated) -> EventRecording:
-    if format == "aedat4":
-        return read_aedat4(path, sensor_size=sensor_size)
-    if format == "npz":
-        return read_npz_events(path, data, sensor_size=sensor_size)
-    if format == "aedat2":
-        return read_aedat2(path, data, sensor_size=sensor_size, orientation=orientation,
-                           allow_truncated=allow_truncated)
-    if format == "aedat3":
-        return read_aedat3(path, data, sensor_size=sensor_size, allow_truncated=allow_truncated)
-    return read_nmnist(path, data, sensor_size=sensor_size, allow_truncated=allow_truncated)
+    format, data, options = _open(path, format, orientation, allow_truncated)
+    return _FORMATS[format].decode(path, data, sensor_size=sensor_size, **options)
 
 
 def read_event_frames(path, time_steps: int, split_by: str = "number", *, format: str | None = None,
                       sensor_size=None, orientation: str | None = None,
                       allow_truncated: bool = False) -> np.ndarray:
-    """A recording integrated into int32 frames ``[T, 2, H, W]`` (``events_to_frames``).
+    """A recording integrated into int32 frames ``[T, 2, H, W]`` (``integrate``).
 
-    The options are ``read_events``'s; the frames are ``events_to_frames(events,
-    time_steps, sensor_size, split_by)`` of its events, for the time modes
-    after a stable sort by time when they are out of order. Errors are
+    The options are ``read_events``'s; the frames are ``integrate(events,
+    time_steps, sensor_size, split_by)`` of its events. Errors are
     ``read_events``'s and ``events_to_frames``'s.
     """
     check_frame_options(time_steps, split_by)
-    format, data = _open(path, format, orientation, allow_truncated)
+    format, data, options = _open(path, format, orientation, allow_truncated)
     if format == "aedat2":
-        frames = read_aedat2_frames(path, data, time_steps, split_by, sensor_size=sensor_size,
-                                    orientation=orientation, allow_truncated=allow_truncated)
+        frames = read_aedat2_frames(path, data, time_steps, split_by, sensor_size=sensor_size, **options)
         if frames is not None:
             return frames
         # Declined: addresses beyond DVS128 (read_aedat2 reports the error) or a
         # sensor size below 128x128 (read_aedat2 checks every event against it).
-        recording = read_aedat2(path, data, sensor_size=sensor_size, orientation=orientation,
-                                allow_truncated=allow_truncated)
-    else:
-        recording = _decode(path, format, data, sensor_size, orientation, allow_truncated)
-    events = recording.events
-    if split_by != "number" and np.any(events["t"][1:] < events["t"][:-1]):
-        events = sort_events(events)
-    return events_to_frames(events, time_steps, recording.sensor_size, split_by)
+    recording = _FORMATS[format].decode(path, data, sensor_size=sensor_size, **options)
+    return integrate(recording.events, time_steps, recording.sensor_size, split_by)
 
 
-def _open(path, format, orientation, allow_truncated) -> tuple[str, bytes | None]:
-    """``(format, the file's bytes)`` after checking the options against the format
-    (detected when None); no bytes for an AEDAT 4 file, which the aedat package reads."""
+def _open(path, format, orientation, allow_truncated) -> tuple[str, bytes | None, dict]:
+    """``(format, the file's bytes, the options its decoder takes)`` after checking the options
+    against the format (detected when None); no bytes for a format that reads the file itself."""
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown event file format {format!r}; supported: {_supported()}")
     if orientation is not None and orientation not in ORIENTATIONS:
@@ -193,16 +192,20 @@ def _open(path, format, orientation, allow_truncated) -> tuple[str, bytes | None
             format = detect_format_from_bytes(data[:_HEAD_BYTES], path)
     elif format is None:
         format = detect_format(path)
-    if orientation is not None and format != "aedat2":
+    takes = _FORMATS[format].options
+    if orientation is not None and "orientation" not in takes:
         raise ValueError(f"orientation applies to AEDAT 2.0 files only, not to format {format!r}")
-    if allow_truncated and format not in ("aedat2", "aedat3", "nmnist"):
-        raise ValueError(f"allow_truncated applies to aedat2, aedat3 and nmnist, not to {format!r}")
-    if format == "aedat4":
+    if allow_truncated and "allow_truncated" not in takes:
+        truncatable = ", ".join(name for name, known in _FORMATS.items() if "allow_truncated" in known.options)
+        raise ValueError(f"allow_truncated applies to {truncatable}, not to {format!r}")
+    options = {key: value for key, value in (("orientation", orientation), ("allow_truncated", allow_truncated))
+               if key in takes}
+    if _FORMATS[format].reads_path:
         if member is not None:
-            raise EventFileError(path, "an AEDAT 4 file is read by the aedat package from a file of its own; "
-                                       "extract it from the zip archive first")
-        return format, None
-    return format, data if data is not None else read_bytes(path)
+            raise EventFileError(path, f"a {format} file is read from a file of its own (AEDAT 4: by the aedat "
+                                       "package), not from a zip member; extract it from the zip archive first")
+        return format, None, options
+    return format, data if data is not None else read_bytes(path), options
 
 
 __all__ = [

@@ -47,7 +47,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic import atomic_write
+from ...atomic import atomic_write
 
 # Part of every key: bump it when a change in this library changes cached frames.
 CACHE_FORMAT = 1

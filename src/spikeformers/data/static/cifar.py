@@ -17,7 +17,7 @@ containers only, so a tampered file cannot run code.
 Items: ``(float32 [T, 3, 32, 32], label)``, the image normalised with the
 per-channel mean and std of the training set (CIFAR-10: the values of the
 Spikformer / Spike-driven Transformer recipes) and repeated over T (direct
-encoding; see ``static_images``). Training images may pass timm's
+encoding; see ``static.encoding``). Training images may pass timm's
 RandAugment and colour jitter first (``randaugment='rand-m9-n1-mstd0.4-inc1'``,
 ``color_jitter=0.5``: per sample, on the uint8 image, before normalisation,
 drawn from a generator seeded by (seed, epoch, index): see ``EpochSeeded``; the fill is the mean's grey). The
@@ -32,13 +32,17 @@ import io
 import os
 import pickle
 import tarfile
+from dataclasses import KW_ONLY, dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .folder_dataset import DatasetNotFoundError
-from .static_images import EpochSeeded, ImageAugment, check_statistics, check_time_steps, encode
+from ..frames import check_time_steps
+from ..missing import DatasetNotFoundError, data_root
+from ..registry import option, register_dataset
+from .encoding import AugmentedImages, check_statistics, encode
 
 PUBLISHED = ("CIFAR-10 and CIFAR-100 are published by Alex Krizhevsky (2009, 'Learning Multiple Layers of "
              "Features from Tiny Images'), https://www.cs.toronto.edu/~kriz/cifar.html : download the "
@@ -96,37 +100,43 @@ def batch_arrays(batch: dict, label_key: bytes, path: str) -> tuple[np.ndarray, 
     return data.reshape(-1, 3, 32, 32), labels
 
 
-class _CIFAR(EpochSeeded, Dataset):
+@dataclass(eq=False, repr=False)
+class _CIFAR(AugmentedImages, Dataset):
     """The official archive of one CIFAR variant; subclasses set the class attributes below."""
 
-    name: str
-    folder: str
-    archive: str
-    train_members: tuple[str, ...]
-    test_members: tuple[str, ...]
-    meta_member: str
-    label_key: bytes
-    names_key: bytes
-    default_mean: tuple[float, float, float]
-    default_std: tuple[float, float, float]
-    in_channels = 3
-    sensor_size = (32, 32)
+    name: ClassVar[str]
+    title: ClassVar[str]
+    folder: ClassVar[str]
+    archive: ClassVar[str]
+    train_members: ClassVar[tuple[str, ...]]
+    test_members: ClassVar[tuple[str, ...]]
+    meta_member: ClassVar[str]
+    label_key: ClassVar[bytes]
+    names_key: ClassVar[bytes]
+    default_mean: ClassVar[tuple[float, float, float]]
+    default_std: ClassVar[tuple[float, float, float]]
+    in_channels: ClassVar[int] = 3
+    sensor_size: ClassVar[tuple[int, int]] = (32, 32)
 
-    def __init__(self, root: str | os.PathLike, train: bool = True, time_steps: int = 4, *,
-                 mean=None, std=None, randaugment: str | None = None, color_jitter: float | None = None,
-                 randaugment_interpolation: str = "random"):
-        if root is None:
-            raise DatasetNotFoundError(f"{self.name} needs a data root (--data-root); "
-                                       f"{PUBLISHED.format(archive=self.archive)}.")
-        self.root = os.fspath(root)
-        self.train = train
-        self.time_steps = check_time_steps(time_steps)
-        self.mean = tuple(self.default_mean if mean is None else mean)
-        self.std = tuple(self.default_std if std is None else std)
+    root: str | os.PathLike | None
+    train: bool = True
+    time_steps: int = 4
+    _: KW_ONLY
+    mean: tuple[float, float, float] | None = option(None, "per-channel mean to normalise with (None: the "
+                                                           "training set's)")
+    std: tuple[float, float, float] | None = option(None, "per-channel std to normalise with (None: the "
+                                                          "training set's)")
+
+    def __post_init__(self):
+        published = PUBLISHED.format(archive=self.archive)
+        self.root = data_root(self.root, self.name, self.title, published,
+                              lambda root: f"{os.path.join(root, self.folder)} or {os.path.join(root, self.archive)}")
+        self.time_steps = check_time_steps(self.time_steps)
+        self.mean = tuple(self.default_mean if self.mean is None else self.mean)
+        self.std = tuple(self.default_std if self.std is None else self.std)
         self._mean, self._std = check_statistics(self.mean, self.std)
-        # Built for both parts, so a bad option fails at once; applied to training images only.
-        self.augment = ImageAugment(randaugment, color_jitter, self.mean, randaugment_interpolation)
-        members = self.train_members if train else self.test_members
+        self.augment = self.image_augment(self.mean)
+        members = self.train_members if self.train else self.test_members
         files, self.source = self._read_members(members + (self.meta_member,))
         images, labels = zip(*(batch_arrays(load_batch(files[m], self._where(m)), self.label_key, self._where(m))
                                for m in members))
@@ -200,31 +210,24 @@ class _CIFAR(EpochSeeded, Dataset):
                 + (f"; augmented by {self.augment!r}" if self.train and self.augment else ""))
 
 
+@register_dataset("cifar10")
 class CIFAR10(_CIFAR):
     """CIFAR-10: 50,000 train and 10,000 test images, 10 classes; see the module docstring."""
 
-    name = "cifar10"
-    folder = "cifar-10-batches-py"
-    archive = "cifar-10-python.tar.gz"
-    train_members = tuple(f"data_batch_{i}" for i in range(1, 6))
-    test_members = ("test_batch",)
-    meta_member = "batches.meta"
-    label_key = b"labels"
-    names_key = b"label_names"
-    default_mean = (0.4914, 0.4822, 0.4465)
-    default_std = (0.2470, 0.2435, 0.2616)
+    name, title = "cifar10", "CIFAR-10"
+    folder, archive = "cifar-10-batches-py", "cifar-10-python.tar.gz"
+    train_members, test_members, meta_member = tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), \
+        "batches.meta"
+    label_key, names_key = b"labels", b"label_names"
+    default_mean, default_std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
+@register_dataset("cifar100")
 class CIFAR100(_CIFAR):
     """CIFAR-100: 50,000 train and 10,000 test images, the 100 fine classes; see the module docstring."""
 
-    name = "cifar100"
-    folder = "cifar-100-python"
-    archive = "cifar-100-python.tar.gz"
-    train_members = ("train",)
-    test_members = ("test",)
-    meta_member = "meta"
-    label_key = b"fine_labels"
-    names_key = b"fine_label_names"
-    default_mean = (0.5071, 0.4865, 0.4409)
-    default_std = (0.2673, 0.2564, 0.2762)
+    name, title = "cifar100", "CIFAR-100"
+    folder, archive = "cifar-100-python", "cifar-100-python.tar.gz"
+    train_members, test_members, meta_member = ("train",), ("test",), "meta"
+    label_key, names_key = b"fine_labels", b"fine_label_names"
+    default_mean, default_std = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)

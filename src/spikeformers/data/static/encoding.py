@@ -19,19 +19,16 @@ draws, come from ``EpochSeeded.sample_generator(index)``: a function of
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from ..registry import option
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def check_time_steps(time_steps) -> int:
-    if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)) or time_steps < 1:
-        raise ValueError(f"time_steps must be an integer >= 1; got {time_steps!r}")
-    return int(time_steps)
 
 
 def check_statistics(mean, std, channels: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,7 +60,7 @@ class ImageAugment:
 
     def __init__(self, randaugment: str | None = None, color_jitter: float | None = None,
                  mean: Sequence[float] = IMAGENET_MEAN, interpolation: str = "random"):
-        from .augment.randaugment import ColorJitter, RandAugment
+        from ..augment.randaugment import ColorJitter, RandAugment
 
         fill = tuple(min(255, round(255 * float(m))) for m in mean)
         self.randaugment = None if randaugment is None else RandAugment(randaugment, fill, interpolation)
@@ -118,3 +115,21 @@ def denormalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]
     mean = torch.tensor(mean, dtype=image.dtype).view(-1, 1, 1)
     std = torch.tensor(std, dtype=image.dtype).view(-1, 1, 1)
     return (image * std + mean).clamp(0.0, 1.0)
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class AugmentedImages(EpochSeeded):
+    """The options of a static-image data set's per-sample training augmentation, declared once for
+    all of them; its draws come from (seed, epoch, index) (``EpochSeeded``)."""
+
+    randaugment: str | None = option(None, "timm's RandAugment for training images, e.g. "
+                                           "'rand-m9-n1-mstd0.4-inc1' (None: off)")
+    color_jitter: float | None = option(None, "the strength of the brightness, contrast and saturation jitter "
+                                              "of training images (None: off)")
+    randaugment_interpolation: str = option("random", "how RandAugment's geometric ops resample: 'random' (a "
+                                                      "draw per op, timm's default), 'bilinear', 'bicubic' or 'nearest'")
+
+    def image_augment(self, mean: Sequence[float]) -> ImageAugment:
+        """The augmentation these options ask for, filling with the grey of ``mean``; built for both
+        parts, so a bad option fails at once, and applied to training images only."""
+        return ImageAugment(self.randaugment, self.color_jitter, mean, self.randaugment_interpolation)

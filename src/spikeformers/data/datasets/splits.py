@@ -55,16 +55,8 @@ def numeric_order(names) -> list[str]:
     return sorted(names, key=key)
 
 
-def split_class(
-    names,
-    split: str,
-    train: bool,
-    *,
-    train_fraction: float = 0.9,
-    braincog_train: int = 900,
-    tebn_test: int = 100,
-    rng: np.random.Generator | None = None,
-) -> list[str]:
+def split_class(names, split: str, train: bool, *, train_fraction: float = 0.9, braincog_train: int = 900,
+                tebn_test: int = 100, rng: np.random.Generator | None = None) -> list[str]:
     """The names of one class that belong to the train (``train=True``) or test part.
 
     ``rng`` is needed for ``'random'`` (pass one generator for all classes, in
@@ -94,18 +86,10 @@ def split_class(
     return [ordered[i] for i in sorted(chosen.tolist())]
 
 
-def split_folders(
-    files_per_class: dict[str, list[str]],
-    classes,
-    split: str,
-    train: bool,
-    *,
-    train_fraction: float = 0.9,
-    braincog_train: int = 900,
-    tebn_test: int = 100,
-    seed: int = 0,
-) -> list[tuple[str, str]]:
-    """``(class, file name)`` pairs of the chosen part, classes in ``classes`` order.
+def split_folders(files_per_class: dict[str, list[str]], classes, split: str, train: bool, *, seed: int = 0,
+                  **parameters) -> list[tuple[str, str]]:
+    """``(class, file name)`` pairs of the chosen part, classes in ``classes`` order; ``parameters``
+    are ``split_class``'s (``train_fraction``, ``braincog_train``, ``tebn_test``).
 
     A ``'random'`` split draws every class's permutation from one
     ``default_rng(seed)``, train and test from the same draws, so the two
@@ -114,7 +98,6 @@ def split_folders(
     rng = np.random.default_rng(seed) if split == "random" else None
     chosen = []
     for name in classes:
-        part = split_class(files_per_class[name], split, train, train_fraction=train_fraction,
-                           braincog_train=braincog_train, tebn_test=tebn_test, rng=rng)
+        part = split_class(files_per_class[name], split, train, rng=rng, **parameters)
         chosen.extend((name, file) for file in part)
     return chosen

@@ -1,12 +1,12 @@
-"""A data set of event recordings in per-class folders, served as frames.
+"""A data set of event recordings, served as frames: ``EventFolderDataset``.
 
-``EventFolderDataset`` is the machinery the concrete data sets
-(``CIFAR10DVS``, ``NMNIST``, ``NCaltech101``) share: given the chosen
-recordings (class, file name, path), it integrates each into T frames with
-``events_to_frames``, keeps the frames in a ``FrameCache`` on disk (built once,
-in parallel, at construction; later epochs and runs read frames, not events),
-and yields ``(float32 frames [T, 2, H, W], int label)``. It can also serve a
-SpikingJelly frame cache (``frames_number_{T}_split_by_{mode}``) directly.
+Given the chosen recordings (class, file name, path), it integrates each into
+T frames (``framing``), keeps the frames in a ``FrameCache`` on disk (built
+once, in parallel, at construction; later epochs and runs read frames, not
+events), and yields ``(float32 frames [T, 2, H, W], int label)``. It can also
+serve a SpikingJelly frame cache (``frames_number_{T}_split_by_{mode}``)
+directly. The declared data sets (``EventDataset``) find the recordings and
+hand them over; this class does the rest.
 
 A sample can be a time window of a recording (``windows``: DVS Gesture cuts
 each recording at its label rows); the cache then reads each recording once
@@ -29,126 +29,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..atomic import atomic_write
-from .events import sort_events
+from ...atomic import atomic_write
+from ..frames import check_frame_options, check_sensor_size
+from ..readers import EventFileError, read_frames_npz
+from ..resize import check_resize, resize_frames
 from .frame_cache import CacheFileError, FrameCache, cache_key
-from .frames import SPLIT_MODES, check_sensor_size, events_to_frames
-from .readers import EventFileError, read_event_frames, read_events, read_frames_npz
-from .resize import check_resize, resize_frames
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A data set that is missing or incomplete on disk; the message says what
-    was expected where and where the data set is published."""
-
-
-def frames_from_file(path: str, *, time_steps: int, sensor_size: tuple[int, int], split_by: str,
-                     format: str | None = None, orientation: str | None = None) -> np.ndarray:
-    """Read one recording and integrate it: int32 ``[T, 2, H, W]``.
-
-    For the time modes the events are first put in time order (stable), since
-    ``events_to_frames`` needs them sorted and recordings occasionally hold a
-    timestamp out of order. Every problem with the content is an
-    ``EventFileError`` naming ``path``.
-    """
-    options = {"orientation": orientation} if orientation is not None else {}
-    try:  # the fused reader: AEDAT 2.0 straight to frames, the same frames as read_events + integrate
-        return read_event_frames(path, time_steps, split_by, format=format, sensor_size=sensor_size, **options)
-    except EventFileError:
-        raise
-    except ValueError as error:
-        raise EventFileError(path, f"cannot integrate into frames: {error}") from error
-
-
-def frames_from_windows(source: tuple[str, Sequence[tuple[int, int]]], *, time_steps: int,
-                        sensor_size: tuple[int, int], split_by: str, format: str | None = None,
-                        orientation: str | None = None) -> list[np.ndarray]:
-    """``source = (path, windows)``: read the recording once and integrate the events of each
-    window ``(start, end)`` (``start <= t < end``, microseconds), in order."""
-    path, windows = source
-    events = _read(path, sensor_size, format, orientation)
-    return [integrate(cut_window(events, window), path, time_steps=time_steps, sensor_size=sensor_size,
-                      split_by=split_by) for window in windows]
-
-
-def cut_window(events: np.ndarray, window: tuple[int, int]) -> np.ndarray:
-    """The events with ``start <= t < end``, in file order (SpikingJelly cuts DVS Gesture this way)."""
-    start, end = window
-    return events[(events["t"] >= start) & (events["t"] < end)]
-
-
-def integrate(events: np.ndarray, path: str, *, time_steps: int, sensor_size, split_by: str) -> np.ndarray:
-    """``events_to_frames`` with the events time-sorted first for the time modes; errors name ``path``."""
-    if split_by != "number" and len(events) > 1 and np.any(np.diff(events["t"]) < 0):
-        events = sort_events(events)
-    try:
-        return events_to_frames(events, time_steps, sensor_size, split_by=split_by)
-    except ValueError as error:
-        raise EventFileError(path, f"cannot integrate into frames: {error}") from error
-
-
-def _read(path: str, sensor_size, format: str | None, orientation: str | None) -> np.ndarray:
-    options = {"orientation": orientation} if orientation is not None else {}
-    return read_events(path, format=format, sensor_size=sensor_size, **options).events
-
-
-def list_files(folder: str | os.PathLike, extensions: Sequence[str]) -> list[str]:
-    """File names in ``folder`` with one of ``extensions`` (lower case, with dot), sorted;
-    hidden files and temporary files are skipped."""
-    names = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file():
-                continue
-            if os.path.splitext(entry.name)[1].lower() in extensions:
-                names.append(entry.name)
-    return sorted(names)
-
-
-def scan_class_folders(folder: str, classes: Sequence[str], extensions: Sequence[str]):
-    """``(files per class, problems)``: the sorted file names in ``folder/<class>``
-    with one of ``extensions``, and a line for each class folder missing or empty."""
-    files, problems = {}, []
-    for name in classes:
-        class_dir = os.path.join(folder, name)
-        if not os.path.isdir(class_dir):
-            problems.append(f"{class_dir} is missing")
-            continue
-        found = list_files(class_dir, extensions)
-        if not found:
-            problems.append(f"{class_dir} holds no {'/'.join(extensions)} files")
-        files[name] = found
-    return files, problems
-
-
-def find_class_folders(candidates, classes: Sequence[str]):
-    """The first complete candidate: ``candidates`` is a sequence of ``(kind, folder,
-    extensions, optional)``; an optional folder that does not exist is skipped
-    silently. Returns ``(kind, folder, files per class)`` or ``(None, None, reports)``
-    with ``reports`` a text of what each tried folder lacks (for the error)."""
-    reports = []
-    for kind, folder, extensions, optional in candidates:
-        if optional and not os.path.isdir(folder):
-            continue
-        files, problems = scan_class_folders(folder, classes, extensions)
-        if not problems:
-            return kind, folder, files
-        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
-        reports.append(f"\n  under {folder}: {shown}")
-    return None, None, "".join(reports) or " nothing"
-
-
-DEFAULT_CACHE_NAME = "spikeformers_frames"
-
-
-def default_cache_dir(cache_dir, root: str) -> str | None:
-    """The data sets' ``cache_dir`` option: False for no cache, None or True for the default
-    folder under the data root, or a folder of the user's choosing."""
-    if cache_dir is False:
-        return None
-    if cache_dir is None or cache_dir is True:
-        return os.path.join(root, DEFAULT_CACHE_NAME)
-    return cache_dir
+from .framing import cut_window, frames_from_file, frames_from_windows, integrate_file, read_recording
 
 
 class EventFolderDataset(Dataset):
@@ -188,10 +74,7 @@ class EventFolderDataset(Dataset):
         resize=None,
         resize_mode: str = "bilinear",
     ):
-        if split_by not in SPLIT_MODES:
-            raise ValueError(f"unknown split_by {split_by!r}; valid: {SPLIT_MODES}")
-        if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)) or time_steps < 1:
-            raise ValueError(f"time_steps must be an integer >= 1; got {time_steps!r}")
+        check_frame_options(time_steps, split_by)
         if source not in ("events", "frames"):
             raise ValueError(f"source must be 'events' or 'frames'; got {source!r}")
         if windows is not None and (source != "events" or len(windows) != len(samples)):
@@ -277,8 +160,7 @@ class EventFolderDataset(Dataset):
         path = self.samples[index][2]
         if self.windows is None:
             return self._make_frames(path)
-        return integrate(self.events(index), path, time_steps=self.time_steps, sensor_size=self.recording_size,
-                         split_by=self.split_by)
+        return integrate_file(self.events(index), path, self.time_steps, self.recording_size, self.split_by)
 
     def events(self, index: int) -> np.ndarray:
         """The event recording of sample ``index`` as read, cut to its window if it has one
@@ -286,11 +168,12 @@ class EventFolderDataset(Dataset):
         path = self.samples[index][2]
         if self.source == "frames":
             raise ValueError(f"{self.name} reads a frame cache ({path}); it holds no events")
+        read = functools.partial(read_recording, path, self.recording_size, self.reader.get("format"),
+                                 self.reader.get("orientation"))
         if self.windows is None:
-            return _read(path, self.recording_size, self.reader.get("format"), self.reader.get("orientation"))
+            return read()
         if self._recording[0] != path:  # consecutive samples mostly share a recording
-            self._recording = (path, _read(path, self.recording_size, self.reader.get("format"),
-                                           self.reader.get("orientation")))
+            self._recording = (path, read())
         return cut_window(self._recording[1], self.windows[index])
 
     def split_files(self) -> list[str]:

@@ -19,7 +19,7 @@ Transforms, as timm builds them for the spiking transformers' ImageNet runs:
   the standard is ``(0.08, 1.0)``. Then, optionally, timm's RandAugment
   (``randaugment='rand-m9-mstd0.5-inc1'``) and colour jitter on the crop,
   as timm orders them. The random draws come from a generator seeded by
-  (seed, epoch, index) (``static_images.EpochSeeded``), so a resumed run
+  (seed, epoch, index) (``static.encoding.EpochSeeded``), so a resumed run
   draws what an uninterrupted one drew. Random erasing and mixup are the
   batched ops of ``spikeformers.data.augment``.
 
@@ -31,14 +31,19 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
+from dataclasses import KW_ONLY, dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .folder_dataset import DatasetNotFoundError, list_files
-from .static_images import (IMAGENET_MEAN, IMAGENET_STD, EpochSeeded, ImageAugment, check_statistics,
-                            check_time_steps, encode)
+from ..datasets.discovery import class_folders, list_files
+from ..frames import check_time_steps
+from ..missing import DatasetNotFoundError, data_root
+from ..registry import option, register_dataset
+from .encoding import IMAGENET_MEAN, IMAGENET_STD, AugmentedImages, check_statistics, encode
 
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos")
@@ -56,15 +61,9 @@ def _pillow():
     return Image
 
 
-def class_folders(folder: str) -> dict[str, list[str]]:
-    """``{class: sorted image names}`` for each sub-folder of ``folder`` holding images."""
-    classes = {}
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_dir() and not entry.name.startswith("."):
-            names = list_files(entry.path, EXTENSIONS)
-            if names:
-                classes[entry.name] = names
-    return classes
+def expected_tree(root: str) -> str:
+    return (f"the class folders {os.path.join(root, 'train', '<wnid>', '*.JPEG')} and "
+            f"{os.path.join(root, 'val', '<wnid>', '*.JPEG')}")
 
 
 def random_resized_box(width: int, height: int, scale, ratio, generator=None) -> tuple[int, int, int, int]:
@@ -102,35 +101,33 @@ def center_box(width: int, height: int, size: int, crop_pct: float) -> tuple[tup
     return (new_w, new_h), (left, top, left + size, top + size)
 
 
-class ImageNet(EpochSeeded, Dataset):
+@register_dataset("imagenet")
+@dataclass(eq=False, repr=False)
+class ImageNet(AugmentedImages, Dataset):
     """ImageNet as ``(float32 [T, 3, image_size, image_size], class index)``; see the module docstring."""
 
-    in_channels = 3
+    in_channels: ClassVar[int] = 3
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        train: bool = True,
-        time_steps: int = 4,
-        *,
-        image_size: int = 224,
-        crop_pct: float = 0.875,
-        interpolation: str = "bicubic",
-        scale: tuple[float, float] = (0.08, 1.0),
-        ratio: tuple[float, float] = (3 / 4, 4 / 3),
-        hflip: float = 0.5,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        expected_classes: int | None = 1000,
-        randaugment: str | None = None,
-        color_jitter: float | None = None,
-        randaugment_interpolation: str = "random",
-    ):
+    root: str | os.PathLike | None
+    train: bool = True
+    time_steps: int = 4
+    _: KW_ONLY
+    image_size: int = option(224, "the side of the square images served")
+    crop_pct: float = option(0.875, "val: the centre crop's share of the resized image (0.875: 256 -> 224)")
+    interpolation: str = option("bicubic", f"how images are resized: {', '.join(INTERPOLATIONS)}")
+    scale: tuple[float, float] = option((0.08, 1.0), "train: the random crop's share of the image area")
+    ratio: tuple[float, float] = option((3 / 4, 4 / 3), "train: the random crop's range of aspect ratios")
+    hflip: float = option(0.5, "train: the probability of a horizontal flip")
+    mean: tuple[float, float, float] = option(IMAGENET_MEAN, "per-channel mean to normalise with")
+    std: tuple[float, float, float] = option(IMAGENET_STD, "per-channel std to normalise with")
+    expected_classes: int | None = option(1000, "classes a complete copy holds (None: no warning)")
+
+    def __post_init__(self):
         _pillow()  # fail now, not in the first batch
-        if root is None:
-            raise DatasetNotFoundError(f"imagenet needs a data root (--data-root); {PUBLISHED}.")
-        if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"unknown interpolation {interpolation!r}; valid: {INTERPOLATIONS}")
+        self.root = data_root(self.root, "imagenet", "ImageNet", PUBLISHED, expected_tree)
+        image_size, crop_pct, scale, ratio, hflip = self.image_size, self.crop_pct, self.scale, self.ratio, self.hflip
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {self.interpolation!r}; valid: {INTERPOLATIONS}")
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
             raise ValueError(f"image_size must be a positive int; got {image_size!r}")
         if not 0 < crop_pct <= 1:
@@ -138,31 +135,26 @@ class ImageNet(EpochSeeded, Dataset):
         if not (0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1] and 0 <= hflip <= 1):
             raise ValueError(f"need 0 < scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1] and hflip in "
                              f"[0, 1]; got scale={scale}, ratio={ratio}, hflip={hflip}")
-        self.root = os.fspath(root)
-        self.train = train
-        self.time_steps = check_time_steps(time_steps)
-        self.image_size, self.crop_pct, self.interpolation = image_size, crop_pct, interpolation
-        self.scale, self.ratio, self.hflip = tuple(scale), tuple(ratio), hflip
-        self.mean, self.std = tuple(mean), tuple(std)
-        self._mean, self._std = check_statistics(mean, std)
-        # Built for both parts, so a bad option fails at once; applied to training images only.
-        self.augment = ImageAugment(randaugment, color_jitter, self.mean, randaugment_interpolation)
+        self.time_steps = check_time_steps(self.time_steps)
+        self.scale, self.ratio = tuple(scale), tuple(ratio)
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+        self._mean, self._std = check_statistics(self.mean, self.std)
+        self.augment = self.image_augment(self.mean)
         self.sensor_size = (image_size, image_size)
 
-        train_dir, part_dir = os.path.join(self.root, "train"), os.path.join(self.root, "train" if train else "val")
+        train_dir = os.path.join(self.root, "train")
+        part_dir = os.path.join(self.root, "train" if self.train else "val")
         for folder in {train_dir, part_dir}:
             if not os.path.isdir(folder):
-                raise DatasetNotFoundError(
-                    f"ImageNet is missing in {self.root!r}: expected the class folders "
-                    f"{os.path.join(self.root, 'train', '<wnid>', '*.JPEG')} and "
-                    f"{os.path.join(self.root, 'val', '<wnid>', '*.JPEG')}; {folder} does not exist.\n{PUBLISHED}.")
-        train_classes = class_folders(train_dir)
+                raise DatasetNotFoundError(f"ImageNet is missing in {self.root!r}: expected "
+                                           f"{expected_tree(self.root)}; {folder} does not exist.\n{PUBLISHED}.")
+        train_classes = class_folders(train_dir, EXTENSIONS)
         if not train_classes:
             raise DatasetNotFoundError(f"ImageNet: {train_dir} holds no class folders of images "
                                        f"({', '.join(EXTENSIONS)}).\n{PUBLISHED}.")
         self.classes = tuple(train_classes)
         self.num_classes = len(self.classes)
-        part = train_classes if train else class_folders(part_dir)
+        part = train_classes if self.train else class_folders(part_dir, EXTENSIONS)
         unknown = sorted(set(part) - set(self.classes))
         if unknown:
             raise ValueError(f"{part_dir} has class folders that {train_dir} lacks: {unknown[:5]}; "
@@ -172,11 +164,9 @@ class ImageNet(EpochSeeded, Dataset):
             hint = (f" It holds {len(loose)} images directly: sort them into val/<wnid>/ folders by their "
                     "ground-truth labels." if loose else "")
             raise DatasetNotFoundError(f"ImageNet: {part_dir} holds no class folders of images.{hint}\n{PUBLISHED}.")
-        if expected_classes and self.num_classes != expected_classes:
-            import warnings
-
-            warnings.warn(f"ImageNet in {self.root} has {self.num_classes} classes, expected {expected_classes}. "
-                          f"{PUBLISHED}.", stacklevel=2)
+        if self.expected_classes and self.num_classes != self.expected_classes:
+            warnings.warn(f"ImageNet in {self.root} has {self.num_classes} classes, expected "
+                          f"{self.expected_classes}. {PUBLISHED}.", stacklevel=3)
         index = {name: i for i, name in enumerate(self.classes)}
         self.samples = [(name, file, os.path.join(part_dir, name, file)) for name in part for file in part[name]]
         self.targets = [index[name] for name, _, _ in self.samples]

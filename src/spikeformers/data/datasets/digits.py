@@ -5,7 +5,7 @@ Provenance: the 1,797 real handwritten digits that scikit-learn ships
 from the UCI "Optical Recognition of Handwritten Digits" set), each recorded
 by this library's event-camera emulator the way N-MNIST was recorded (the
 digit, bright on a dark background, fills the sensor and moves in three
-saccades; see ``emulator.py`` and ``EMULATOR_SETTINGS``), then integrated
+saccades; see ``spikeformers.data.emulator`` and ``EMULATOR_SETTINGS``), then integrated
 into T frames of event counts with ``events_to_frames(split_by='number')``.
 
 Split: a fixed stratified split, 25% test (1,347 train, 450 test recordings),
@@ -26,15 +26,18 @@ import os
 import reprlib
 import sys
 import zipfile
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..atomic import atomic_write
-from .emulator import emulate_events_batch
-from .events import EVENT_DTYPE
-from .frames import check_sensor_size, events_to_frames
+from ...atomic import atomic_write
+from ..emulator import emulate_events_batch
+from ..events import EVENT_DTYPE
+from ..frames import check_sensor_size, events_to_frames
+from ..registry import option, register_dataset
 
 # How the digits are recorded. value_range maps sklearn's 0..16 ink scale to
 # the full intensity range. Threshold 0.3 gives about 1,600 events per digit
@@ -67,40 +70,41 @@ _RECORDINGS: dict = {}
 _FRAMES: dict = {}
 
 
+@register_dataset("dvs_digits")
+@dataclass(eq=False, repr=False)
 class DVSDigits(Dataset):
     """scikit-learn's digits as event-camera recordings; items are ``(frames, label)``.
 
     ``frames`` is a float32 tensor ``[time_steps, 2, H, W]`` of event counts
-    (channel 0 = OFF, 1 = ON), ``label`` an int 0..9. ``sensor_size=(H, W)``
-    defaults to 24x24: the digits are only 8x8, so a larger sensor adds
-    compute and no information, and 24x24 keeps a small spiking transformer
-    fast on a CPU. ``seed`` drives the emulator's randomness (threshold
-    mismatch, noise), not the split. See the module docstring for provenance.
+    (channel 0 = OFF, 1 = ON), ``label`` an int 0..9. See the module
+    docstring for provenance. Registered as ``dvs_digits``, whose data root
+    is ``cache_dir``.
     """
 
-    num_classes = 10
-    in_channels = 2
-    classes = tuple(str(digit) for digit in range(10))
+    num_classes: ClassVar[int] = 10
+    in_channels: ClassVar[int] = 2
+    classes: ClassVar[tuple[str, ...]] = tuple(str(digit) for digit in range(10))
+    root_option: ClassVar[str] = "cache_dir"
 
-    def __init__(
-        self,
-        train: bool = True,
-        time_steps: int = 4,
-        sensor_size: tuple[int, int] = (24, 24),
-        seed: int = 0,
-        cache_dir: str | os.PathLike | None = None,
-    ):
-        for name, value, low in (("time_steps", time_steps, 1), ("seed", seed, 0)):
+    train: bool = True
+    time_steps: int = 4
+    sensor_size: tuple[int, int] = option(
+        (24, 24), "(H, W) of the emulated sensor: the digits are 8x8 images, so a larger one adds compute, "
+                  "not information")
+    seed: int = option(0, "the seed of the emulator's randomness (threshold mismatch, noise), not of the split")
+    cache_dir: str | os.PathLike | None = option(None, "a folder to keep the emulated recordings in")
+
+    def __post_init__(self):
+        for name, value, low in (("time_steps", self.time_steps, 1), ("seed", self.seed, 0)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"dvs_digits: {name} must be an integer >= {low}; got {reprlib.repr(value)}")
-        self.train = train
-        self.time_steps = int(time_steps)
-        self.sensor_size = check_digits_sensor(sensor_size)
-        self.seed = int(seed)
-        self.indices = _split_indices(train)  # rows of sklearn's load_digits()
+        self.time_steps = int(self.time_steps)
+        self.sensor_size = check_digits_sensor(self.sensor_size)
+        self.seed = int(self.seed)
+        self.indices = _split_indices(self.train)  # rows of sklearn's load_digits()
         self.targets = _digits().target[self.indices]
-        self._all_events, self._offsets = _recordings(self.sensor_size, seed, cache_dir)
-        self._all_frames = _frames(self.sensor_size, seed, time_steps, cache_dir)
+        self._all_events, self._offsets = _recordings(self.sensor_size, self.seed, self.cache_dir)
+        self._all_frames = _frames(self.sensor_size, self.seed, self.time_steps, self.cache_dir)
 
     def __len__(self) -> int:
         return len(self.indices)
