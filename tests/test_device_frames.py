@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from spikeformers.data import collate_time_major
 from spikeformers.data.device_frames import DeviceFrames, DeviceFramesError, count_dtype
 from spikeformers.data.registry import create_dataset
 from spikeformers.engine.train import epoch_batches
@@ -39,10 +40,10 @@ def test_batches_equal_the_dataloader_path_on_dvs_digits(digits):
     on_device = DeviceFrames.from_dataset(digits, "cpu", chunk_size=256)
     assert len(on_device) == len(digits)
     index_lists = epoch_batches(len(digits), 64, seed=3, epoch=2)
-    loader = DataLoader(digits, batch_sampler=index_lists)
+    loader = DataLoader(digits, batch_sampler=index_lists, collate_fn=collate_time_major)  # the training loop's
     seen = 0
     for (frames, labels), (expected, expected_labels) in zip(on_device.batches(index_lists), loader):
-        expected = expected.float().transpose(0, 1)  # what the training loop does to a loader batch
+        expected = expected.float()  # what the training loop does to a loader batch
         assert frames.dtype == expected.dtype == torch.float32
         assert frames.shape == expected.shape and frames.stride() == expected.stride()
         assert torch.equal(frames, expected)

@@ -188,11 +188,11 @@ class DeviceFrames:
 
     def _gather(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # index_select on the [N, sample] view: one contiguous copy per sample (far faster on the CPU
-        # than advanced indexing of the 5-d tensor); then [B, T, ...] and a time-first view, the
-        # DataLoader path's very layout, converted to float in that layout
+        # than advanced indexing of the 5-d tensor); then time first and contiguous, the layout of a
+        # loader's collate_time_major batch, so both paths give the same results to the bit
         samples = self.frames.view(len(self), -1).index_select(0, indices)
         frames = time_major(samples.view(len(indices), *self.frames.shape[1:]))
-        return frames.to(self.dtype), self.labels.index_select(0, indices)
+        return frames.to(self.dtype).contiguous(), self.labels.index_select(0, indices)
 
     def __repr__(self) -> str:
         N, T, C, H, W = self.frames.shape

@@ -13,6 +13,8 @@ import math
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
+
 ON_COLOUR = (1.0, 0.45, 0.05)  # orange: brighter (p = 1, channel 1)
 OFF_COLOUR = (0.1, 0.55, 1.0)  # blue: darker (p = 0, channel 0)
 PANEL_INCHES = 2.0
@@ -87,7 +89,7 @@ def save_png(rgb: np.ndarray, path, title: str, dpi: int = 100, panel_titles=Non
         axes.set_yticks([])
         if panel_titles is not None:
             axes.set_title(panel_titles[index], fontsize=7, pad=2)
-    figure.savefig(path, dpi=dpi, format="png")
+    atomic_write(path, lambda file: figure.savefig(file, dpi=dpi, format="png"))
 
 
 def save_gif(rgb: np.ndarray, path, scale: int, frame_ms: int = 200, labels=None) -> None:
@@ -104,7 +106,8 @@ def save_gif(rgb: np.ndarray, path, scale: int, frame_ms: int = 200, labels=None
         if labels is not None:
             ImageDraw.Draw(picture).text((2, 1), labels[index], fill=(255, 255, 255))
         pictures.append(picture)
-    pictures[0].save(path, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0)
+    atomic_write(path, lambda file: pictures[0].save(file, format="GIF", save_all=True, append_images=pictures[1:],
+                                                      duration=frame_ms, loop=0))
 
 
 def default_scale(height: int, width: int) -> int:
