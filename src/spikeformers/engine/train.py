@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from ..data.device_frames import DeviceFrames, DeviceFramesError
 from ..data.registry import create_dataset
-from ..layers.checkpointing import enable_activation_checkpointing, return_freed_memory_to_os
+from ..memory import enable_activation_checkpointing, return_freed_memory_to_os
 from ..models import count_parameters, create_model
 from . import distributed
 from .augmentation import BatchAugment

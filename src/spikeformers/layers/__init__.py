@@ -6,7 +6,6 @@ and builds its own neurons from it.
 
 from .attention import BatchLeakNeuron, SpikingSelfAttention
 from .block import Block
-from .checkpointing import disable_activation_checkpointing, enable_activation_checkpointing
 from .folded import ConvBN, LinearBN
 from .head import ClassifierHead
 from .meta_attention import PaddedBatchNorm, RepConv, RepConvBN, RepConvSelfAttention
@@ -33,7 +32,6 @@ from .tim import TemporalInteraction, TimSelfAttention
 __all__ = [
     "ConvBN", "LinearBN", "ConvBNSpike", "SpikingPatchSplitting", "MaxPool2d",
     "SpikingSelfAttention", "SpikingMLP", "Block", "ClassifierHead",
-    "enable_activation_checkpointing", "disable_activation_checkpointing",
     # QKFormer
     "ConvBNPoolSpike", "QKPatchEmbed", "TokenQKAttention", "BatchLeakNeuron",
     # Spike-driven Transformer
