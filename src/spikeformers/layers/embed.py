@@ -52,6 +52,15 @@ class SpikingPatchSplitting(nn.Module):
     the ``[T, B, D, h, w]`` map.
     """
 
+    # 0.1.0's layout: its units held a ConvBN, its RPE was Sequential(ConvBN, neuron) (SPS) or a ConvBN after
+    # ``rpe_neuron`` (MS_SPS); read by models/base.py's upgrade_legacy_keys.
+    legacy_renames = (
+        (r"^stages\.(\d+)\.conv_bn\.", r"stages.\1."),
+        (r"^rpe\.0\.", "rpe."),
+        (r"^rpe\.1\.", "rpe.neuron."),
+        (r"^rpe_neuron\.", "rpe.neuron."),
+    )
+
     def __init__(
         self,
         in_channels: int,
@@ -72,39 +81,26 @@ class SpikingPatchSplitting(nn.Module):
         if len(widths) != num_stages or widths[-1] != embed_dim:
             raise ValueError(f"widths {widths} must list {num_stages} stage widths ending in embed_dim {embed_dim}")
         pool_stages = tuple(pool_stages)
-        last_pool = num_stages - 1 if stream == "pre_activation" else num_stages  # nothing after the last conv
-        if any(not 0 <= i < last_pool for i in pool_stages):
-            raise ValueError(f"pool_stages {pool_stages} must lie in 0..{last_pool - 1}")
+        poolable = num_stages - 1 if stream == "pre_activation" else num_stages  # nothing follows the last conv
+        if any(not 0 <= i < poolable for i in pool_stages):
+            raise ValueError(f"pool_stages {pool_stages} must lie in 0..{poolable - 1}")
         self.stream, self.tokens = stream, tokens
-        channels = [in_channels] + widths
-
-        def pooled(i: int) -> str:
-            return " pool" if i in pool_stages else ""
+        c = [in_channels] + widths
+        pool = [" pool" if i in pool_stages else "" for i in range(num_stages)]  # the pool after conv i
 
         if stream == "pre_activation":
-            self.first = ConvUnit(in_channels, widths[0], order="conv bn")
-            self.stages = nn.Sequential(*[ConvUnit(channels[i], channels[i + 1], neuron, f"neuron{pooled(i - 1)} conv bn")
+            self.first = ConvUnit(c[0], c[1], order="conv bn")
+            self.stages = nn.Sequential(*[ConvUnit(c[i], c[i + 1], neuron, f"neuron{pool[i - 1]} conv bn")
                                           for i in range(1, num_stages)])
         else:
-            spiking = num_stages if stream == "spikes" else num_stages - 1
-            self.stages = nn.Sequential(*[ConvUnit(channels[i], channels[i + 1], neuron, f"conv bn neuron{pooled(i)}")
-                                          for i in range(spiking)])
-            if stream == "membrane":  # the pool takes the BN output, before any neuron
-                self.last = ConvUnit(channels[-2], embed_dim, order=f"conv bn{pooled(num_stages - 1)}")
-        if rpe:
-            self.rpe = ConvUnit(embed_dim, embed_dim, neuron, "conv bn neuron" if stream == "spikes" else "neuron conv bn")
-        else:
-            self.rpe = None
+            firing = num_stages if stream == "spikes" else num_stages - 1
+            self.stages = nn.Sequential(*[ConvUnit(c[i], c[i + 1], neuron, f"conv bn neuron{pool[i]}")
+                                          for i in range(firing)])
+            if stream == "membrane":
+                self.last = ConvUnit(c[-2], c[-1], order=f"conv bn{pool[-1]}")
+        rpe_order = "conv bn neuron" if stream == "spikes" else "neuron conv bn"
+        self.rpe = ConvUnit(embed_dim, embed_dim, neuron, rpe_order) if rpe else None
         self.grid_size = tuple(pooled_size(s, len(pool_stages)) for s in img_size)
-
-    # The layout of 0.1.0's checkpoints, whose units held a ConvBN and whose RPE was Sequential(ConvBN, neuron)
-    # (SPS) or a ConvBN after ``rpe_neuron`` (MS_SPS); models/checkpoints.py reads it.
-    legacy_renames = (
-        (r"^stages\.(\d+)\.conv_bn\.", r"stages.\1."),
-        (r"^rpe\.0\.", "rpe."),
-        (r"^rpe\.1\.", "rpe.neuron."),
-        (r"^rpe_neuron\.", "rpe.neuron."),
-    )
 
     @property
     def num_tokens(self) -> int:

@@ -34,6 +34,13 @@ from .base import SpikingClassifier
 from .registry import Config, register_configs
 
 
+def _downsample(in_channels: int, out_channels: int, neuron: NeuronFactory | None, kernel_size: int,
+                stride: int) -> ConvUnit:
+    """MS_DownSampling: [neuron ->] Conv2d (with a bias) -> BN; the first reads the frames, with no neuron."""
+    return ConvUnit(in_channels, out_channels, neuron, "conv bn" if neuron is None else "neuron conv bn",
+                    kernel_size=kernel_size, stride=stride, padding=kernel_size // 2, bias=True)
+
+
 class SeparableConv(nn.Module):
     """SepConv branch (MobileNetV2's inverted separable conv; residual not added), membrane
     ``[T, B, C, H, W]`` in and out: neuron -> 1x1 C -> rC -> BN -> neuron -> 7x7 depthwise -> 1x1 rC -> C
@@ -182,13 +189,6 @@ class RepConvSelfAttention(nn.Module):
         y = (q @ (k.transpose(-2, -1) @ v)) * self.scale  # the authors' order: k^T v first
         y = self.attn_neuron(y.transpose(-1, -2).reshape(x.shape))
         return self.proj(y)
-
-
-def _downsample(in_channels: int, out_channels: int, neuron: NeuronFactory | None, kernel_size: int,
-                stride: int) -> ConvUnit:
-    """MS_DownSampling: [neuron ->] Conv2d (with a bias) -> BN; the first reads the frames, with no neuron."""
-    return ConvUnit(in_channels, out_channels, neuron, "conv bn" if neuron is None else "neuron conv bn",
-                    kernel_size=kernel_size, stride=stride, padding=kernel_size // 2, bias=True)
 
 
 # The authors' module names -> ours: their stage lists are one Sequential per stage here.
