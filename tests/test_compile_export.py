@@ -196,7 +196,7 @@ def test_neuron_operators_pass_pytorchs_custom_op_checks(backend, neuron, dtype)
     rule, and AOT dispatch with dynamic shapes: ``torch.library.opcheck``."""
     x = (torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64) + 0.9).to(dtype)
     x.requires_grad_()
-    results = torch.library.opcheck(OPS[backend], (x, neuron.charge_parameter(), *neuron.spec.op_args()))
+    results = torch.library.opcheck(OPS[backend], (x, neuron.charge_parameter(), neuron.spec.encode()))
     assert set(results.values()) == {"SUCCESS"}, results
 
 

@@ -22,7 +22,9 @@ kind runs its own PyTorch charge, unrolled over T (``kernels/unrolled.py``).
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+import ast
+import functools
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import torch
@@ -193,20 +195,40 @@ class NeuronSpec:
         c0, c1 = self.kernel_constants(0.0), self.kernel_constants(1.0)
         return c0, KernelConstants(*(b - a for a, b in zip(c0, c1)))
 
-    # As custom-operator arguments (tensors, floats, bools, strings and float lists only).
+    # As a custom operator's argument: one string, the spec's repr. One argument, not ten: PyTorch's
+    # autograd wrapper of a custom operator spends time per argument on every call.
 
-    OP_SCHEMA = ("str kind, float tau, float v_threshold, float? v_reset, bool decay_input, bool detach_reset, "
-                 "bool detach_mem, str surrogate, float alpha, float[] constants")
+    def encode(self) -> str:
+        """``NeuronSpec(kind='lif', tau=2.0, ...)``: readable in an exported graph, exact (a float's repr
+        round-trips), and built by operations torch.compile traces."""
+        return "NeuronSpec(" + ", ".join(f"{field.name}={getattr(self, field.name)!r}" for field in fields(self)) + ")"
 
-    def op_args(self) -> tuple:
-        """The fields in :data:`OP_SCHEMA` order."""
-        values = astuple(self)
-        return (*values[:-1], list(values[-1]))
-
-    @classmethod
-    def from_op_args(cls, *args) -> NeuronSpec:
-        return cls(*args[:-1], tuple(args[-1]))
+    @staticmethod
+    def decode(text: str) -> NeuronSpec:
+        """The spec :meth:`encode` wrote (literals only: nothing in the text is run)."""
+        return _decode(text)
 
     def __post_init__(self):
         if not isinstance(self.surrogate, str):
             raise TypeError(f"NeuronSpec.surrogate is a registered surrogate's name, got {self.surrogate!r}")
+
+
+@functools.lru_cache(maxsize=1024)  # every operator call decodes its spec, and a model has few
+def _decode(text: str) -> NeuronSpec:
+    call = ast.parse(text, mode="eval").body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "NeuronSpec"
+            and not call.args):
+        raise ValueError(f"Not an encoded NeuronSpec: {text!r}")
+    return NeuronSpec(**{keyword.arg: _literal(keyword.value, text) for keyword in call.keywords})
+
+
+def _literal(node: ast.expr, text: str):
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in ("inf", "nan"):  # how repr() writes those floats
+        return float(node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_literal(node.operand, text)
+    if isinstance(node, ast.Tuple):
+        return tuple(_literal(element, text) for element in node.elts)
+    raise ValueError(f"Not an encoded NeuronSpec: {text!r}")

@@ -114,7 +114,7 @@ def multistep(x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec, backend
             f"tensor); got a tensor on {x.device}" + ("" if _triton_importable() else " and Triton does not import") + "."
         )
     spec.require_fused()  # named here, not from inside an operator
-    return OPS[name](x, w, *spec.op_args())[0]
+    return OPS[name](x, w, spec.encode())[0]
 
 
 def _triton_importable() -> bool:
