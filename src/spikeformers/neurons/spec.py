@@ -18,6 +18,10 @@ matches), the constants of the fused kernels' single charge/reset expression
 (:meth:`NeuronSpec.kernel_constants`), and the surrogate's kernel code. The
 charges the fused kernels know are :data:`FUSED_KINDS`; a neuron of any other
 kind runs its own PyTorch charge, unrolled over T (``kernels/unrolled.py``).
+Fusing a new charge means a code in :data:`FUSED_KINDS`, its formula in
+:meth:`NeuronSpec.charge`, its constants in :meth:`NeuronSpec.kernel_constants`,
+and that code's case in the kernels (``CHARGE`` in ``cpu_kernel.cpp`` and
+``triton.py``; the derivatives in their backward and in ``reference.py``'s).
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ Each backend (``reference``, ``cpu``, ``triton``) is a pair of operators,
 implementations that give the output shapes without running a kernel, and one
 autograd rule for all of them: the hand-written backward, on what forward kept.
 The neuron's settings reach the operators as one string argument, the spec's
-fields in JSON (``NeuronSpec.encode``); the surrogate goes by its registered name. A built-in surrogate is computed inside the kernels; a
-user's is a Python function, so the autograd rule evaluates it, in PyTorch ops
-that autograd and ``torch.compile`` trace, and hands its values to the kernel.
+repr (``NeuronSpec.encode``); the surrogate goes by its registered name. A
+built-in surrogate is computed inside the kernels; a user's is a Python
+function, so the autograd rule evaluates it, in PyTorch ops that autograd and
+``torch.compile`` trace, and hands its values to the kernel.
 
 A backend module provides ``forward(x, w, spec) -> (spikes, h)``, ``backward(
 grad_spikes, x, w, h, sg, spec, want_grad_w) -> (grad_x, grad_w)``, and says
@@ -26,7 +27,8 @@ from ..spec import NeuronSpec
 from . import cpu, reference, triton
 
 _FORWARD_SCHEMA = "(Tensor x, Tensor? w, str spec) -> (Tensor, Tensor)"
-_BACKWARD_SCHEMA = "(Tensor grad_spikes, Tensor? x, Tensor? w, Tensor? h, Tensor? sg, bool want_grad_w, str spec) -> (Tensor, Tensor)"
+_BACKWARD_SCHEMA = ("(Tensor grad_spikes, Tensor? x, Tensor? w, Tensor? h, Tensor? sg, bool want_grad_w, str spec) "
+                    "-> (Tensor, Tensor)")
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
