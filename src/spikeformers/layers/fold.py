@@ -70,14 +70,11 @@ class ConvUnit(nn.Module):
                 self.neuron = neuron(channels=out_channels if conv_seen else in_channels, channel_dim=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        T, B = x.shape[:2]
-        y = x.flatten(0, 1)
         for step in self.order:
-            if step == "neuron":
-                y = self.neuron(y.reshape(T, B, *y.shape[1:])).flatten(0, 1)
-            else:
-                y = getattr(self, step)(y)
-        return y.reshape(T, B, *y.shape[1:])
+            # the neuron on [T, B, ...] itself, the rest folded: a neuron's output reshaped straight back and
+            # forth would make torch.export guard the batch size
+            x = self.neuron(x) if step == "neuron" else over_time(getattr(self, step), x)
+        return x
 
     def extra_repr(self) -> str:
         return f"order={' '.join(self.order)!r}"
