@@ -16,9 +16,9 @@ from torch import nn
 
 from spikeformers.cli import main
 from spikeformers.data import create_dataset
-from spikeformers.engine.checkpoint import load_checkpoint, save_checkpoint
+from spikeformers.engine.checkpoint import load_checkpoint
 from spikeformers.engine.evaluate import model_from_checkpoint
-from spikeformers.export import Preprocessing, describe_input, fold_batchnorm, read_metadata, to_onnx
+from spikeformers.export import Preprocessing, fold_batchnorm, read_metadata, to_onnx
 from spikeformers.layers.fold import ConvUnit, LinearBN
 from spikeformers.models import create_model
 from spikeformers.neurons import IF, LIF, PLIF
@@ -27,47 +27,12 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from test_compile_export import FAMILIES, model_input, small_model  # noqa: E402
+from trained_tiny import briefly_trained, save_run_checkpoint  # noqa: E402
 
 
 def run_onnx(path, frames: torch.Tensor) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: frames.numpy()})[0]
-
-
-def briefly_trained(steps: int = 5, batch: int = 32) -> nn.Module:
-    """spikformer_tiny after a few AdamW steps on dvs_digits, its batch-norm statistics then measured on
-    128 training samples (a few steps leave the running averages near their initial values, and the
-    eval-mode model would give every input the same answer)."""
-    train_set = create_dataset("dvs_digits", train=True, time_steps=4)
-    torch.manual_seed(0)
-    model = create_model("spikformer_tiny")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
-    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0)).tolist()
-    for step in range(steps):
-        picked = [train_set[i] for i in order[step * batch:(step + 1) * batch]]
-        frames, labels = torch.stack([f for f, _ in picked], dim=1), torch.tensor([y for _, y in picked])
-        loss = nn.functional.cross_entropy(model(frames), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # a plain average over the calibration batches
-    with torch.no_grad():
-        for start in range(0, 128, 64):
-            model(torch.stack([train_set[i][0] for i in order[start:start + 64]], dim=1))
-    return model.eval()
-
-
-def save_run_checkpoint(model: nn.Module, path, preprocessing: bool = True):
-    """What ``spikeformers train`` writes for this model, the optimiser state aside."""
-    state = {"model_name": "spikformer_tiny", "model_overrides": {}, "model": model.state_dict(),
-             "config": {"dataset": "dvs_digits", "dataset_options": {}, "model": "spikformer_tiny"}}
-    if preprocessing:
-        state["preprocessing"] = describe_input("dvs_digits", {}, model).to_dict()
-    save_checkpoint(path, state)
-    return path
 
 
 @pytest.fixture(scope="module")
