@@ -181,3 +181,52 @@ def test_predict_refuses_a_file_that_is_no_model(tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(notes), str(tmp_path / "x.npz")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(notes) in err and "not a readable ONNX model" in err
+
+
+def test_a_real_nmnist_recording_is_framed_on_the_nmnist_sensor(tmp_path):
+    """The N-MNIST sample a real ATIS camera wrote, with an older N-MNIST checkpoint (settings from its config)."""
+    from test_readers import real_sample
+
+    from spikeformers.data import read_event_frames
+
+    recording = real_sample("sample_nmnist.bin")
+    torch.manual_seed(0)
+    overrides = dict(img_size=34, time_steps=4, embed_dim=32, depth=1, num_heads=2)
+    model = create_model("spikformer_dvs", **overrides)
+    save_checkpoint(tmp_path / "nmnist.pt", {"model_name": "spikformer_dvs", "model_overrides": overrides,
+                                             "model": model.state_dict(), "config": {"dataset": "nmnist"}})
+    predictor = Predictor(tmp_path / "nmnist.pt")
+    frames = predictor.frames(recording)
+    expected = torch.from_numpy(read_event_frames(recording, 4, "number", sensor_size=(34, 34))).float()
+    assert torch.equal(frames, expected) and frames.sum() == 4325
+    (result,) = predictor.predict([recording])
+    assert result.error is None and predictor.classes == tuple(str(d) for d in range(10))
+    with torch.no_grad():
+        torch.testing.assert_close(result.probabilities, model.eval()(frames[:, None]).softmax(1)[0])
+
+
+def test_an_onnx_file_of_a_fixed_batch_predicts_fewer_files_than_its_batch(tmp_path):
+    """QKFormer with its authors' batch leak exports at one batch size; fewer files are filled up to it."""
+    pytest.importorskip("onnxruntime")
+    from spikeformers.export import to_onnx
+
+    from test_compile_export import small_model
+
+    model = small_model("qkformer_dvs").eval()
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(3):
+        t = np.sort(rng.integers(0, 10**5, 400))
+        path = tmp_path / f"r{i}.npz"
+        np.savez(path, t=t, x=rng.integers(0, 32, 400), y=rng.integers(0, 32, 400), p=rng.integers(0, 2, 400))
+        paths.append(path)
+    pre = Preprocessing("events", time_steps=2, channels=2, input_size=(32, 32), sensor_size=(32, 32))
+    to_onnx(model, tmp_path / "qk.onnx", preprocessing=pre, batch=4)
+    predictor = Predictor(tmp_path / "qk.onnx")
+    assert predictor.fixed_batch == 4
+    results = predictor.predict(paths)
+    assert not any(r.error for r in results)
+    batch = torch.stack([pre.frames(p) for p in paths] + [torch.zeros(2, 2, 32, 32)], dim=1)
+    with torch.no_grad():
+        expected = model(batch)[:3].softmax(1)
+    torch.testing.assert_close(torch.stack([r.probabilities for r in results]), expected, rtol=0, atol=1e-5)

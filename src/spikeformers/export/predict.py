@@ -85,7 +85,7 @@ class Predictor:
             self.model.to(self.device)
             self.model_name = state["model_name"]
             self.preprocessing = preprocessing or checkpoint_preprocessing(state, self.model, self.checkpoint)
-            self.session = None
+            self.session = self.fixed_batch = None
             self.num_classes = int(self.model.num_classes)
         pre = self.preprocessing
         self.classes = tuple(pre.classes) if pre.classes and len(pre.classes) == self.num_classes else tuple(
@@ -114,6 +114,10 @@ class Predictor:
         self.device = torch.device("cpu")
         self.model_name = metadata.get("model", "?")
         self.input_name = self.session.get_inputs()[0].name
+        # a graph exported at a fixed batch (a neuron that runs across the batch) takes only that one
+        self.fixed_batch = metadata.get("batch") if isinstance(metadata.get("batch"), int) else None
+        if self.fixed_batch:
+            self.batch_size = self.fixed_batch
         width = self.session.get_outputs()[0].shape[-1]
         classes = self.preprocessing.classes
         self.num_classes = width if isinstance(width, int) else len(classes or ())
@@ -126,7 +130,11 @@ class Predictor:
     def scores(self, batch: torch.Tensor) -> torch.Tensor:
         """Class scores ``[B, classes]`` of a batch ``[T, B, C, H, W]`` (per-step logits averaged over T)."""
         if self.session is not None:
-            return torch.from_numpy(self.session.run(None, {self.input_name: batch.float().numpy()})[0])
+            count = batch.shape[1]
+            if self.fixed_batch and count < self.fixed_batch:  # filled up with empty recordings
+                batch = torch.cat([batch, batch.new_zeros(batch.shape[0], self.fixed_batch - count,
+                                                          *batch.shape[2:])], dim=1)
+            return torch.from_numpy(self.session.run(None, {self.input_name: batch.float().numpy()})[0][:count])
         logits = self.model(batch.to(self.device).float())
         return (logits.mean(0) if logits.dim() == 3 else logits).float().cpu()
 
