@@ -230,3 +230,18 @@ def test_an_onnx_file_of_a_fixed_batch_predicts_fewer_files_than_its_batch(tmp_p
     with torch.no_grad():
         expected = model(batch)[:3].softmax(1)
     torch.testing.assert_close(torch.stack([r.probabilities for r in results]), expected, rtol=0, atol=1e-5)
+
+
+def test_a_weights_only_checkpoint_of_0_1_0_needs_the_preprocessing_given(tmp_path):
+    """A checkpoint with no config cannot tell how its input is made: one line naming it, unless given."""
+    from pathlib import Path
+
+    old = Path(__file__).parent / "data" / "v0_1_0" / "spikformer_dvs.pt"  # 16x16, T=2, no config
+    with pytest.raises(ValueError, match=rf"{old} stores no preprocessing and no config"):
+        Predictor(old)
+    rng = np.random.default_rng(4)
+    np.savez(tmp_path / "r.npz", t=np.arange(300), x=rng.integers(0, 16, 300), y=rng.integers(0, 16, 300),
+             p=rng.integers(0, 2, 300))
+    pre = Preprocessing("events", time_steps=2, channels=2, input_size=(16, 16), sensor_size=(16, 16))
+    (result,) = Predictor(old, preprocessing=pre).predict([tmp_path / "r.npz"])
+    assert result.error is None and result.classes == tuple(str(i) for i in range(10))

@@ -1,5 +1,8 @@
 """A briefly trained spikformer_tiny and its run checkpoint, for the export and predict tests."""
 
+import copy
+import functools
+
 import torch
 from torch import nn
 
@@ -10,6 +13,12 @@ from spikeformers.models import create_model
 
 
 def briefly_trained(steps: int = 5, batch: int = 32) -> nn.Module:
+    """A fresh copy of :func:`trained`: the test modules that use it train once between them."""
+    return copy.deepcopy(trained(steps, batch))
+
+
+@functools.lru_cache(maxsize=None)
+def trained(steps: int, batch: int) -> nn.Module:
     """spikformer_tiny after a few AdamW steps on dvs_digits, its batch-norm statistics then measured on
     128 training samples (a few steps leave the running averages near their initial values, and the
     eval-mode model would give every input the same answer)."""
