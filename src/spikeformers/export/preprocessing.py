@@ -53,10 +53,6 @@ class Preprocessing:
         if self.kind == "image" and (self.mean is None or self.std is None):
             raise ValueError("image preprocessing needs the mean and std it normalises with")
 
-    @property
-    def input_layout(self) -> str:
-        return "[T, B, C, H, W]"
-
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (lists, not tuples), as a checkpoint and JSON hold them."""
         return {key: list(value) if isinstance(value, tuple) else value
@@ -157,11 +153,11 @@ def describe_input(dataset: str, options: dict[str, Any], model, classes: Sequen
         return Preprocessing("image", mean=tuple(map(float, mean)), std=tuple(map(float, std)),
                              crop_pct=float(settings.get("crop_pct") or 1.0), **common)
     sensor = settings.get("sensor_size") or getattr(entry, "sensor_size", None)
+    if isinstance(sensor, int) and not isinstance(sensor, bool):
+        sensor = (sensor, sensor)
     if not isinstance(sensor, (list, tuple)) or len(sensor) != 2:
         raise ValueError(f"cannot tell the sensor size data set {dataset!r} frames its recordings on; "
                          "pass the preprocessing settings explicitly")
-    if isinstance(sensor, int):
-        sensor = (sensor, sensor)
     return Preprocessing("events", sensor_size=tuple(int(s) for s in sensor),
                          split_by=str(settings.get("split_by") or "number"),
                          resize_mode=str(settings.get("resize_mode") or "bilinear"),
