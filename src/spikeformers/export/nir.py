@@ -43,11 +43,11 @@ class NIRExportError(ValueError):
 
 
 def _leaf(module: nn.Module) -> bool:
-    """Whether the nodes a call of ``module`` makes are mapped as one NIR node (or refused as one)."""
-    from ..layers.pooling import MaxPool2d  # noqa: F401  (an nn.MaxPool2d, refused below)
+    """Whether the nodes a call of ``module`` makes are mapped as one NIR node (or refused as one); the
+    library's max-pool is an ``nn.MaxPool2d``. Other modules' operations are mapped one by one."""
     from ..neurons.neuron import Neuron
 
-    return isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, Neuron,
+    return isinstance(module, (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.MaxPool2d, Neuron,
                                nn.modules.batchnorm._BatchNorm))
 
 
