@@ -19,6 +19,7 @@ from spikeformers.data import DVSDigits
 from spikeformers.models import (QKFormer, SGLFormer, SpikeDrivenTransformer, Spikformer, SpikformerV2, Spikingformer,
                                  TIMSpikformer, create_model, list_models)
 from spikeformers.models.meta_spikeformer import MetaSpikeFormer
+from spikeformers.models.spikformer_semm import SpikformerSEMM
 from spikeformers.models.spikingresformer import SpikingResformer
 from spikeformers.models.registry import model_entry
 
@@ -37,6 +38,7 @@ TINY = {
     SGLFormer: dict(embed_dim=16, depth=1, num_heads=2),
     MetaSpikeFormer: dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2),
     SpikingResformer: dict(dims=(8, 16, 24), depths=(1, 1, 1), num_heads=(1, 2, 3), group_size=8),
+    SpikformerSEMM: dict(embed_dim=16, depth=1, expert_dim=8),
 }
 
 

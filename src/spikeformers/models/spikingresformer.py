@@ -209,6 +209,7 @@ class SpikingResformer(SpikingClassifier):
 
 PAPER = "SpikingResformer (CVPR 2024)"
 UNVERIFIED = "paper, as quoted by third parties (unverified)"
+STEP = "Fancyssc/STEP README (transfer learning)"
 _IMAGENET = dict(img_size=224, in_channels=3, num_classes=1000, time_steps=4, depths=(1, 2, 3), patch_sizes=(4, 2, 1),
                  stem="imagenet")
 # spikingresformer_cifar: the CIFAR and CIFAR10-DVS model; events come as [off, on, off + on] at 64x64
@@ -225,10 +226,11 @@ register_configs(SpikingResformer, PAPER, {
                                           "77.24", UNVERIFIED),
     "spikingresformer_imagenet_l": Config({**_IMAGENET, "dims": (128, 512, 1024), "num_heads": (2, 8, 16)}, "ImageNet",
                                           "78.77", UNVERIFIED, note="79.40% at 288x288"),
-    "spikingresformer_cifar10": Config(_CIFAR, "CIFAR10", "97.40", UNVERIFIED, note="Ti*, direct training"),
-    "spikingresformer_cifar100": Config({**_CIFAR, "num_classes": 100}, "CIFAR100", "85.98", UNVERIFIED,
-                                        note="Ti*, direct training"),
-    "spikingresformer_dvs": Config(_DVS, "CIFAR10-DVS", "84.8", UNVERIFIED,
+    "spikingresformer_cifar10": Config(_CIFAR, "CIFAR10", "97.40", STEP,
+                                       note="with transfer from ImageNet; the recipe is the direct-training one"),
+    "spikingresformer_cifar100": Config({**_CIFAR, "num_classes": 100}, "CIFAR100", "85.98", STEP,
+                                        note="with transfer from ImageNet; the recipe is the direct-training one"),
+    "spikingresformer_dvs": Config(_DVS, "CIFAR10-DVS", "84.8", STEP,
                                    note="with transfer from ImageNet; frames resized to 64x64, polarity sum added"),
     "spikingresformer_gesture": Config(
         {**_DVS, "num_classes": 11, "dims": (32, 96, 192), "group_size": 32, "neuron": "plif"}, "DVS128 Gesture",
