@@ -138,7 +138,8 @@ class FrequencyAwareTokenMixer(nn.Module):
         x = self._erode(self.x_neuron(x))
         f = self.haar_neuron(over_time(self.haar_forward_bn, self.haar_forward(x)))
         f = f.reshape(T * B, self.blocks, C // self.blocks, H, W).permute(0, 3, 4, 1, 2)
-        f = torch.einsum("...bd,bdk->...bk", f, self.haar_weight).reshape(T * B, H, W, C).permute(0, 3, 1, 2)
+        # per block: [..., 1, d] @ [d, d] (a batched matmul, which the operation counter sizes)
+        f = (f.unsqueeze(-2) @ self.haar_weight).reshape(T * B, H, W, C).permute(0, 3, 1, 2)
         f = self.haar_multiply_bn(f).reshape(T, B, C, H, W)
         f = self._erode(over_time(self.haar_inverse_bn, self.haar_inverse(f)))
         local = f if self.style == "event" else x
