@@ -10,12 +10,22 @@ from spikeformers.neurons import LIF, PLIF, neuron_factory
 
 # The authors' SWformer (bic-L/Spiking-Wavelet-Transformer) as their train.py files build it,
 # counted with sum(p.numel() for p in model.parameters()).
-AUTHORS_PARAMETERS = {"swt_dvs": 2_157_834, "swt_cifar10": 7_479_226, "swt_cifar100": 7_513_876}
+AUTHORS_PARAMETERS = {"swt_dvs": 2_157_834, "swt_cifar10": 7_479_226, "swt_cifar100": 7_513_876,
+                      "swt_imagenet_8_512": 27_600_424, "swt_imagenet_6_512": 21_806_632}
 
 
 @pytest.mark.parametrize("name, params", sorted(AUTHORS_PARAMETERS.items()))
 def test_parameter_counts_equal_the_authors_code(name, params):
-    assert count_parameters(create_model(name)) == params
+    with torch.device("meta"):  # shapes only: the ImageNet models take seconds to initialise
+        model = create_model(name)
+    assert count_parameters(model) == params
+
+
+def test_haar_threshold_reaches_every_ternary_neuron_and_only_them():
+    model = create_model("swt_imagenet_8_512", embed_dim=16, depth=1, img_size=64, haar_threshold=0.5)
+    ternary = [m for m in model.modules() if isinstance(m, TernaryIF)]
+    assert len(ternary) == 3 and all(m.v_threshold == 0.5 and m.neg_v_threshold == 0.5 for m in ternary)
+    assert all(m.v_threshold == 1.0 for m in model.modules() if isinstance(m, LIF))
 
 
 def test_ternary_neuron_fires_plus_and_minus_one_and_resets_to_zero():

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import ClassifierHead, MembraneMLP, SpikingPatchSplitting, over_time
+from ..layers import ClassifierHead, MembraneMLP, SpikingPatchSplitting, SpikingTokenMeanHead, over_time
 from ..neurons import NeuronFactory, get_surrogate
 from .base import SpikingClassifier
 from .registry import Config, register_configs
@@ -72,11 +72,11 @@ class SpikingHaar2D(nn.Module):
     """The spiking 2D Haar transform of maps ``[..., n, n]``: forward ``H (fire(x H^T))`` (one ternary neuron,
     between the row and the column transforms), inverse ``H^T fire(fire(x) H)`` (two)."""
 
-    def __init__(self, size: int, inverse: bool):
+    def __init__(self, size: int, inverse: bool, threshold: float = 1.0):
         super().__init__()
         self.size, self.inverse = size, inverse
-        self.row_neuron = TernaryIF() if inverse else None
-        self.col_neuron = TernaryIF()
+        self.row_neuron = TernaryIF(threshold) if inverse else None
+        self.col_neuron = TernaryIF(threshold)
         self._matrices: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
     def matrix(self, like: torch.Tensor) -> torch.Tensor:
@@ -103,13 +103,14 @@ class FrequencyAwareTokenMixer(nn.Module):
 
     - ``style="event"`` (``event/model.py``): the spikes and ``f`` are eroded (a 3x3 stride-1 max), and the
       convolutions read ``f``: the output is ``conv1(f) + conv2(f)``;
-    - ``style="cifar"`` (``cifar10-100/model.py``): no erosion, and the convolutions read the input spikes
-      in parallel: the output is ``f + conv1(s) + conv2(s)``.
+    - ``style="cifar"`` (``cifar10-100/model.py``, and ``imagenet/module/ms_conv.py``): no erosion, and the
+      convolutions read the input spikes in parallel: the output is ``f + conv1(s) + conv2(s)``.
     """
 
     STYLES = ("event", "cifar")
 
-    def __init__(self, dim: int, size: int, neuron: NeuronFactory, blocks: int = 4, style: str = "event"):
+    def __init__(self, dim: int, size: int, neuron: NeuronFactory, blocks: int = 4, style: str = "event",
+                 haar_threshold: float = 1.0):
         super().__init__()
         if dim % blocks:
             raise ValueError(f"dim {dim} is not divisible by the {blocks} frequency blocks")
@@ -118,12 +119,12 @@ class FrequencyAwareTokenMixer(nn.Module):
         self.blocks, self.style = blocks, style
         width = dim // blocks
         self.x_neuron = neuron(channels=dim, channel_dim=2)
-        self.haar_forward = SpikingHaar2D(size, inverse=False)
+        self.haar_forward = SpikingHaar2D(size, inverse=False, threshold=haar_threshold)
         self.haar_forward_bn = nn.BatchNorm2d(dim)
         self.haar_neuron = neuron(channels=dim, channel_dim=2)
         self.haar_weight = nn.Parameter(0.02 * torch.randn(blocks, width, width))
         self.haar_multiply_bn = nn.BatchNorm2d(dim)
-        self.haar_inverse = SpikingHaar2D(size, inverse=True)
+        self.haar_inverse = SpikingHaar2D(size, inverse=True, threshold=haar_threshold)
         self.haar_inverse_bn = nn.BatchNorm2d(dim)
         self.conv1 = nn.Conv2d(width, width, 1)
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
@@ -149,6 +150,13 @@ class FrequencyAwareTokenMixer(nn.Module):
         return conv1 + conv2 if self.style == "event" else f + conv1 + conv2
 
 
+class MapMeanHead(ClassifierHead):
+    """Membrane map ``[T, B, C, h, w]`` -> mean over the map and time -> Linear (no neuron)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(3).transpose(2, 3))
+
+
 class SWTBlock(nn.Module):
     def __init__(self, mixer: nn.Module, mlp: nn.Module):
         super().__init__()
@@ -162,8 +170,11 @@ class SWTBlock(nn.Module):
 class SpikingWaveletTransformer(SpikingClassifier):
     """SWT-``depth``-``embed_dim``: ``freq_blocks`` channel blocks in FATM's learned mixing, ``mlp_ratio``;
     ``sps_pool_stages``: the stem stages followed by a max-pool (four for 128x128 events, the last two for
-    CIFAR); ``fatm_style``: the event or the CIFAR variant of FATM (:class:`FrequencyAwareTokenMixer`). The
-    token grid must be square with a power-of-2 side (the Haar transform's)."""
+    CIFAR); ``fatm_style``: the event or the CIFAR variant of FATM (:class:`FrequencyAwareTokenMixer`);
+    ``spiking_head``: the ImageNet model's head (mean over tokens, a LIF, Linear, mean over T) instead of
+    the mean and Linear; ``haar_threshold``: the positive threshold of the transforms' ternary neurons (the
+    authors' ``haar_vth``; their negative threshold stays 0.5). The token grid must be square with a
+    power-of-2 side (the Haar transform's)."""
 
     official_renames = (
         (r"^patch_embed\.proj_(conv|bn)([012]?)\.(.+)$", lambda m: f"patch_embed.stages.{m[2] or 0}.{m[1]}.{m[3]}"),
@@ -171,11 +182,15 @@ class SpikingWaveletTransformer(SpikingClassifier):
         (r"^patch_embed\.rpe_(conv|bn)\.(.+)$", r"patch_embed.rpe.\1.\2"),
         (r"^block\.(\d+)\.mlp\.(fc[12])_(conv|bn)\.(.+)$", r"blocks.\1.mlp.\2.\3.\4"),
         (r"^block\.(\d+)\.mixer\.(.+)$", r"blocks.\1.mixer.\2"),
+        # the ImageNet file names the mixer attn and its coefficient BN haar_bn
+        (r"^block\.(\d+)\.attn\.haar_bn\.(.+)$", r"blocks.\1.mixer.haar_multiply_bn.\2"),
+        (r"^block\.(\d+)\.attn\.(.+)$", r"blocks.\1.mixer.\2"),
         (r"^head\.(weight|bias)$", r"head.fc.\1"),
     )
 
     def __init__(self, embed_dim: int = 256, depth: int = 2, mlp_ratio: float = 4.0, freq_blocks: int = 4,
-                 sps_pool_stages: Sequence[int] = (0, 1, 2, 3), fatm_style: str = "event", **common: Any):
+                 sps_pool_stages: Sequence[int] = (0, 1, 2, 3), fatm_style: str = "event", spiking_head: bool = False,
+                 haar_threshold: float = 1.0, **common: Any):
         super().__init__(**common)
         neuron = self.neuron_factory
         self.patch_embed = SpikingPatchSplitting(self.in_channels, embed_dim, neuron, img_size=self.img_size,
@@ -186,15 +201,16 @@ class SpikingWaveletTransformer(SpikingClassifier):
             raise ValueError(f"img_size {self.img_size} gives a {h}x{w} token grid; the Haar transform needs a "
                              f"square grid with a power-of-2 side")
         self.blocks = nn.Sequential(*[
-            SWTBlock(FrequencyAwareTokenMixer(embed_dim, h, neuron, freq_blocks, fatm_style),
+            SWTBlock(FrequencyAwareTokenMixer(embed_dim, h, neuron, freq_blocks, fatm_style, haar_threshold),
                      MembraneMLP(embed_dim, neuron, mlp_ratio, inner_shortcut=False))
             for _ in range(depth)
         ])
-        self.head = ClassifierHead(embed_dim, self.num_classes)
+        self.head = (SpikingTokenMeanHead(embed_dim, self.num_classes, neuron) if spiking_head
+                     else MapMeanHead(embed_dim, self.num_classes))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Membrane tokens ``[T, B, N, D]`` after the last block, for an already checked input."""
-        return self.blocks(self.patch_embed(x)).flatten(3).transpose(2, 3)
+        """Membrane map ``[T, B, D, h, w]`` after the last block, for an already checked input."""
+        return self.blocks(self.patch_embed(x))
 
 
 PAPER = "Spiking Wavelet Transformer (ECCV 2024)"
@@ -204,9 +220,18 @@ _DVS = dict(img_size=128, in_channels=2, num_classes=10, time_steps=16, embed_di
 _CIFAR = dict(img_size=32, in_channels=3, num_classes=10, time_steps=4, embed_dim=384, depth=4, mlp_ratio=4.0,
               freq_blocks=4, sps_pool_stages=(2, 3), fatm_style="cifar")
 
+_IMAGENET = dict(img_size=256, in_channels=3, num_classes=1000, time_steps=4, embed_dim=512, mlp_ratio=4.0,
+                 freq_blocks=2, sps_pool_stages=(0, 1, 2, 3), fatm_style="cifar", spiking_head=True)
+IMAGENET_CKPT = "name of the authors' released checkpoint ({})"
+
 register_configs(SpikingWaveletTransformer, PAPER, {
     "swt_dvs": Config(_DVS, "CIFAR10-DVS", "82.9", STEP,
                       note="2-256; the released cifar10dvs.yaml sets no width, 256 as the paper's event models"),
     "swt_cifar10": Config(_CIFAR, "CIFAR10", "96.1", STEP, note="4-384, the authors' cifar10.yaml"),
     "swt_cifar100": Config({**_CIFAR, "num_classes": 100}, "CIFAR100", "79.3", STEP, note="4-384"),
+    "swt_imagenet_8_512": Config({**_IMAGENET, "depth": 8}, "ImageNet", "75.43",
+                                 IMAGENET_CKPT.format("8-512-block-2-vth-1.-bs512-75.4259"),
+                                 note="256x256 (a 16x16 grid); 75.34% in the STEP README"),
+    "swt_imagenet_6_512": Config({**_IMAGENET, "depth": 6}, "ImageNet", "74.95",
+                                 IMAGENET_CKPT.format("6-512-block-2-vth-1.0-bs512-74.9499"), note="256x256"),
 })
