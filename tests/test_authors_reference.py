@@ -5,7 +5,7 @@ and the input gradients that the authors' code computed for the same input, in f
 The reference files in ``tests/data/authors_reference/`` were made by running the authors'
 repositories locally (their code is not in this repository; ``README.md`` there says how): each
 holds the authors' state_dict of a shrunk configuration with random weights and random batch-norm
-statistics, an event-count input ``[T, B, 2, H, W]``, the weights of the loss ``(logits * w).sum()``,
+statistics, an event-count input ``[T, B, 2, H, W]`` (static images ``[B, 3, H, W]`` for a static model), the weights of the loss ``(logits * w).sum()``,
 the authors' logits in eval and in train mode, and their input gradient at 4,096 sampled positions
 plus its sums over each (t, b, channel) plane.
 """
@@ -20,7 +20,8 @@ from spikeformers.models import create_model
 
 REFERENCE_DIR = Path(__file__).parent / "data" / "authors_reference"
 MODELS = ["spikformer_dvs", "spike_driven_dvs", "qkformer_dvs", "tim_dvs", "spikingformer_dvs", "sglformer_dvs",
-          "meta_spikformer"]  # file stems; each file names its registered model
+          "meta_spikformer", "spikingresformer_dvs", "spikingresformer_gesture", "spikformer_semm_cifar",
+          "swt_dvs", "swt_cifar"]  # file stems; each file names its registered model
 LOGIT_ATOL = 1e-9  # float64: two faithful implementations differ only by rounding
 GRAD_RTOL = 1e-6  # relative to the largest reference gradient entry
 
@@ -118,6 +119,7 @@ def test_references_are_not_degenerate(name):
     ("spike_driven_dvs", dict(erode="spatial"), "eval"),  # 3x3 erode over (H, W), not over flattened tokens
     # RepConv's padded BN border from batch statistics in training, not from the running ones
     ("meta_spikformer", dict(official_quirks=False), "train"),
+    ("spikformer_semm_cifar", dict(official_quirks=False), "eval"),  # each token's own router gates
 ])
 def test_the_authors_quirk_is_what_matches_their_code(name, option, mode):
     """The reference files pin each quirk: the model with the paper's (or a corrected) module instead

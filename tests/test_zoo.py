@@ -71,6 +71,9 @@ ONE_PER_FAMILY = {
     "qkformer_dvs": (32, dict(embed_dim=16, depths=(1, 1), num_heads=2)),
     "sglformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
     "meta_spikformer_dvs": (24, dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2, kd=True)),
+    "spikingresformer_dvs": (24, dict(dims=(8, 16, 24), depths=(1, 1, 1), num_heads=(1, 2, 3), group_size=8)),
+    "spikformer_semm_cifar10": (24, dict(embed_dim=16, depth=1, expert_dim=8)),
+    "swt_dvs": (32, dict(embed_dim=16, depth=1)),
 }
 
 

@@ -19,10 +19,15 @@ from spikeformers.data import DVSDigits
 from spikeformers.models import (QKFormer, SGLFormer, SpikeDrivenTransformer, Spikformer, SpikformerV2, Spikingformer,
                                  TIMSpikformer, create_model, list_models)
 from spikeformers.models.meta_spikeformer import MetaSpikeFormer
+from spikeformers.models.spiking_wavelet import SpikingWaveletTransformer
+from spikeformers.models.spikformer_semm import SpikformerSEMM
+from spikeformers.models.spikingresformer import SpikingResformer
 from spikeformers.models.registry import model_entry
 
 TIME_STEPS, SAMPLES, BATCH = 2, 64, 16
-SENSOR_32 = ("qkformer_dvs", "spikformer_v2_*")  # four 2x2 downsamplings that must divide exactly
+# four 2x2 downsamplings that must divide exactly; SpikingResformer's ImageNet stem (by 4) before a 4x4 patch;
+# the Spiking Wavelet Transformer's Haar transform needs a power-of-2 token grid
+SENSOR_32 = ("qkformer_dvs", "spikformer_v2_*", "spikingresformer_imagenet_*", "swt_*")
 
 # Per family, the size overrides that make a model tiny; the data set fixes input and classes.
 TINY = {
@@ -34,6 +39,9 @@ TINY = {
     QKFormer: dict(embed_dim=16, depths=(1, 1), num_heads=2),
     SGLFormer: dict(embed_dim=16, depth=1, num_heads=2),
     MetaSpikeFormer: dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2),
+    SpikingResformer: dict(dims=(8, 16, 24), depths=(1, 1, 1), num_heads=(1, 2, 3), group_size=8),
+    SpikformerSEMM: dict(embed_dim=16, depth=1, expert_dim=8),
+    SpikingWaveletTransformer: dict(embed_dim=16, depth=1),
 }
 
 

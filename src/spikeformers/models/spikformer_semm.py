@@ -1,0 +1,159 @@
+"""Spikformer+SEMM (Zhou et al., "Spiking Transformer with Experts Mixture", NeurIPS 2024), as STEP
+(Fancyssc/STEP, ``cls/models/static/spikf_semm_cifar.py``) implements it.
+
+SPS stem -> L x [x + SEMM attention(x); x + gated MLP(x)] -> mean over tokens and time -> Linear.
+The spiking experts mixture replaces SSA's query by ``num_experts`` expert queries: each expert's
+``Q_i K^T V * scale`` fires through its own neuron, and a spiking router (Linear-BN-neuron on the tokens)
+gates which experts reach each token. The MLP splits its hidden spikes in two halves and gates one with a
+depthwise-convolved copy of the other. STEP's BrainCog LIF is SpikingJelly's (tau 2, hard reset to 0,
+sigmoid surrogate alpha 4, reset detached). The router's quirk (``official_quirks``): docs/models.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..layers import Block, ClassifierHead, ConvUnit, LinearBN, SpikingPatchSplitting
+from ..neurons import NeuronFactory
+from .base import SpikingClassifier
+from .registry import Config, register_configs
+
+
+class ExpertsMixtureAttention(nn.Module):
+    """SEMM on tokens ``[T, B, N, C]``: ``sum_i r_i * neuron_i(Q_i K^T V * scale)``, then Linear-BN-neuron.
+
+    K (width ``expert_dim``) and V (width C) are Linear-BN-neuron spikes; expert i's query Q_i is a
+    Linear-BN-neuron of width ``expert_dim``; the router's spikes ``r`` ``[T, B, N, num_experts]`` say which
+    experts reach each token. There are no heads: one product per expert over the whole width.
+
+    ``official_quirks``: STEP's router normalises its ``[T*B, experts, N]`` view and reshapes the result to
+    ``[T, B, N, experts]`` without transposing back, so token n's gate for expert e is read from the normalised
+    logit of expert ``(n * E + e) // N`` at token ``(n * E + e) % N``. Without the quirk each token's gates
+    are its own.
+    """
+
+    def __init__(self, dim: int, neuron: NeuronFactory, num_experts: int = 4, expert_dim: int = 96,
+                 scale: float = 0.125, official_quirks: bool = False):
+        super().__init__()
+        self.scale, self.official_quirks = scale, bool(official_quirks)
+        self.k = LinearBN(dim, expert_dim)
+        self.k_neuron = neuron(channels=expert_dim, channel_dim=-1)
+        self.v = LinearBN(dim, dim)
+        self.v_neuron = neuron(channels=dim, channel_dim=-1)
+        self.router = LinearBN(dim, num_experts)
+        self.router_neuron = neuron(channels=num_experts, channel_dim=-1)
+        self.queries = nn.ModuleList(LinearBN(dim, expert_dim) for _ in range(num_experts))
+        self.query_neurons = nn.ModuleList(neuron(channels=expert_dim, channel_dim=-1) for _ in range(num_experts))
+        self.expert_neurons = nn.ModuleList(neuron(channels=dim, channel_dim=-1) for _ in range(num_experts))
+        self.proj = LinearBN(dim, dim)
+        self.proj_neuron = neuron(channels=dim, channel_dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T, B, N, C = x.shape
+        k = self.k_neuron(self.k(x))
+        v = self.v_neuron(self.v(x))
+        gates = self.router(x)
+        if self.official_quirks:
+            E = gates.shape[-1]
+            gates = gates.reshape(T * B, N, E).transpose(1, 2).reshape(T, B, N, E)
+        gates = self.router_neuron(gates)
+        kv = k.transpose(-2, -1) @ v  # [T, B, expert_dim, C]: spikes, so exact in either order
+        y = 0
+        for i, (query, query_neuron, expert_neuron) in enumerate(zip(self.queries, self.query_neurons,
+                                                                     self.expert_neurons)):
+            q = query_neuron(query(x))
+            y = y + gates[..., i:i + 1] * expert_neuron((q @ kv) * self.scale)
+        return self.proj_neuron(self.proj(y))
+
+
+class GatedDepthwiseMLP(nn.Module):
+    """Tokens ``[T, B, N, C]`` on a ``grid`` (h, w): Linear-BN-neuron to ``hidden`` channels; the first half,
+    on the grid, through a depthwise 3x3 Conv-BN-neuron, gates the second half (a product of spikes); then
+    Linear-BN-neuron back to C."""
+
+    def __init__(self, dim: int, neuron: NeuronFactory, mlp_ratio: float, grid: tuple[int, int]):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        if hidden % 2:
+            raise ValueError(f"the MLP's hidden width {hidden} must be even (it is split in two halves)")
+        self.grid = grid
+        self.fc1 = LinearBN(dim, hidden)
+        self.fc1_neuron = neuron(channels=hidden, channel_dim=-1)
+        self.dw = ConvUnit(hidden // 2, hidden // 2, neuron, "conv bn neuron", groups=hidden // 2)
+        self.fc2 = LinearBN(hidden // 2, dim)
+        self.fc2_neuron = neuron(channels=dim, channel_dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T, B, N, _ = x.shape
+        x1, x2 = self.fc1_neuron(self.fc1(x)).chunk(2, dim=-1)
+        half = x1.shape[-1]
+        x1 = self.dw(x1.transpose(2, 3).reshape(T, B, half, *self.grid)).flatten(3).transpose(2, 3)
+        return self.fc2_neuron(self.fc2(x1 * x2))
+
+
+class SpikformerSEMM(SpikingClassifier):
+    """Spikformer+SEMM-``depth``-``embed_dim``: ``num_experts`` experts of width ``expert_dim`` per block
+    (STEP's factory keeps 4 and 96 whatever the width), ``attn_scale``, ``mlp_ratio``; ``sps_pool_stages``:
+    the SPS stages followed by a max-pool (STEP's CIFAR stem: the last two). ``official_quirks``: the router's
+    reshape as STEP computes it (:class:`ExpertsMixtureAttention`)."""
+
+    # STEP's BrainCog neurons store their threshold and surrogate alpha as tensors: not weights here
+    official_unused = r"^.+\.(threshold|act_fun\.alpha)$"
+    official_renames = (
+        (r"^patch_embed\.proj_(conv|bn)(\d?)\.(.+)$", lambda m: f"patch_embed.stages.{m[2] or 0}.{m[1]}.{m[3]}"),
+        (r"^patch_embed\.rpe_(conv|bn)\.(.+)$", r"patch_embed.rpe.\1.\2"),
+        (r"^block\.(\d+)\.attn\.(k|v|proj)_(linear|bn)\.(.+)$",
+         lambda m: f"blocks.{m[1]}.attn.{m[2]}.{'linear' if m[3] == 'linear' else 'bn'}.{m[4]}"),
+        (r"^block\.(\d+)\.attn\.router([12])\.(.+)$",
+         lambda m: f"blocks.{m[1]}.attn.router.{'linear' if m[2] == '1' else 'bn'}.{m[3]}"),
+        (r"^block\.(\d+)\.attn\.ff_list\.(\d+)\.unit_(linear|bn)\.(.+)$", r"blocks.\1.attn.queries.\2.\3.\4"),
+        (r"^block\.(\d+)\.mlp\.(fc[12])_(linear|bn)\.(.+)$", r"blocks.\1.mlp.\2.\3.\4"),
+        (r"^block\.(\d+)\.mlp\.dw_(conv|bn)\.(.+)$", r"blocks.\1.mlp.dw.\2.\3"),
+        (r"^head\.(weight|bias)$", r"head.fc.\1"),
+    )
+
+    def __init__(self, embed_dim: int = 384, depth: int = 4, mlp_ratio: float = 4.0, attn_scale: float = 0.125,
+                 num_experts: int = 4, expert_dim: int = 96, sps_pool_stages: Sequence[int] = (2, 3),
+                 official_quirks: bool = False, **common: Any):
+        super().__init__(**common)
+        neuron = self.neuron_factory
+        self.official_quirks = bool(official_quirks)
+        self.patch_embed = SpikingPatchSplitting(self.in_channels, embed_dim, neuron, img_size=self.img_size,
+                                                 num_stages=4, pool_stages=sps_pool_stages)
+        self.blocks = nn.Sequential(*[
+            Block(ExpertsMixtureAttention(embed_dim, neuron, num_experts, expert_dim, attn_scale, official_quirks),
+                  GatedDepthwiseMLP(embed_dim, neuron, mlp_ratio, self.patch_embed.grid_size))
+            for _ in range(depth)
+        ])
+        self.head = ClassifierHead(embed_dim, self.num_classes)
+        for m in self.modules():  # STEP's _init_weights: timm's trunc_normal_(std=.02) on every Linear
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def official_warnings(self, official: dict[str, torch.Tensor]) -> list[str]:
+        odd = sorted(k for k, v in official.items()
+                     if (k.endswith(".threshold") and v.item() != 1.0) or (k.endswith("act_fun.alpha") and v.item() != 4.0))
+        if not odd:
+            return []
+        return [f"the checkpoint's neurons {', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} fired at other "
+                f"thresholds or surrogate alphas than STEP's 1.0 and 4.0; set them with neuron_kwargs"]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[T, B, N, D]`` after the last block, for an already checked input."""
+        return self.blocks(self.patch_embed(x))
+
+
+PAPER = "Spikformer+SEMM (NeurIPS 2024)"
+STEP = "Fancyssc/STEP README"
+_CIFAR = dict(img_size=32, in_channels=3, num_classes=10, time_steps=4, embed_dim=384, depth=4, mlp_ratio=4.0,
+              attn_scale=0.125, num_experts=4, expert_dim=96, sps_pool_stages=(2, 3))
+
+register_configs(SpikformerSEMM, PAPER, {
+    "spikformer_semm_cifar10": Config(_CIFAR, "CIFAR10", "95.78", STEP, note="4-384"),
+    "spikformer_semm_cifar100": Config({**_CIFAR, "num_classes": 100}, "CIFAR100", "79.04", STEP, note="4-384"),
+})
