@@ -499,7 +499,7 @@ def main():
         failures += race_runs(args.race_runs)
     if args.timing:
         if args.release_memory:
-            from spikeformers.layers.checkpointing import return_freed_memory_to_os
+            from spikeformers.memory import return_freed_memory_to_os
 
             print(f"\nreturn_freed_memory_to_os(): {return_freed_memory_to_os()}")
         timing(args.rounds, args.files, args.events)

@@ -78,7 +78,7 @@ def child(model_name: str, batch: int, mode: str, time_steps: int, side: int, mm
     import torch.nn.functional as F
     from torch.profiler import ProfilerActivity, profile
 
-    from spikeformers.layers.checkpointing import (compact_saved_tensors, enable_activation_checkpointing,
+    from spikeformers.memory import (compact_saved_tensors, enable_activation_checkpointing,
                                                    return_freed_memory_to_os)
     from spikeformers.models import create_model
 

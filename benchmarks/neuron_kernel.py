@@ -20,6 +20,11 @@ package ``__init__`` imports its model zoo and with it torchvision; only
 ``braincog.base.node`` is needed, so the two package levels above it are
 entered without running their ``__init__`` (BrainCog's own code, unchanged).
 A reference that does not import is reported as not measured, with the reason.
+
+``--against SRC`` adds another checkout's kernels (its ``src`` folder, for
+example ``git archive`` of main unpacked under /tmp), imported in the same
+process under the same name after this one's modules are set aside, so a
+change to the kernels is measured against the code it replaces, round by round.
 """
 
 from __future__ import annotations
@@ -94,6 +99,41 @@ def spikingjelly_014(folder):
     return run, "0.0.0.0.14"
 
 
+def other_checkout(src):
+    """``(LIF, multistep, cpu_available, call)`` of the spikeformers package under ``src``, imported while
+    this one's modules are set aside. ``call(fn, *args)`` runs ``fn`` with that package's modules in
+    place, for the imports its functions make when called."""
+    ours = {n: m for n, m in sys.modules.items() if n == "spikeformers" or n.startswith("spikeformers.")}
+    for name in ours:
+        del sys.modules[name]
+    sys.path.insert(0, src)
+    try:
+        package = importlib.import_module("spikeformers")
+        if not package.__file__.startswith(os.path.abspath(src)):
+            raise ImportError(f"spikeformers imported from {package.__file__}, not from {src}")
+        neurons = importlib.import_module("spikeformers.neurons")
+        kernels = importlib.import_module("spikeformers.neurons.kernels")
+        cpu = importlib.import_module("spikeformers.neurons.kernels.cpu")
+        importlib.import_module("spikeformers.neurons.kernels.reference")
+    finally:
+        sys.path.remove(src)
+        theirs = {n: m for n, m in sys.modules.items() if n == "spikeformers" or n.startswith("spikeformers.")}
+        for name in theirs:
+            del sys.modules[name]
+        sys.modules.update(ours)
+
+    def call(fn, *args):
+        sys.modules.update(theirs)
+        try:
+            return fn(*args)
+        finally:
+            sys.modules.update(ours)
+            for name in set(theirs) - set(ours):
+                del sys.modules[name]
+
+    return neurons.LIF, kernels.multistep, cpu.available, call
+
+
 def braincog_lif(T):
     spec = importlib.util.find_spec("braincog")
     if spec is None:
@@ -148,16 +188,26 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--sj014", default="/tmp/sj014", help="folder holding SpikingJelly 0.0.0.0.14")
+    parser.add_argument("--against", metavar="SRC", help="also time the kernels of the spikeformers package in SRC")
+    parser.add_argument("--no-reference", action="store_true", help="leave out the slow reference loops")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     impls, missing = {}, {}
-    impls["spikeformers reference"] = ours("reference")
+    if not args.no_reference:
+        impls["spikeformers reference"] = ours("reference")
     if cpu_backend.available():
         impls["spikeformers cpu"] = ours("cpu")
     else:
         missing["spikeformers cpu"] = str(cpu_backend._load()).splitlines()[0]
     versions = {}
+    if args.against:
+        other_lif, other_multistep, other_cpu_available, call = other_checkout(args.against)
+        neuron = other_lif(tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=True, surrogate="sigmoid", alpha=4.0)
+        backends = () if args.no_reference else ("reference",)
+        for backend in backends + (("cpu",) if call(other_cpu_available) else ()):
+            impls[f"{args.against} {backend}"] = (
+                lambda b: lambda x: call(other_multistep, x, None, neuron.spec, b))(backend)
     for label, loader in [("SpikingJelly latest", spikingjelly_latest),
                           ("SpikingJelly 0.0.0.0.14", lambda: spikingjelly_014(args.sj014)),
                           ("BrainCog LIFNode", lambda: braincog_lif(args.shape[0]))]:
@@ -201,6 +251,11 @@ def main():
             med = statistics.median(times[name])
             ratio = f"{baseline / med:.2f}x" if baseline else "n/a"
             print(f"| {name} | {med * 1e3:.1f} | {min(times[name]) * 1e3:.1f} | {ratio} | {differ[name]:.2e} |")
+        theirs = f"{args.against} cpu"
+        if theirs in times and "spikeformers cpu" in times:
+            # Per round, both timed back to back: a load change between rounds cancels out.
+            paired = statistics.median(a / b for a, b in zip(times[theirs], times["spikeformers cpu"]))
+            print(f"\n{theirs} / spikeformers cpu, median of the rounds' ratios: {paired:.3f}")
     print(f"\nload average after: {os.getloadavg()}")
 
 

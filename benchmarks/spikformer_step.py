@@ -209,7 +209,7 @@ class Runner:
     def __init__(self, impl, name, batch, T, sj):
         torch.manual_seed(0)
         if impl.startswith("ours"):
-            from spikeformers.layers.checkpointing import enable_activation_checkpointing, return_freed_memory_to_os
+            from spikeformers.memory import enable_activation_checkpointing, return_freed_memory_to_os
             from spikeformers.models import create_model
 
             self.model, self.reset = create_model(name, time_steps=T), lambda: None

@@ -110,7 +110,7 @@ def test_a_checkpointed_training_step_is_counted_once():
     """Activation checkpointing runs each unit's forward again during backward; the monitor and the
     operation counter must count the step as the plain model's."""
     from spikeformers.analysis import OpCounter
-    from spikeformers.layers import enable_activation_checkpointing
+    from spikeformers.memory import enable_activation_checkpointing
 
     counts = {}
     for checkpointed in (False, True):

@@ -180,7 +180,7 @@ def test_spikformer_dvs_encoding_layer_macs_per_step_follow_from_its_shape():
     model = create_model("spikformer_dvs", time_steps=1)
     report = profile_model(model, batch_norm="batch")  # untrained: batch statistics, so that neurons fire
     first = report.layers[0]
-    assert first.layer == "patch_embed.stages.0.conv_bn.conv"
+    assert first.layer == "patch_embed.stages.0.conv"
     assert first.inputs == "input" and first.counted_as == "MAC"
     assert first.macs_per_step == 128 * 128 * 32 * (2 * 3 * 3) == 9_437_184  # H W C_out (C_in k k)
     assert first.params == 32 * 2 * 3 * 3

@@ -1,4 +1,4 @@
-"""Activation checkpointing (``spikeformers.layers.checkpointing``) changes no result: the same
+"""Activation checkpointing (``spikeformers.memory``) changes no result: the same
 logits, gradients (parameters and input) and batch-norm running statistics as the plain model,
 bit for bit in float64, for one tiny configuration of every model family; it keeps fewer
 tensors for backward; spike-valued unit inputs are kept as uint8 exactly; it can be undone;
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikeformers.layers.checkpointing import (_pack_compact, _unpack_compact, checkpoint_module, checkpoint_units,
+from spikeformers.memory import (_pack_compact, _unpack_compact, checkpoint_module, checkpoint_units,
                                                compact_saved_tensors,
                                                disable_activation_checkpointing, enable_activation_checkpointing,
                                                is_checkpointed, recomputing, return_freed_memory_to_os)
@@ -95,7 +95,7 @@ def test_batch_norm_really_runs_again_in_backward():
     model, frames = tiny("spikformer_dvs")
     enable_activation_checkpointing(model)
     calls = []
-    model.patch_embed.stages[0].conv_bn.bn.register_forward_hook(lambda *_: calls.append(recomputing()))
+    model.patch_embed.stages[0].bn.register_forward_hook(lambda *_: calls.append(recomputing()))
     model(frames).sum().backward()
     assert calls == [False, True]
     assert not recomputing()

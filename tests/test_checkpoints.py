@@ -62,9 +62,9 @@ def test_authors_dvs_checkpoint_loads_with_every_tensor_in_its_place(tmp_path):
     ours = model.state_dict()
     assert len(ours) == 121 - 11  # pos_embed and the five LayerNorms' 10 tensors are not built
     pairs = {
-        "patch_embed.stages.0.conv_bn.conv.weight": "patch_embed.proj_conv.weight",
-        "patch_embed.stages.3.conv_bn.bn.running_var": "patch_embed.proj_bn3.running_var",
-        "patch_embed.rpe.0.conv.weight": "patch_embed.rpe_conv.weight",
+        "patch_embed.stages.0.conv.weight": "patch_embed.proj_conv.weight",
+        "patch_embed.stages.3.bn.running_var": "patch_embed.proj_bn3.running_var",
+        "patch_embed.rpe.conv.weight": "patch_embed.rpe_conv.weight",
         "blocks.1.attn.k.linear.weight": "block.1.attn.k_conv.weight",
         "blocks.0.attn.proj.linear.bias": "block.0.attn.proj_conv.bias",
         "blocks.1.mlp.fc2.linear.weight": "block.1.mlp.fc2_conv.weight",
@@ -117,7 +117,7 @@ def test_authors_cifar_checkpoint_with_linear_layers_converts(tmp_path):
     loaded = create_model("spikformer_cifar10", depth=1, checkpoint_path=tmp_path / "cifar.pth")
     assert torch.equal(loaded.blocks[0].attn.q.linear.weight, official["block.0.attn.q_linear.weight"])
     assert torch.equal(loaded.blocks[0].mlp.fc2.linear.bias, official["block.0.mlp.fc2_linear.bias"])
-    assert torch.equal(loaded.patch_embed.stages[2].conv_bn.bn.bias, official["patch_embed.proj_bn2.bias"])
+    assert torch.equal(loaded.patch_embed.stages[2].bn.bias, official["patch_embed.proj_bn2.bias"])
 
 
 def test_own_checkpoints_load_through_create_model(tmp_path):

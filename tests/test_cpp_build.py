@@ -45,3 +45,27 @@ def test_a_kernel_that_cannot_be_built_is_reported_and_returned_as_the_error(tmp
     assert isinstance(result, Exception)
     err = capsys.readouterr().err
     assert "compiling the broken_kernel" in err and "could not build the broken_kernel" in err
+
+
+def test_two_checkouts_of_one_source_build_in_folders_of_their_own(tmp_path):
+    """PyTorch's build file names the source it compiles: a folder shared by two checkouts would be
+    rebuilt (25-90 s) each time the other one loads. The source's path is in the folder's key."""
+    content = Path(cpp_build.__file__).with_name("neurons").joinpath("kernels", "cpu_kernel.cpp").read_bytes()
+    first, second = tmp_path / "a" / "kernel.cpp", tmp_path / "b" / "kernel.cpp"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    assert cpp_build.build_key(first) != cpp_build.build_key(second)
+    assert cpp_build.build_key(first) == cpp_build.build_key(tmp_path / "b" / ".." / "a" / "kernel.cpp")
+
+
+def test_the_build_file_names_the_source_its_folder_is_keyed_by():
+    """The premise of the key: what PyTorch records in the folder is this checkout's source path."""
+    import pytest
+
+    from spikeformers.neurons.kernels import cpu
+
+    if not cpu.available():
+        pytest.skip("the CPU kernel cannot be built here")
+    build_file = cpp_build.cache_dir() / f"cpu-{cpu._build_key()}" / "build.ninja"
+    assert f"compile {cpu.SOURCE.resolve()}" in build_file.read_text()

@@ -40,7 +40,7 @@ def test_the_documented_model_registers_and_trains_by_name(tmp_path):
 
 
 def test_the_documented_model_uses_plif_everywhere(tmp_path, monkeypatch):
-    (tmp_path / "my_models_check.py").write_text(docs_module().replace("def qk_driven_tiny", "def qk_driven_check"))
+    (tmp_path / "my_models_check.py").write_text(docs_module().replace('"qk_driven_tiny"', '"qk_driven_check"'))
     monkeypatch.syspath_prepend(str(tmp_path))
     from spikeformers.models import create_model, registry
     from spikeformers.neurons import LIF, PLIF

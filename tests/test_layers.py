@@ -25,15 +25,15 @@ def test_sps_makes_tokens_of_the_pooled_grid_with_values_0_1_2():
     assert sps.grid_size == (5, 6)
     assert tokens.shape == (T, B, 30, 32)
     assert set(tokens.unique().tolist()) <= {0.0, 1.0, 2.0}
-    assert [s.conv_bn.conv.out_channels for s in sps.stages] == [4, 8, 16, 32]
+    assert [s.conv.out_channels for s in sps.stages] == [4, 8, 16, 32]
     assert [s.pool is not None for s in sps.stages] == [False, True, False, True]
 
 
 def test_sps_tokens_are_row_major_positions_of_the_feature_map():
     sps = SpikingPatchSplitting(1, 8, neuron_factory("lif"), img_size=(8, 8), num_stages=1, pool_stages=(), rpe=False)
     with torch.no_grad():
-        sps.stages[0].conv_bn.conv.weight.zero_()
-        sps.stages[0].conv_bn.conv.weight[:, 0, 1, 1] = 1.0  # identity conv on every channel
+        sps.stages[0].conv.weight.zero_()
+        sps.stages[0].conv.weight[:, 0, 1, 1] = 1.0  # identity conv on every channel
     sps.eval()  # BN at its initial running stats: identity up to eps
     x = torch.zeros(1, 1, 1, 8, 8)
     x[..., 2, 5] = 10.0  # one strong pixel at row 2, column 5 -> token 2 * 8 + 5
@@ -49,7 +49,7 @@ def test_sps_rejects_widths_that_do_not_halve():
 def test_sps_takes_explicit_stage_widths():
     sps = SpikingPatchSplitting(2, 36, neuron_factory("lif"), img_size=(8, 8), num_stages=3, widths=(12, 20, 36),
                                 pool_stages=(2,))
-    assert [s.conv_bn.conv.out_channels for s in sps.stages] == [12, 20, 36]
+    assert [s.conv.out_channels for s in sps.stages] == [12, 20, 36]
     assert sps(torch.rand(T, B, 2, 8, 8)).shape == (T, B, 16, 36)
     with pytest.raises(ValueError, match="ending in embed_dim 36"):
         SpikingPatchSplitting(2, 36, neuron_factory("lif"), num_stages=3, widths=(12, 20, 40))

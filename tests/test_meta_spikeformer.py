@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import spikeformers.models.meta_spikeformer as meta  # registers the configurations
-from spikeformers.layers.meta_attention import PaddedBatchNorm, RepConvSelfAttention
+from spikeformers.models.meta_spikeformer import PaddedBatchNorm, RepConvSelfAttention
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
 from spikeformers.models.registry import count_parameters, create_model, list_models, model_entry
 from spikeformers.neurons import IF, LIF, PLIF

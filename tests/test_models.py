@@ -18,11 +18,11 @@ def authors_dvs_forward(model, x_btchw, training):
     T, B = x.shape[:2]
     h = x.flatten(0, 1)
     for stage in model.patch_embed.stages:  # steps 2-8: Conv -> BN -> LIF -> MaxPool, four times
-        conv, bn = stage.conv_bn.conv, stage.conv_bn.bn
+        conv, bn = stage.conv, stage.bn
         h = batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training)
         h = lif(h.reshape(T, B, *h.shape[1:])).flatten(0, 1)
         h = F.max_pool2d(h, 3, 2, 1)
-    conv, bn = model.patch_embed.rpe[0].conv, model.patch_embed.rpe[0].bn  # step 9: RPE
+    conv, bn = model.patch_embed.rpe.conv, model.patch_embed.rpe.bn  # step 9: RPE
     r = batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training)
     r = lif(r.reshape(T, B, *r.shape[1:])).flatten(0, 1)
     x = (h + r).reshape(T, B, 256, 64)  # step 10
@@ -103,9 +103,9 @@ def test_overrides_reach_the_layers_that_use_them():
     model = create_model("spikformer_tiny", time_steps=3, img_size=(20, 16), in_channels=1, num_classes=7,
                          embed_dim=48, depth=3, num_heads=6, mlp_ratio=2.0)
     assert model.time_steps == 3
-    assert model.patch_embed.stages[0].conv_bn.conv.in_channels == 1
+    assert model.patch_embed.stages[0].conv.in_channels == 1
     assert model.patch_embed.grid_size == (5, 4)
-    assert model.patch_embed.rpe[0].conv.out_channels == 48
+    assert model.patch_embed.rpe.conv.out_channels == 48
     assert len(model.blocks) == 3
     assert all(b.attn.num_heads == 6 and b.mlp.fc1.linear.out_features == 96 for b in model.blocks)
     assert model.head.fc.out_features == 7
@@ -160,12 +160,12 @@ def authors_cifar_forward(model, x_bchw, training, T=4):
     B = x.shape[1]
     h = x.flatten(0, 1)
     for stage in model.patch_embed.stages:
-        conv, bn = stage.conv_bn.conv, stage.conv_bn.bn
+        conv, bn = stage.conv, stage.bn
         h = batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training)
         h = lif(h.reshape(T, B, *h.shape[1:])).flatten(0, 1)
         if stage.pool is not None:
             h = F.max_pool2d(h, 3, 2, 1)
-    conv, bn = model.patch_embed.rpe[0].conv, model.patch_embed.rpe[0].bn
+    conv, bn = model.patch_embed.rpe.conv, model.patch_embed.rpe.bn
     r = lif(batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training).reshape(T, B, 384, 8, 8))
     x = (r + h.reshape(T, B, 384, 8, 8)).flatten(-2).transpose(-1, -2)  # [T, B, N, C]
 

@@ -14,7 +14,7 @@ import zlib
 import pytest
 import torch
 
-from spikeformers.neurons import IF, LIF, PLIF, get_neuron_class, get_surrogate, list_surrogates, register_surrogate
+from spikeformers.neurons import IF, LIF, PLIF, Neuron, get_neuron_class, get_surrogate, list_surrogates, register_surrogate
 
 
 def surrogate_derivative(name, u, alpha):
@@ -205,3 +205,101 @@ def test_the_factory_hands_a_parts_width_only_to_neurons_that_take_it():
     assert (built.channels, built.channel_dim, built.v_threshold) == (64, -1, 0.25)
     with pytest.raises(TypeError, match="PerChannel needs the channel count of the part that builds it"):
         wide()
+
+
+class QuadraticIF(Neuron):
+    """A neuron no fused kernel knows, defined by its charge alone: h = v + x + c * v^2."""
+
+    kind = "test_quadratic"
+
+    def __init__(self, c: float = 0.25, **kwargs):
+        super().__init__(**kwargs)
+        self.c = c
+
+    def charge(self, v, x):
+        return v + x + self.c * v * v
+
+
+@pytest.mark.parametrize("forced", [None, "cpu", "reference"])
+def test_a_neuron_defined_by_its_charge_alone_runs_unrolled_and_learns(forced, monkeypatch):
+    """The base class supplies threshold, reset, surrogate and detach options; a forced fused backend
+    does not apply to a charge that no kernel knows."""
+    from spikeformers.neurons.kernels import ENV_VAR, select_backend
+
+    if forced is None:
+        monkeypatch.delenv(ENV_VAR, raising=False)
+    else:
+        monkeypatch.setenv(ENV_VAR, forced)
+    neuron = QuadraticIF(v_threshold=0.8, v_reset=None, detach_reset=False, surrogate="atan", alpha=2.0)
+    assert select_backend(torch.zeros(1), neuron.spec) == "unrolled"
+    x = make_input(torch.float64, 11)
+    x_ref, x_lib = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = neuron(x_lib)
+
+    v, expected = torch.zeros_like(x[0]), []
+    for t in range(x.shape[0]):  # the same neuron written out: charge, fire with atan, soft reset
+        h = v + x_ref[t] + 0.25 * v * v
+        s = Heaviside.apply(h - 0.8, "atan", 2.0)
+        v = h - 0.8 * s
+        expected.append(s)
+    expected = torch.stack(expected)
+    assert torch.equal(out, expected) and 0 < out.mean() < 1
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(x_lib.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_a_fused_kernel_is_never_asked_for_a_charge_it_does_not_know():
+    from spikeformers.neurons import multistep
+
+    with pytest.raises(ValueError, match="No fused neuron kernel knows the charge 'test_quadratic'"):
+        multistep(torch.ones(2, 3), None, QuadraticIF().spec, backend="reference")
+
+
+def test_a_subclass_that_changes_a_fused_neurons_charge_must_name_its_own_kind():
+    """The kernels compute LIF's charge from the spec: a LIF subclass whose charge() says otherwise would
+    be silently ignored by them, so it is refused when the class is made."""
+    with pytest.raises(TypeError, match="LeakyTwice defines charge\\(\\) but keeps the kind 'lif'"):
+        class LeakyTwice(LIF):
+            def charge(self, v, x):
+                return v + x / 2
+
+    class Renamed(LIF):
+        kind = "test_leaky_twice"
+
+        def charge(self, v, x):
+            return v + x / 2
+
+    assert Renamed().spec.kind == "test_leaky_twice" and not Renamed().spec.fused
+
+
+def test_the_spec_travels_through_an_operator_argument_and_back():
+    from spikeformers.neurons import NeuronSpec
+
+    for spec in (PLIF(init_tau=1.7, v_reset=None, surrogate="atan", alpha=2.5, detach_mem=True).spec, IF().spec,
+                 NeuronSpec("test_kind", 3.0, 0.5, -0.1, False, False, True, "gate", 2.0, (0.25, -1.5))):
+        encoded = spec.encode()
+        assert isinstance(encoded, str) and NeuronSpec.decode(encoded) == spec
+    with pytest.raises(ValueError, match="Not an encoded NeuronSpec"):  # literals only, never run
+        NeuronSpec.decode("NeuronSpec(kind=__import__('os').getcwd())")
+    with pytest.raises(TypeError, match="registered surrogate's name"):
+        NeuronSpec("lif", 2.0, 1.0, 0.0, True, True, False, get_surrogate("sigmoid").grad, 4.0)
+
+
+@pytest.mark.parametrize("kind,v_reset,decay_input,detach_reset,detach_mem,surrogate", OPTIONS[::7])
+def test_kernel_constants_are_affine_in_the_learned_leak(kind, v_reset, decay_input, detach_reset, detach_mem,
+                                                         surrogate):
+    """Triton forms the constants on the device as c0 + c1 * k; every kernel relies on them meaning
+    what kernel_constants(k) says."""
+    kwargs = dict(v_reset=v_reset, detach_reset=detach_reset, detach_mem=detach_mem, surrogate=surrogate[0])
+    neuron = {"lif": lambda: LIF(tau=1.7, decay_input=decay_input, **kwargs),
+              "plif": lambda: PLIF(init_tau=1.7, decay_input=decay_input, **kwargs), "if": lambda: IF(**kwargs)}[kind]()
+    spec = neuron.spec
+    c0, c1 = spec.kernel_constants_affine()
+    for k in (0.0, 0.3125, 0.7):
+        assert spec.kernel_constants(k) == tuple(a + b * k for a, b in zip(c0, c1))
+    if kind == "plif":
+        assert c1.mul == 1.0 and c1.decay == (0.0 if detach_mem else -1.0)
+    else:
+        assert all(b == 0.0 for b in c1)

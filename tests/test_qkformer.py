@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeformers.layers import SpikingSelfAttention
-from spikeformers.layers.qk_attention import TokenQKAttention
+from spikeformers.layers import SpikingSelfAttention, TokenQKAttention
 from spikeformers.models import count_parameters, create_model
 from spikeformers.models.checkpoints import CheckpointMismatchError
 from spikeformers.neurons import IF, LIF, PLIF

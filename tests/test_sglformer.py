@@ -7,11 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import spikeformers.models.sglformer as sgl  # registers the configurations
-from spikeformers.layers.sgl_attention import SGLSelfAttention, integrate, partition
+from spikeformers.models.sglformer import SGLSelfAttention, integrate, partition
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
-from spikeformers.models.registry import count_parameters, create_model, list_models
-from spikeformers.neurons import IF, LIF, PLIF
+from spikeformers.models.registry import count_parameters, create_model, list_models, model_entry
+from spikeformers.neurons import IF, LIF, PLIF, neuron_factory
 from spec_reference import lif, record_firing
 
 
@@ -48,7 +47,7 @@ def authors_dvs_forward(model, x_btchw, training, heads=16):
             y = F.max_pool2d(y, 3, 2, 1)
         return lif(y.reshape(Tn, Bn, *y.shape[1:]))
 
-    def conv_unit(h, u, pool=False):  # a ConvBNPoolSpike of the model
+    def conv_unit(h, u, pool=False):  # a ConvUnit of the model
         return unit(h, u.conv.weight, u.bn, pool)
 
     def dw_unit(h, u):
@@ -160,7 +159,7 @@ def test_partition_is_the_interleaved_split_and_integrate_inverts_it():
 
 def test_local_attention_differs_from_global():
     torch.manual_seed(0)
-    attn = SGLSelfAttention(16, 2, LIF, partition=2).eval()
+    attn = SGLSelfAttention(16, 2, neuron_factory(LIF), partition=2).eval()
     randomise_weights(attn, torch.Generator().manual_seed(1))
     x = (torch.rand(2, 2, 16, 4, 4) < 0.5).float()
     local = attn(x)
@@ -185,7 +184,8 @@ def test_registered_configurations():
     assert dvs.time_steps == 16 and t10.time_steps == 10 and t10.head.time_steps == 10
     assert dvs.img_size == (128, 128) and dvs.grid_size == (8, 8) and dvs.stem.conv.out_channels == 42
     assert [m.attn.partition for m in dvs.blocks[0].mixers] == [2, 1, 1] and len(dvs.blocks) == 1
-    assert sgl.sglformer_dvs.info.reported == "82.6" and sgl.sglformer_dvs_t10.info.reported == "82.9"
+    assert model_entry("sglformer_dvs").info.reported == "82.6"
+    assert model_entry("sglformer_dvs_t10").info.reported == "82.9"
 
 
 TINY = dict(img_size=32, embed_dim=32, num_heads=4, time_steps=2, num_classes=5)

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 
 import spikeformers.models.spike_driven as sdt  # registers the configurations
 from spikeformers.engine.losses import tet_loss
-from spikeformers.layers.sdt_attention import SpikeDrivenSelfAttention, erode_heads, erode_map
+from spikeformers.layers.spike_driven import SpikeDrivenSelfAttention, erode_heads, erode_map
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
 from spikeformers.models.registry import count_parameters, create_model, list_models
-from spikeformers.neurons import IF, LIF, PLIF
+from spikeformers.neurons import IF, LIF, PLIF, neuron_factory
 from spec_reference import batch_norm, lif, record_firing
 
 
@@ -34,9 +34,9 @@ def authors_dvs_forward(model, x_bt_128, training, heads=8):
 
     pe = model.patch_embed  # 5.1: MS_SPS, pooling_stat "0011"
     h = x.flatten(0, 1)
-    h = lif_tb(conv_bn(h, pe.stages[0].conv_bn, 1))  # steps 1-2
-    h = lif_tb(conv_bn(h, pe.stages[1].conv_bn, 1))  # steps 3-4
-    h = F.max_pool2d(lif_tb(conv_bn(h, pe.stages[2].conv_bn, 1)), 3, 2, 1)  # steps 5-7
+    h = lif_tb(conv_bn(h, pe.stages[0], 1))  # steps 1-2
+    h = lif_tb(conv_bn(h, pe.stages[1], 1))  # steps 3-4
+    h = F.max_pool2d(lif_tb(conv_bn(h, pe.stages[2], 1)), 3, 2, 1)  # steps 5-7
     x_feat = F.max_pool2d(conv_bn(h, pe.last, 1), 3, 2, 1)  # steps 8-9
     x = (conv_bn(lif_tb(x_feat), pe.rpe, 1) + x_feat).reshape(T, B, 256, 16, 16)  # steps 10-12
 
@@ -206,7 +206,7 @@ def test_each_erode_mode_computes_something_different():
     outs = []
     for erode in ["authors", "spatial", None]:
         torch.manual_seed(1)
-        attn = SpikeDrivenSelfAttention(16, 4, LIF, erode=erode).eval()
+        attn = SpikeDrivenSelfAttention(16, 4, neuron_factory(LIF), erode=erode).eval()
         for conv in (attn.q.conv, attn.k.conv, attn.v.conv):
             torch.nn.init.normal_(conv.weight, std=0.3, generator=torch.Generator().manual_seed(2))
         outs.append(attn(x))
@@ -295,7 +295,7 @@ def test_authors_checkpoint_converts_and_loads(tmp_path):
     torch.save({"model": {"module." + k: v for k, v in authors.items()}}, tmp_path / "ckpt.pth")
     model = load_weights(create_model("spike_driven_dvs_t10"), tmp_path / "ckpt.pth")  # every key checked
     assert torch.equal(model.blocks[1].mlp.fc2.conv.bias, authors["block.1.mlp.fc2_conv.bias"])
-    assert torch.equal(model.patch_embed.stages[0].conv_bn.conv.weight, authors["patch_embed.proj_conv.weight"])
+    assert torch.equal(model.patch_embed.stages[0].conv.weight, authors["patch_embed.proj_conv.weight"])
     assert torch.equal(model.patch_embed.last.bn.running_var, authors["patch_embed.proj_bn3.running_var"])
     assert torch.equal(model.head.fc.weight, authors["head.weight"])
     authors["block.0.attn.attn_scale.weight"] = torch.zeros(1)

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import spikeformers.models.spikformer_v2 as v2_models  # registers the configurations
+from spikeformers.models.spikformer_v2 import SpikingConvolutionalStem
 from spikeformers.layers import SpikingSelfAttention
-from spikeformers.layers.scs_stem import SpikingConvolutionalStem
 from spikeformers.models.registry import count_parameters, create_model, list_models, model_entry
 from spikeformers.neurons import IF, LIF, PLIF, neuron_factory
 from spec_reference import batch_norm, lif
@@ -35,7 +35,7 @@ def test_parameter_counts_equal_the_specs_figures(name, expected):
 
 def test_sixteen_layer_768_wide_model_has_the_papers_172m():
     with torch.device("meta"):  # 172M parameters: count without allocating them
-        model = v2_models.SpikformerV2(embed_dim=768, depth=16, num_heads=12)
+        model = v2_models.SpikformerV2(embed_dim=768, depth=16, num_heads=12, img_size=224, in_channels=3, num_classes=1000)
     assert count_parameters(model) == 172_278_760  # spec section 6: 172.28M, the abstract's "172M"
 
 

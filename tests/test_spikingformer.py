@@ -6,10 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import spikeformers.models.spikingformer as sf  # registers the configurations
-from spikeformers.layers.spikingformer_attention import PreActivationSelfAttention
+from spikeformers.layers import SpikingSelfAttention
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
-from spikeformers.models.registry import count_parameters, create_model, list_models
+from spikeformers.models.registry import count_parameters, create_model, list_models, model_entry
 from spikeformers.neurons import IF, LIF, PLIF
 from spec_reference import lif as spec_lif, record_firing
 
@@ -35,7 +34,7 @@ def authors_dvs_forward(model, x_btchw, training, heads=16):
     h = bn(F.conv2d(x.flatten(0, 1), pe.first.conv.weight, padding=1), pe.first.bn)  # 1: [TB, 32, 128, 128]
     for stage in pe.stages:  # 2-5: LIF -> MaxPool on spikes -> Conv -> BN
         h = F.max_pool2d(lif_tb(h), 3, 2, 1)
-        h = bn(F.conv2d(h, stage.conv_bn.conv.weight, padding=1), stage.conv_bn.bn)
+        h = bn(F.conv2d(h, stage.conv.weight, padding=1), stage.bn)
     assert h.shape == (T * B, 256, 8, 8)
     x = h.reshape(T, B, 256, 8, 8)
 
@@ -136,7 +135,8 @@ def test_registered_configurations():
     assert dvs.time_steps == 16 and t10.time_steps == 10
     assert dvs.img_size == (128, 128) and dvs.in_channels == 2 and dvs.patch_embed.grid_size == (8, 8)
     assert all(b.attn.num_heads == 16 and b.attn.scale == 0.125 for b in dvs.blocks)
-    assert sf.spikingformer_dvs.info.reported == "81.3" and sf.spikingformer_dvs_t10.info.reported == "79.9"
+    assert model_entry("spikingformer_dvs").info.reported == "81.3"
+    assert model_entry("spikingformer_dvs_t10").info.reported == "79.9"
 
 
 TINY = dict(img_size=32, embed_dim=32, num_heads=4, time_steps=2, num_classes=5)
@@ -146,7 +146,7 @@ def test_default_neurons_are_the_authors_tau_1_5():
     model = create_model("spikingformer_dvs", **TINY)
     neurons = [m for m in model.modules() if isinstance(m, LIF)]
     assert len(neurons) == 4 + 2 * (5 + 2)
-    attn = {id(m.attn_neuron) for m in model.modules() if isinstance(m, PreActivationSelfAttention)}
+    attn = {id(m.attn_neuron) for m in model.modules() if isinstance(m, SpikingSelfAttention)}
     assert all(type(n) is LIF and n.tau == 1.5 and n.detach_reset and n.v_reset == 0.0 and n.surrogate == "sigmoid"
                and n.alpha == 4.0 and n.v_threshold == (0.5 if id(n) in attn else 1.0) for n in neurons)
 
@@ -160,7 +160,7 @@ def test_neuron_and_its_settings_reach_every_neuron(neuron, cls):
     assert all(type(n) is cls and n.surrogate == "atan" and n.alpha == 3.0 and n.detach_mem for n in neurons)
     if cls is not IF:
         assert all(n.tau == 1.5 for n in neurons)  # the family's default survives other settings
-    attn = {id(m.attn_neuron) for m in model.modules() if isinstance(m, PreActivationSelfAttention)}
+    attn = {id(m.attn_neuron) for m in model.modules() if isinstance(m, SpikingSelfAttention)}
     assert len(attn) == 2
     for n in neurons:
         assert n.v_threshold == (0.5 if id(n) in attn else 0.8)
@@ -248,8 +248,8 @@ def test_authors_checkpoint_converts_and_loads(tmp_path):
     pairs = {
         "patch_embed.first.conv.weight": "patch_embed.proj_conv.weight",
         "patch_embed.first.bn.running_mean": "patch_embed.proj_bn.running_mean",
-        "patch_embed.stages.0.conv_bn.conv.weight": "patch_embed.proj1_conv.weight",
-        "patch_embed.stages.3.conv_bn.bn.running_var": "patch_embed.proj4_bn.running_var",
+        "patch_embed.stages.0.conv.weight": "patch_embed.proj1_conv.weight",
+        "patch_embed.stages.3.bn.running_var": "patch_embed.proj4_bn.running_var",
         "blocks.1.attn.k.linear.weight": "block.1.attn.k_conv.weight",
         "blocks.0.attn.proj.linear.bias": "block.0.attn.proj_conv.bias",
         "blocks.0.attn.v.bn.num_batches_tracked": "block.0.attn.v_bn.num_batches_tracked",

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 import spikeformers.models.tim as tim_models  # registers the configurations
-from spikeformers.layers.tim import TemporalInteraction, TimSelfAttention
+from spikeformers.layers import SpikingSelfAttention
+from spikeformers.models.tim import TemporalInteraction
 from spikeformers.models.checkpoints import CheckpointMismatchError, load_weights
 from spikeformers.models.registry import count_parameters, create_model, list_models, model_entry
 from spikeformers.neurons import IF, LIF, PLIF, neuron_factory
@@ -75,9 +76,9 @@ def authors_tim_forward(model, x_btchw, training, quirks):
     T, B = x.shape[:2]
     h = x.flatten(0, 1)
     for stage in model.patch_embed.stages:  # steps 2-5: Conv -> BN -> MyNode -> MaxPool
-        conv, bn = stage.conv_bn.conv, stage.conv_bn.bn
+        conv, bn = stage.conv, stage.bn
         h = F.max_pool2d(node(batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training), T), 3, 2, 1)
-    conv, bn = model.patch_embed.rpe[0].conv, model.patch_embed.rpe[0].bn  # step 6: RPE
+    conv, bn = model.patch_embed.rpe.conv, model.patch_embed.rpe.bn  # step 6: RPE
     r = node(batch_norm(F.conv2d(h, conv.weight, padding=1), bn, training), T)
     x = (h + r).reshape(T, B, 256, 16)  # step 7
 
@@ -90,7 +91,7 @@ def authors_tim_forward(model, x_btchw, training, quirks):
         xf = x.flatten(0, 1)  # [TB, C, N]
         q, k, v = (conv1d_bn_node(xf, p).transpose(-2, -1).reshape(T, B, 16, 16, 16).permute(0, 1, 3, 2, 4)
                    for p in (a.q, a.k, a.v))  # steps 8-9: [T, B, head, token, d]
-        q = authors_tim(q, a.tim.interactor, th_in, th_out)  # step 10
+        q = authors_tim(q, a.q_mixer.interactor, th_in, th_out)  # step 10
         y = ((q @ k.transpose(-2, -1)) @ v) * 0.25  # step 11
         y = node(y.transpose(3, 4).reshape(T, B, 256, 16).flatten(0, 1), T, th_attn)  # step 12
         x = x + conv1d_bn_node(y, a.proj)  # steps 13-14: proj conv without bias
@@ -162,7 +163,7 @@ def test_tim_dvs_matches_the_spec_layer_table_in_float64(training, quirks):
     torch.testing.assert_close(logits, ref, rtol=0, atol=1e-9)
     assert logits.std() > 0
     # not vacuous: every neuron fired except, with the quirk, TIM's output neuron (spec section 5)
-    outs = {a.tim.out_neuron for a in model.modules() if isinstance(a, TimSelfAttention)}
+    outs = {a.q_mixer.out_neuron for a in model.modules() if isinstance(a, SpikingSelfAttention)}
     assert len(counts) == 23
     assert all((counts[n] == 0) == (quirks and n in outs) for n in counts), counts
     assert len(tims) == 2
@@ -171,7 +172,7 @@ def test_tim_dvs_matches_the_spec_layer_table_in_float64(training, quirks):
         assert torch.equal(y[1:], torch.zeros_like(y[1:])) == quirks
 
     g_out = torch.randn(B, 10, generator=g, dtype=torch.float64)
-    interactors = [a.tim.interactor.weight for a in model.modules() if isinstance(a, TimSelfAttention)]
+    interactors = [a.q_mixer.interactor.weight for a in model.modules() if isinstance(a, SpikingSelfAttention)]
     grads_lib = torch.autograd.grad(logits, [x_lib, *interactors], g_out)
     grads_ref = torch.autograd.grad(ref, [x_ref, *interactors], g_out)
     grads_ref = (grads_ref[0].transpose(0, 1), *grads_ref[1:])
@@ -206,7 +207,7 @@ def test_official_quirks_make_tim_return_q0_then_zeros():
     g = torch.Generator().manual_seed(1)
     q = (torch.rand(10, 2, 16, 16, 16, generator=g) < 0.5).float()
     for quirks in (True, False):
-        tim = create_model("tim_dvs", official_quirks=quirks).blocks[0].attn.tim
+        tim = create_model("tim_dvs", official_quirks=quirks).blocks[0].attn.q_mixer
         for scale in (1.0, 50.0):  # PyTorch's init, and an interactor that drives in_neuron hard
             with torch.no_grad():
                 tim.interactor.weight.uniform_(-0.1 * scale, 0.3 * scale, generator=g)
@@ -220,13 +221,13 @@ def test_official_quirks_make_tim_return_q0_then_zeros():
 
 def test_official_quirks_give_the_three_written_thresholds_the_default():
     written = create_model("tim_dvs").blocks[0].attn
-    assert (written.attn_neuron.v_threshold, written.tim.in_neuron.v_threshold,
-            written.tim.out_neuron.v_threshold) == (0.5, 0.3, 0.5)
+    assert (written.attn_neuron.v_threshold, written.q_mixer.in_neuron.v_threshold,
+            written.q_mixer.out_neuron.v_threshold) == (0.5, 0.3, 0.5)
     released = create_model("tim_dvs", official_quirks=True)
     assert all(n.v_threshold == 1.0 for n in released.modules() if isinstance(n, LIF))
     own = create_model("tim_dvs", official_quirks=True, attn_threshold=0.25, tim_in_threshold=0.2,
                        tim_out_threshold=0.7).blocks[1].attn  # an explicit value wins over the quirk
-    assert (own.attn_neuron.v_threshold, own.tim.in_neuron.v_threshold, own.tim.out_neuron.v_threshold) == (
+    assert (own.attn_neuron.v_threshold, own.q_mixer.in_neuron.v_threshold, own.q_mixer.out_neuron.v_threshold) == (
         0.25, 0.2, 0.7)
     assert own.q_neuron.v_threshold == 1.0
 
@@ -262,8 +263,8 @@ def test_neuron_and_its_settings_reach_every_neuron(neuron, cls, quirks):
     assert all(n.tau == 3.0 for n in neurons if cls is not IF)
     own = {}
     for a in model.modules():
-        if isinstance(a, TimSelfAttention):
-            own.update({id(a.attn_neuron): 0.5, id(a.tim.in_neuron): 0.3, id(a.tim.out_neuron): 0.5})
+        if isinstance(a, SpikingSelfAttention):
+            own.update({id(a.attn_neuron): 0.5, id(a.q_mixer.in_neuron): 0.3, id(a.q_mixer.out_neuron): 0.5})
     for n in neurons:  # with the quirk the three take the other neurons' threshold, as in the released code
         assert n.v_threshold == (0.8 if quirks or id(n) not in own else own[id(n)])
 
@@ -365,11 +366,11 @@ def test_authors_checkpoint_converts_and_loads(tmp_path, recwarn):
     model = create_model("tim_dvs", official_quirks=True, checkpoint_path=tmp_path / "tim.pth")  # every key checked
     assert not [w for w in recwarn if "thresholds" in str(w.message)]  # the released thresholds: no warning
     pairs = [
-        (model.patch_embed.stages[0].conv_bn.conv.weight, "patch_embed.proj_conv.weight"),
-        (model.patch_embed.stages[3].conv_bn.bn.running_var, "patch_embed.proj_bn3.running_var"),
-        (model.patch_embed.rpe[0].bn.bias, "patch_embed.rpe_bn.bias"),
-        (model.blocks[1].attn.tim.interactor.weight, "block.1.attn.TIM.interactor.weight"),
-        (model.blocks[0].attn.tim.interactor.bias, "block.0.attn.TIM.interactor.bias"),
+        (model.patch_embed.stages[0].conv.weight, "patch_embed.proj_conv.weight"),
+        (model.patch_embed.stages[3].bn.running_var, "patch_embed.proj_bn3.running_var"),
+        (model.patch_embed.rpe.bn.bias, "patch_embed.rpe_bn.bias"),
+        (model.blocks[1].attn.q_mixer.interactor.weight, "block.1.attn.TIM.interactor.weight"),
+        (model.blocks[0].attn.q_mixer.interactor.bias, "block.0.attn.TIM.interactor.bias"),
         (model.blocks[1].attn.proj.bn.num_batches_tracked, "block.1.attn.proj_bn.num_batches_tracked"),
         (model.blocks[0].mlp.fc2.linear.bias, "block.0.mlp.fc2_conv.bias"),
         (model.head.fc.weight, "head.weight"),
@@ -402,5 +403,5 @@ def test_mismatched_authors_checkpoint_is_refused_whole(tmp_path):
     message = str(err.value)
     assert "1 missing: head.fc.bias" in message
     assert "1 unexpected: block.0.attn.talking_heads.weight" in message
-    assert "1 mis-shaped: blocks.1.attn.tim.interactor.weight: checkpoint (9, 9, 5) vs model (16, 16, 5)" in message
+    assert "1 mis-shaped: blocks.1.attn.q_mixer.interactor.weight: checkpoint (9, 9, 5) vs model (16, 16, 5)" in message
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing loaded

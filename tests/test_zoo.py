@@ -6,6 +6,7 @@ import torch
 
 from spikeformers.models import create_model, list_models
 from spikeformers.models.registry import model_entry
+from spikeformers.neurons import LIF
 
 # Full-size ImageNet models (and Meta-SpikeFormer's 31M-parameter DVS one) take seconds to a
 # minute each on 2 cores: run them with -m slow.
@@ -36,7 +37,7 @@ def test_registered_model_says_what_it_is(name):
 
 @pytest.mark.parametrize("name", FAST + SLOW)
 def test_every_neuron_of_every_model_takes_the_neuron_and_its_settings(name):
-    from spikeformers.neurons import LIF, PLIF
+    from spikeformers.neurons import PLIF
 
     model = create_model(name, neuron="plif", neuron_kwargs=dict(tau=3.0, surrogate="atan", alpha=2.5, detach_mem=True))
     neurons = [m for m in model.modules() if isinstance(m, LIF)]
@@ -44,3 +45,53 @@ def test_every_neuron_of_every_model_takes_the_neuron_and_its_settings(name):
     for n in neurons:
         assert isinstance(n, PLIF), f"{name}: {type(n).__name__} ignores neuron='plif'"
         assert (n.surrogate, n.alpha, n.detach_mem) == ("atan", 2.5, True), name
+
+
+class WidthProbe(LIF):
+    """A per-channel neuron (its constructor takes ``channels``): it keeps the width its part said it would
+    see and the shape of every input it does see."""
+
+    def __init__(self, channels: int, channel_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.channel_dim = channels, channel_dim
+        self.seen: list[tuple[int, ...]] = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape))
+        return super().forward(x)
+
+
+# One configuration of every family, shrunk, with the input side it needs.
+ONE_PER_FAMILY = {
+    "spikformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
+    "tim_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
+    "spikformer_v2_dvs": (32, dict(embed_dim=16, depth=1, num_heads=2)),
+    "spikingformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
+    "spike_driven_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
+    "qkformer_dvs": (32, dict(embed_dim=16, depths=(1, 1), num_heads=2)),
+    "sglformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
+    "meta_spikformer_dvs": (24, dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2, kd=True)),
+}
+
+
+def test_width_check_covers_every_family():
+    families = {model_entry(name).model_class for name in list_models()}
+    assert families == {model_entry(name).model_class for name in ONE_PER_FAMILY}
+
+
+@pytest.mark.parametrize("name", sorted(ONE_PER_FAMILY))
+def test_every_neuron_is_built_for_the_width_it_sees(name):
+    """A neuron that takes ``channels`` gets, from every part, the channel count of its input and the axis
+    of that count (QKFormer's batch-leak neuron sees [T*B, N, C]; TIM's see [t, B, heads, N, d])."""
+    side, sizes = ONE_PER_FAMILY[name]
+    torch.manual_seed(0)
+    model = create_model(name, img_size=side, in_channels=2, num_classes=10, time_steps=2, neuron=WidthProbe,
+                         **sizes).train()
+    model((torch.rand(2, 2, 2, side, side) * 3).floor())
+    neurons = {n: m for n, m in model.named_modules() if isinstance(m, LIF)}
+    assert neurons and all(isinstance(m, WidthProbe) for m in neurons.values())
+    for where, neuron in neurons.items():
+        assert neuron.seen, f"{where} never ran"
+        for shape in neuron.seen:
+            assert shape[neuron.channel_dim] == neuron.channels, (
+                f"{where} was built for {neuron.channels} channels on axis {neuron.channel_dim}, saw {shape}")

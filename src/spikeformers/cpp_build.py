@@ -2,9 +2,10 @@
 
 Each kernel is one C++ source compiled with the compiler PyTorch's ``cpp_extension``
 finds (20 to 60 s, once), for the vector instructions PyTorch itself uses on this
-CPU (AVX2, AVX-512), into a cache folder keyed by the source, the compiler flags
-and the PyTorch and Python versions: ``$SPIKEFORMERS_CACHE/kernels`` or, by
-default, ``~/.cache/spikeformers/kernels``. A kernel that cannot be built (no
+CPU (AVX2, AVX-512), into a cache folder keyed by the source (its content and its
+path), the compiler flags and the PyTorch installation and Python version:
+``$SPIKEFORMERS_CACHE/kernels`` or, by default, ``~/.cache/spikeformers/kernels``.
+A kernel that cannot be built (no
 compiler, no ninja, a read-only home) is reported as the exception that stopped
 it, and its callers fall back to PyTorch's own operations.
 """
@@ -48,9 +49,15 @@ def cache_dir() -> Path:
 
 
 def build_key(source: Path) -> str:
-    """The source, flags and toolchain versions that decide the binary: a change in any rebuilds."""
+    """The source, flags and toolchain that decide the binary: a change in any builds into a new folder.
+
+    The paths are in it because the build file PyTorch writes names them (the source, PyTorch's
+    headers), and a build file naming other paths is rebuilt: two checkouts, or two PyTorch
+    installations, sharing one folder would rebuild each other's kernel on every switch.
+    """
     digest = hashlib.sha256(source.read_bytes())
-    digest.update(repr((build_flags(), torch.__version__, sys.version_info[:2], sys.platform)).encode())
+    paths = (str(Path(source).resolve()), os.path.dirname(torch.__file__))
+    digest.update(repr((build_flags(), torch.__version__, sys.version_info[:2], sys.platform, paths)).encode())
     return digest.hexdigest()[:16]
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers.checkpointing import recomputing
+from ..memory import recomputing
 from ..neurons import get_neuron_class, list_neurons
 
 

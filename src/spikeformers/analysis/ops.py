@@ -47,7 +47,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..layers.checkpointing import recomputing
+from ..memory import recomputing
 from .firing import neuron_classes, sequence_shape
 
 # The functions a model computes its products with, as the mode receives them.

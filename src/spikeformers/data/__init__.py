@@ -7,7 +7,8 @@ Layout: the representation here (``events``, ``frames``, ``resize``,
 module per file format); ``datasets/`` (the event data sets, each a short
 description, and the machinery that serves them); ``static/`` (CIFAR,
 ImageNet); ``augment/`` (batched augmentation on the device); ``registry``
-(data sets by name) and ``missing`` (the error for a data set not on disk).
+(data sets by name) and ``missing`` (the error for a data set not on disk);
+``tonic`` (tonic's event arrays and data sets, ``tonic:NAME``).
 """
 
 from .datasets import (CIFAR10DVS, NMNIST, DVSDigits, DVSGesture, EventDataset, EventFolderDataset, FrameCache,
@@ -23,6 +24,7 @@ from .readers import EventFileError, EventRecording, read_event_frames, read_eve
 from .registry import create_dataset, dataset_option_help, dataset_options, list_datasets, option, register_dataset
 from .resize import RESIZE_MODES, resize_frames
 from .static import CIFAR10, CIFAR100, ImageNet
+from .tonic import TonicDataset, from_tonic_events, from_tonic_sensor_size, to_tonic_events, to_tonic_sensor_size
 
 __all__ = [
     "EVENT_DTYPE",
@@ -65,6 +67,11 @@ __all__ = [
     "resize_frames",
     "saccade_offsets",
     "sort_events",
+    "TonicDataset",
+    "from_tonic_events",
+    "from_tonic_sensor_size",
+    "to_tonic_events",
+    "to_tonic_sensor_size",
     "time_major",
     "time_major_loader",
     "video_to_events",

@@ -18,10 +18,16 @@ How events are assigned to the T frames (``split_by``):
   recording spans less than T microseconds (``dt = 0``) every event lands in
   the last frame. (SpikingJelly fails on a window without events; here such
   a frame is simply zero.)
-- ``'time_bins'`` (tonic's ``ToFrame(n_time_bins=T)``): the same windows,
-  but the events after the last window (``t >= t_first + T*dt``, the
-  remainder of the integer division) are dropped, as tonic drops them; with
-  ``dt = 0`` all frames are zero.
+- ``'time_bins'`` (tonic 1.7's ``ToFrame(n_time_bins=T, overlap=...)``,
+  frame for frame): the same windows, but the events after the last window
+  (``t >= t_first + T*dt``, the remainder of the integer division) are
+  dropped, as tonic drops them; with ``dt = 0`` all frames are zero. With
+  ``overlap`` in ``[0, 1)`` each window is ``L = dt * (1 + overlap)`` long and
+  starts ``L * (1 - overlap)`` after the previous one, so neighbouring frames
+  share events; these edges are computed in float64 exactly as tonic computes
+  them. (tonic's ``include_incomplete`` does not apply to ``n_time_bins``: its
+  ``ToFrame`` ignores it there, so the remainder is dropped either way.)
+  ``overlap`` belongs to this mode only.
 
 The two time modes need events sorted by ``t`` and raise otherwise (sort with
 ``sort_events``); rather than guess whether the caller meant array order or
@@ -31,8 +37,8 @@ order: the time modes take the events in (stable) time order. Every reader
 and data set integrates through it.
 
 How it is computed (the counts are the definition's, only faster): every
-event gets its pixel index ``(p*H + y)*W + x`` within a frame; since the
-frames are consecutive runs of the event array (by index for 'number', by
+event gets its pixel index ``(p*H + y)*W + x`` within a frame; since each
+frame is a run of consecutive events (by index for 'number', by
 ``np.searchsorted`` on the sorted timestamps for the time modes), each frame
 is one ``np.bincount`` over its slice, and no per-event frame index is ever
 built. Readers that decode addresses straight into pixel indices (the AEDAT
@@ -53,15 +59,16 @@ def events_to_frames(
     time_steps: int,
     sensor_size: tuple[int, int],
     split_by: str = "number",
+    overlap: float = 0.0,
 ) -> np.ndarray:
     """Count events per frame, polarity and pixel: an int32 array ``[T, 2, H, W]``.
 
     ``sensor_size`` is ``(H, W)``; an event at column ``x``, row ``y`` counts
-    at ``[frame, p, y, x]``. See the module docstring for ``split_by``.
-    Empty recordings give all-zero frames.
+    at ``[frame, p, y, x]``. See the module docstring for ``split_by`` and
+    ``overlap`` (``'time_bins'`` only). Empty recordings give all-zero frames.
     """
     check_event_fields(events)
-    check_frame_options(time_steps, split_by)
+    check_frame_options(time_steps, split_by, overlap)
     height, width = check_sensor_size(sensor_size)
     if len(events) == 0:
         return np.zeros((time_steps, 2, height, width), dtype=np.int32)
@@ -71,18 +78,18 @@ def events_to_frames(
     p = _checked_polarities(events["p"])
     timestamps = None if split_by == "number" else np.ascontiguousarray(_integer_column(events["t"]))
     return count_frames(lambda start, end: pixel_index(x[start:end], y[start:end], p[start:end], height, width),
-                        len(events), time_steps, (height, width), split_by, timestamps)
+                        len(events), time_steps, (height, width), split_by, timestamps, overlap)
 
 
 def integrate(events: np.ndarray, time_steps: int, sensor_size: tuple[int, int],
-              split_by: str = "number") -> np.ndarray:
+              split_by: str = "number", overlap: float = 0.0) -> np.ndarray:
     """``events_to_frames`` of a recording as read: for the time modes its events are first put
     in time order (a stable sort, only when a timestamp is out of order), for 'number' they
     stay in file order."""
     check_event_fields(events)
     if split_by != "number" and len(events) > 1 and np.any(events["t"][1:] < events["t"][:-1]):
         events = sort_events(events)
-    return events_to_frames(events, time_steps, sensor_size, split_by)
+    return events_to_frames(events, time_steps, sensor_size, split_by, overlap)
 
 
 def check_time_steps(time_steps) -> int:
@@ -94,11 +101,18 @@ def check_time_steps(time_steps) -> int:
     return int(time_steps)
 
 
-def check_frame_options(time_steps, split_by: str) -> None:
-    """A clear ValueError unless ``time_steps`` is an int >= 1 and ``split_by`` one of ``SPLIT_MODES``."""
+def check_frame_options(time_steps, split_by: str, overlap: float = 0.0) -> None:
+    """A clear ValueError unless ``time_steps`` is an int >= 1, ``split_by`` one of ``SPLIT_MODES``
+    and ``overlap`` a number in [0, 1), other than 0 only with ``'time_bins'``."""
     check_time_steps(time_steps)
     if split_by not in SPLIT_MODES:
         raise ValueError(f"unknown split_by {split_by!r}; valid: {SPLIT_MODES}")
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float, np.integer, np.floating)) \
+            or not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be a number in [0, 1) (a fraction of a time bin); got {overlap!r}")
+    if overlap and split_by != "time_bins":
+        raise ValueError(f"overlap applies to split_by='time_bins' only (tonic's ToFrame overlap); "
+                         f"got overlap={overlap!r} with split_by={split_by!r}")
 
 
 def pixel_index(x: np.ndarray, y: np.ndarray, p: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -111,7 +125,7 @@ def pixel_index(x: np.ndarray, y: np.ndarray, p: np.ndarray, height: int, width:
 
 
 def count_frames(pixels_between, num_events: int, time_steps: int, sensor_size: tuple[int, int],
-                 split_by: str, timestamps: np.ndarray | None = None) -> np.ndarray:
+                 split_by: str, timestamps: np.ndarray | None = None, overlap: float = 0.0) -> np.ndarray:
     """The ``[T, 2, H, W]`` int32 counts of ``num_events`` events, as ``events_to_frames``.
 
     ``pixels_between(start, end)`` gives the events ``start..end-1`` as indices
@@ -119,12 +133,12 @@ def count_frames(pixels_between, num_events: int, time_steps: int, sensor_size: 
     Asking frame by frame keeps every temporary small, which matters as much
     as the arithmetic: large fresh arrays cost page faults on every file.
     ``timestamps``: the events' integer times, for the time modes only, which
-    raise unless they are sorted.
+    raise unless they are sorted. ``overlap``: of 'time_bins' (the frames then share events).
     """
     height, width = sensor_size
     frame_size = 2 * height * width
     frames = np.zeros((time_steps, frame_size), dtype=np.int32)
-    starts, ends = frame_bounds(num_events, time_steps, split_by, timestamps)
+    starts, ends = frame_bounds(num_events, time_steps, split_by, timestamps, overlap)
     for frame, (start, end) in enumerate(zip(starts, ends)):
         if end > start:
             # bincount adds every event, also repeats at one pixel (indexed += would not).
@@ -133,7 +147,7 @@ def count_frames(pixels_between, num_events: int, time_steps: int, sensor_size: 
 
 
 def frame_bounds(num_events: int, time_steps: int, split_by: str,
-                 timestamps: np.ndarray | None = None) -> tuple[list[int], list[int]]:
+                 timestamps: np.ndarray | None = None, overlap: float = 0.0) -> tuple[list[int], list[int]]:
     """``(starts, ends)``: frame j holds the events ``[starts[j], ends[j])`` (module docstring)."""
     if split_by == "number":
         per_frame = num_events // time_steps  # 0: every event lands in the last frame
@@ -152,6 +166,14 @@ def frame_bounds(num_events: int, time_steps: int, split_by: str,
         )
     first_time = int(t[0])
     window = (int(t[-1]) - first_time) // time_steps
+    if split_by == "time_bins" and overlap:
+        # tonic's edges, computed as tonic computes them (float64, same operations in the same order),
+        # so that an event on an edge falls on the same side: windows of (1 + overlap) bins, one every
+        # (1 - overlap) of a window.
+        length = window * (1.0 + float(overlap))
+        starts = np.arange(time_steps) * (length * (1.0 - float(overlap))) + first_time
+        return (np.searchsorted(t, starts, side="left").tolist(),
+                np.searchsorted(t, starts + length, side="left").tolist())
     # Window edges t0 + j*dt (j = 0..T) lie within [t0, t_last], so they fit t's
     # dtype: searching with that dtype spares a converted copy of t.
     edges = np.array([first_time + frame * window for frame in range(time_steps + 1)], dtype=t.dtype)

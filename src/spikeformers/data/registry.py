@@ -8,6 +8,12 @@ help)``, whose one-line description ``spikeformers data options`` prints. So
 an option is written once, in its class: ``create_dataset`` checks names
 against the signature (a wrong one is named, with the valid ones), and the
 CLI passes ``--dataset-option KEY=VALUE`` through unchanged.
+
+A name ``PREFIX:NAME`` is a data set of another library, resolved when it is
+asked for by the function registered for the prefix
+(``register_dataset_prefix``): ``tonic:NMNIST`` is tonic's N-MNIST
+(``spikeformers.data.tonic``). Such an entry gives its options' descriptions
+as ``option_help``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, Callable
 from torch.utils.data import Dataset
 
 _DATASETS: dict[str, Callable[..., Dataset]] = {}
+_PREFIXES: dict[str, Callable[[str], Callable[..., Dataset]]] = {}
 _BUILT_FROM = ("root", "train", "time_steps")
 
 
@@ -44,6 +51,12 @@ def register_dataset(name: str):
         return entry
 
     return decorator
+
+
+def register_dataset_prefix(prefix: str, resolve: Callable[[str], Callable[..., Dataset]]):
+    """Resolve names ``prefix:NAME`` with ``resolve(NAME)``, which returns the entry (as
+    ``register_dataset`` takes one) or raises a ValueError naming what is wrong with NAME."""
+    _PREFIXES[prefix] = resolve
 
 
 def list_datasets() -> list[str]:
@@ -76,16 +89,23 @@ def dataset_options(name: str) -> dict:
 def dataset_option_help(name: str) -> dict[str, str]:
     """The one-line description of each option of data set ``name`` ('' where it has none)."""
     entry = _entry(name)
-    declared = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(entry)} \
-        if dataclasses.is_dataclass(entry) else {}
+    declared = getattr(entry, "option_help", None) or (
+        {f.name: f.metadata.get("help", "") for f in dataclasses.fields(entry)} if dataclasses.is_dataclass(entry)
+        else {})
     return {key: declared.get(key, "") for key in dataset_options(name)}
 
 
 def _entry(name: str) -> Callable[..., Dataset]:
+    prefix, colon, rest = name.partition(":")
+    if colon and prefix in _PREFIXES:
+        if not rest:
+            raise ValueError(f"Dataset {name!r} names no data set after {prefix!r}: (e.g. {prefix}:NAME)")
+        return _PREFIXES[prefix](rest)
     if name not in _DATASETS:
         close = difflib.get_close_matches(name, _DATASETS, n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"Unknown dataset {name!r}.{hint} Known: {', '.join(list_datasets())}.")
+        others = "".join(f", or {prefix}:NAME" for prefix in sorted(_PREFIXES))
+        raise ValueError(f"Unknown dataset {name!r}.{hint} Known: {', '.join(list_datasets())}{others}.")
     return _DATASETS[name]
 
 

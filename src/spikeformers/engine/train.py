@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from ..atomic import remove_temporary_files
 from ..data import DeviceFrames, DeviceFramesError, collate_time_major, create_dataset
-from ..layers.checkpointing import enable_activation_checkpointing, return_freed_memory_to_os
+from ..memory import enable_activation_checkpointing, return_freed_memory_to_os
 from ..models import count_parameters, create_model
 from . import distributed
 from .augmentation import BatchAugment

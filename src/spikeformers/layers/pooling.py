@@ -10,9 +10,12 @@ vectorised. Outputs and gradients are PyTorch's, bit for bit (same scan order,
 same tie and NaN rule, gradients summed in the same order), which the tests
 check in every floating dtype.
 
-Elsewhere (GPU tensors, dilation, ``ceil_mode``, ``return_indices``, a window
-over 256 places, or where the kernel cannot be built) it is ``nn.MaxPool2d``.
-It has no parameters or buffers, so checkpoints are unaffected.
+The kernel is a pair of custom operators (``spikeformers::max_pool2d`` and its
+backward) with fake implementations, so ``torch.compile`` and ``torch.export``
+trace it. Elsewhere (GPU tensors, dilation, ``ceil_mode``, ``return_indices``, a
+window over 256 places, inside ``neurons.unrolled()`` where an exporter wants
+standard operators only, or where the kernel cannot be built) it is
+``nn.MaxPool2d``. It has no parameters or buffers, so checkpoints are unaffected.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from .. import cpp_build
+from ..neurons.kernels import unrolling
 
 SOURCE = Path(__file__).with_name("max_pool_kernel.cpp")
 
@@ -33,23 +37,57 @@ def _extension():
     return None if isinstance(ext, Exception) else ext
 
 
+@torch.compiler.assume_constant_result  # torch.compile calls it, and never traces the build
 def kernel_available() -> bool:
     """True when the C++ max-pool is built (building it now if needed)."""
     return _extension() is not None
 
 
-class _MaxPool2dFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, window: tuple, stride: tuple, padding: tuple):
-        out, place = _extension().forward(x.contiguous(), *window, *stride, *padding)
-        ctx.save_for_backward(place)
-        ctx.geometry = (x.shape[2], x.shape[3], *window, *stride, *padding)
-        return out
+def _output_size(size: int, window: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - window) // stride + 1
 
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        (place,) = ctx.saved_tensors
-        return _extension().backward(grad_out.contiguous(), place, *ctx.geometry), None, None, None
+
+@torch.library.custom_op("spikeformers::max_pool2d", mutates_args=())
+def _max_pool2d(x: torch.Tensor, window_h: int, window_w: int, stride_h: int, stride_w: int, padding_h: int,
+                padding_w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output, each output's winner's place in its window, uint8)."""
+    out, place = _extension().forward(x.contiguous(), window_h, window_w, stride_h, stride_w, padding_h, padding_w)
+    return out, place
+
+
+@_max_pool2d.register_fake
+def _(x, window_h, window_w, stride_h, stride_w, padding_h, padding_w):
+    shape = (x.shape[0], x.shape[1], _output_size(x.shape[2], window_h, stride_h, padding_h),
+             _output_size(x.shape[3], window_w, stride_w, padding_w))
+    return x.new_empty(shape), x.new_empty(shape, dtype=torch.uint8)
+
+
+@torch.library.custom_op("spikeformers::max_pool2d_backward", mutates_args=())
+def _max_pool2d_backward(grad_out: torch.Tensor, place: torch.Tensor, height: int, width: int, window_h: int,
+                         window_w: int, stride_h: int, stride_w: int, padding_h: int, padding_w: int) -> torch.Tensor:
+    return _extension().backward(grad_out.contiguous(), place, height, width, window_h, window_w, stride_h, stride_w,
+                                 padding_h, padding_w)
+
+
+@_max_pool2d_backward.register_fake
+def _(grad_out, place, height, width, *geometry):
+    return grad_out.new_empty((grad_out.shape[0], grad_out.shape[1], height, width))
+
+
+def _setup_context(ctx, inputs, output):
+    x, *geometry = inputs
+    _, place = output
+    ctx.mark_non_differentiable(place)
+    ctx.save_for_backward(place)
+    ctx.geometry = (x.shape[2], x.shape[3], *geometry)
+
+
+def _backward(ctx, grad_out, _grad_place):
+    (place,) = ctx.saved_tensors
+    return _max_pool2d_backward(grad_out, place, *ctx.geometry), None, None, None, None, None, None
+
+
+_max_pool2d.register_autograd(_backward, setup_context=_setup_context)
 
 
 class MaxPool2d(nn.MaxPool2d):
@@ -63,11 +101,12 @@ class MaxPool2d(nn.MaxPool2d):
         applies = (x.device.type == "cpu" and x.dim() == 4 and x.is_floating_point() and x.numel() > 0
                    and _pair(self.dilation) == (1, 1) and not self.ceil_mode and not self.return_indices
                    and window[0] * window[1] <= 256 and all(2 * p <= k for p, k in zip(padding, window))
-                   and kernel_available())
+                   and not unrolling() and kernel_available())
         return (window, stride, padding) if applies else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         geometry = self._kernel_geometry(x)
         if geometry is None:  # PyTorch's pool, with its own errors (a padding over half the window)
             return super().forward(x)
-        return _MaxPool2dFunction.apply(x, *geometry)
+        window, stride, padding = geometry
+        return _max_pool2d(x, *window, *stride, *padding)[0]

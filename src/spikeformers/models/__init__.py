@@ -4,15 +4,14 @@ from . import meta_spikeformer, qkformer, sglformer, spike_driven, spikformer, s
 from .base import SpikingClassifier
 from .meta_spikeformer import MetaSpikeFormer
 from .qkformer import QKFormer
+from .registry import Config, count_parameters, create_model, list_models, model_entry, register_configs, register_model
 from .sglformer import SGLFormer
-from .registry import count_parameters, create_model, list_models, model_entry, register_model
 from .spike_driven import SpikeDrivenTransformer
 from .spikformer import Spikformer
 from .spikformer_v2 import SpikformerV2
 from .spikingformer import Spikingformer
 from .tim import TIMSpikformer
 
-__all__ = ["create_model", "list_models", "register_model", "model_entry", "count_parameters",
-           "SpikingClassifier", "Spikformer", "SpikeDrivenTransformer", "QKFormer",
-           "TIMSpikformer", "SpikformerV2",
-           "Spikingformer", "SGLFormer", "MetaSpikeFormer"]
+__all__ = ["create_model", "list_models", "register_model", "register_configs", "Config", "model_entry",
+           "count_parameters", "SpikingClassifier", "Spikformer", "SpikeDrivenTransformer", "QKFormer",
+           "TIMSpikformer", "SpikformerV2", "Spikingformer", "SGLFormer", "MetaSpikeFormer"]

@@ -1,5 +1,5 @@
-"""Loading weights into models: this library's checkpoints, safetensors files, and the
-authors' checkpoints through a per-family key converter.
+"""Loading weights into models: this library's checkpoints (those of 0.1.0 included), safetensors
+files, and the authors' checkpoints through their family's class-level key tables.
 
 Nothing is loaded partially: every key is checked (missing, unexpected,
 mis-shaped) before a single tensor is copied, and a mismatch raises one error
@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from ..atomic import atomic_write
 from ..engine.checkpoint import FORMAT, read_torch_file, require, verify
+from .base import SpikingClassifier, upgrade_legacy_keys
 
 StateDict = dict[str, torch.Tensor]
-Converter = Callable[[StateDict, nn.Module], StateDict]
-
-_CONVERTERS: dict[type, Converter] = {}
 
 # Where training scripts usually put the weights inside a checkpoint dict.
 _WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "module", "net")
@@ -36,30 +34,46 @@ class CheckpointMismatchError(ValueError):
     pass
 
 
-def register_converter(model_class: type):
-    """Register ``fn(official_state_dict, model) -> state_dict`` for the authors' key names."""
-
-    def decorator(fn: Converter) -> Converter:
-        _CONVERTERS[model_class] = fn
-        return fn
-
-    return decorator
-
-
-def rename_state_dict(official: StateDict, rules, model: nn.Module, unused: re.Pattern | None = None) -> StateDict:
-    """The authors' keys renamed to ``model``'s by ``rules`` (``(pattern, fn(match) -> key)``, first
-    match wins); keys matching ``unused`` dropped; 1x1 convolution kernels ``[out, in, 1(, 1)]`` reshaped
-    to Linear weights where the model holds a Linear. Unknown keys are kept, so the loader reports them."""
+def convert_official(official: StateDict, model: SpikingClassifier) -> StateDict:
+    """The authors' keys renamed to ``model``'s by its class's ``official_renames`` (``(pattern,
+    replacement)``: a template for ``re.Match.expand`` or a function of the match; first match wins),
+    keys matching ``official_unused`` dropped, and 1x1 kernels reshaped to the model's tensor where the two
+    differ only by trailing 1-sized dimensions (a Conv1d or Conv2d 1x1 kernel for a Linear weight, or back).
+    What the conversion cannot carry over (the model's ``official_warnings``) is warned about. Unknown keys
+    are kept, so that the loader reports them."""
+    cls = type(model)
+    for message in model.official_warnings(official):
+        warnings.warn(message, stacklevel=4)
+    unused = re.compile(cls.official_unused) if cls.official_unused else None
+    rules = [(re.compile(pattern), rename) for pattern, rename in cls.official_renames]
     own = model.state_dict()
     converted: StateDict = {}
     for key, tensor in official.items():
         if unused is not None and unused.match(key):
             continue
-        new_key = next((rename(m) for pattern, rename in rules if (m := pattern.match(key))), key)
-        if new_key in own and tensor.dim() > own[new_key].dim() and all(s == 1 for s in tensor.shape[2:]):
-            tensor = tensor.reshape(tensor.shape[:2])
-        converted[new_key] = tensor
+        for pattern, rename in rules:
+            if match := pattern.match(key):
+                key = rename(match) if callable(rename) else match.expand(rename)
+                break
+        if key in own and tensor.shape != own[key].shape and _core(tensor.shape) == _core(own[key].shape):
+            tensor = tensor.reshape(own[key].shape)
+        converted[key] = tensor
     return converted
+
+
+def _core(shape: torch.Size) -> tuple[int, ...]:
+    """A shape without its trailing 1-sized dimensions past the first two (a 1x1 kernel's)."""
+    shape = tuple(shape)
+    while len(shape) > 2 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
+def upgrade_state_dict(model: nn.Module, state: StateDict) -> StateDict:
+    """``state`` with the keys of checkpoints written by spikeformers 0.1.0 renamed to today's layout."""
+    state = dict(state)
+    upgrade_legacy_keys(model, state)
+    return state
 
 
 def read_state_dict(path: str | os.PathLike) -> StateDict:
@@ -100,13 +114,11 @@ def _strip_prefixes(key: str) -> str:
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load a checkpoint into ``model``: ours as is, the authors' through their family's converter."""
-    state = read_state_dict(path)
-    own_keys = set(model.state_dict())
-    if not own_keys <= set(state):
-        converter = next((fn for cls, fn in _CONVERTERS.items() if isinstance(model, cls)), None)
-        if converter is not None:
-            state = converter(state, model)
+    """Load a checkpoint into ``model``: ours as is (0.1.0's upgraded), the authors' through their family's
+    key tables."""
+    state = upgrade_state_dict(model, read_state_dict(path))
+    if not set(model.state_dict()) <= set(state) and isinstance(model, SpikingClassifier):
+        state = convert_official(state, model)
     check_state_dict(model, state, path)
     poisoned = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
     if poisoned is not None:
@@ -117,7 +129,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
 def check_state_dict(model: nn.Module, state: StateDict, source: str | os.PathLike = "the checkpoint") -> None:
     """Raise one :class:`CheckpointMismatchError`, one line naming ``source`` and every missing, unexpected or
-    mis-shaped key (the first 20 of each)."""
+    mis-shaped key (the first 20 of each). Keys of 0.1.0's layout count as today's (``load_state_dict``
+    renames them too)."""
+    state = upgrade_state_dict(model, state)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

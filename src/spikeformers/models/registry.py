@@ -1,4 +1,4 @@
-"""The model registry: ``@register_model``, ``create_model(name, **overrides)``, ``list_models``."""
+"""The model registry: ``@register_model``, ``register_configs``, ``create_model(name, **overrides)``, ``list_models``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import difflib
 import fnmatch
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from torch import nn
+
+from .base import to_pair
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -41,6 +43,41 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, model_class: t
         return fn
 
     return decorator if fn is None else decorator(fn)
+
+
+class Config(NamedTuple):
+    """One published configuration, a row of its family's table (timm's ``model_args`` and what the zoo
+    table says of it)."""
+
+    args: dict[str, Any]  # the model's arguments
+    dataset: str  # the data set the configuration is for
+    reported: str = ""  # top-1 (%) its paper or authors report
+    source: str = ""  # where that number is published
+    note: str = ""  # anything else its one-line description should say
+    paper: str = ""  # when not the family's
+
+
+def register_configs(model_class: type[nn.Module], paper: str, configs: dict[str, Config]) -> None:
+    """Register each row of a family's table under its name: ``create_model(name, **overrides)`` builds
+    ``model_class(**{**row.args, **overrides})``."""
+    defaults = {name: p.default for name, p in inspect.signature(model_class).parameters.items()}
+    for name, row in configs.items():
+        args = {**defaults, **row.args}
+        reported = f", {row.reported}% top-1" if row.reported else ""
+        description = (f"{row.dataset}, T={args['time_steps']}, {'x'.join(map(str, to_pair(args['img_size'])))}: "
+                       f"{row.paper or paper}{reported}{'; ' + row.note if row.note else ''}")
+        register_model(_factory(model_class, name, row.args, description), model_class=model_class,
+                       paper=row.paper or paper, dataset=row.dataset, reported=row.reported, source=row.source)
+
+
+def _factory(model_class: type[nn.Module], name: str, args: dict[str, Any], description: str) -> Callable[..., nn.Module]:
+    def create(**overrides: Any) -> nn.Module:
+        return model_class(**{**args, **overrides})
+
+    create.__name__ = create.__qualname__ = name
+    create.__module__ = model_class.__module__
+    create.__doc__ = description
+    return create
 
 
 def list_models(pattern: str = "*") -> list[str]:

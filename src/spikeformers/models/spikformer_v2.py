@@ -1,39 +1,10 @@
 """Spikformer V2 (Zhou et al., "Spikformer V2: Join the High Accuracy Club on ImageNet with an SNN Ticket",
 arXiv 2401.02020): Spikformer with its SPS stem replaced by a Spiking Convolutional Stem (SCS).
 
-There is NO public code or checkpoint for V2, so this is not a reproduction
-but the best-supported reconstruction (``shared/specs/spikformer_v2.md``).
-
-From the paper (abstract): V2 = Spikformer's SSA blocks + an SCS "with
-supplementary convolutional layers"; an 8-layer V2 reaches 80.38% ImageNet
-top-1 at T=4; a 172M-parameter 16-layer V2 reaches 81.10% at T=1 after
-masked-image-modelling pre-training (not implemented here).
-
-From third parties: the ImageNet sizes V2-8-384 = 29.11M and V2-8-512 =
-51.55M parameters, 224x224 input, T=4, with 78.80% and 80.38% top-1.
-
-Inferred (not stated anywhere readable):
-
-- the SCS layer list (``layers/scs_stem.py``): four stages of widths D/8,
-  D/4, D/2, D, each a 2x2 stride-2 Conv -> BN -> neuron, then 3x3 Conv
-  C -> 4C -> BN and 3x3 Conv 4C -> C -> BN; no position convolution. It is the
-  structure that gives exactly 29,111,272 parameters for 8-384 and
-  51,545,064 for 8-512 (172,278,760 for 16-768, the paper's "172M");
-- whether a neuron sits between the two 3x3 convolutions
-  (``scs_mid_neuron``, default True, so that the reduction conv reads spikes
-  like every other conv after Spikformer's first) and whether the pair has a
-  residual (``scs_residual``, default False: none is mentioned);
-- everything after the stem is Spikformer's ImageNet code unchanged: SSA
-  (scale 0.125, no softmax, attention neuron threshold 0.5), MLP ratio 4,
-  spike-sum residuals, mean over tokens and time, Linear head; LIF tau 2,
-  threshold 1, hard reset, sigmoid surrogate alpha 4; head dimension 64
-  (6 heads at 384, 8 at 512; the count does not change the parameters);
-- the CIFAR10-DVS configuration: V2's CIFAR10-DVS setting and result could
-  not be retrieved, so ``spikformer_v2_dvs`` is Spikformer-DVS's (2-256,
-  16 heads, scale 0.25, T=16, 128x128, 2 channels) with the SCS stem.
-
-Neuron settings: ``neuron`` and ``neuron_kwargs`` reach every neuron, stem
-included; the attention neuron keeps ``attn_threshold`` (0.5) unless it is set.
+There is no public code or checkpoint for V2, so this is not a reproduction
+but the best-supported reconstruction: what the paper states, what third
+parties report, and what is inferred (the SCS layer list, its two open
+options, the CIFAR10-DVS configuration) are in docs/models.md, "Spikformer V2".
 """
 
 from __future__ import annotations
@@ -43,85 +14,129 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..layers import Block, ClassifierHead, SpikingMLP, SpikingSelfAttention
-from ..layers.scs_stem import SpikingConvolutionalStem
-from ..neurons import neuron_factory
+from ..layers import Block, ClassifierHead, ConvBN, SpikingMLP, SpikingSelfAttention, halving_widths, over_time
+from ..neurons import NeuronFactory
 from .base import SpikingClassifier
-from .registry import register_model
+from .registry import Config, register_configs
+
+
+class SCSStage(nn.Module):
+    """One SCS stage on ``[T, B, C, H, W]``::
+
+        s = neuron(BN(Conv2x2, stride 2 (x)))           # down-sampling, no bias
+        y = BN(Conv3x3 (C -> e*C)) [-> neuron]           # expansion e
+        y = BN(Conv3x3 (e*C -> C)) [+ s]                 # reduction
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, neuron: NeuronFactory, expansion: int = 4,
+                 mid_neuron: bool = True, residual: bool = False):
+        super().__init__()
+        self.down = nn.Conv2d(in_channels, out_channels, kernel_size=2, stride=2, bias=False)
+        self.down_bn = nn.BatchNorm2d(out_channels)
+        self.down_neuron = neuron(channels=out_channels, channel_dim=2)
+        self.expand = ConvBN(out_channels, out_channels * expansion)
+        self.expand_neuron = neuron(channels=out_channels * expansion, channel_dim=2) if mid_neuron else None
+        self.reduce = ConvBN(out_channels * expansion, out_channels)
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.down_neuron(over_time(lambda frames: self.down_bn(self.down(frames)), x))
+        y = self.expand(s)
+        if self.expand_neuron is not None:
+            y = self.expand_neuron(y)
+        y = self.reduce(y)
+        return s + y if self.residual else y
+
+    def extra_repr(self) -> str:
+        return f"residual={self.residual}"
+
+
+class SpikingConvolutionalStem(nn.Module):
+    """SCS: ``num_stages`` :class:`SCSStage` s of widths ``widths`` (default D/2^(n-1), ..., D), each halving
+    the grid, then tokens ``[T, B, h*w, D]`` (row-major, as Spikformer's SPS). There is no relative-position
+    convolution. Every convolution is bias-free."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        embed_dim: int,
+        neuron: NeuronFactory,
+        img_size: tuple[int, int] = (224, 224),
+        num_stages: int = 4,
+        widths: Sequence[int] | None = None,
+        expansion: int = 4,
+        mid_neuron: bool = True,
+        residual: bool = False,
+    ):
+        super().__init__()
+        if num_stages < 1:
+            raise ValueError(f"num_stages must be >= 1, got {num_stages}")
+        widths = halving_widths(embed_dim, num_stages) if widths is None else list(widths)
+        if len(widths) != num_stages or widths[-1] != embed_dim:
+            raise ValueError(f"widths {widths} must list {num_stages} stage widths ending in embed_dim {embed_dim}")
+        factor = 2 ** num_stages
+        img_size = (int(img_size[0]), int(img_size[1]))
+        if img_size[0] % factor or img_size[1] % factor:
+            # each stage halves the grid with an unpadded 2x2 stride-2 conv, which would drop a border
+            raise ValueError(f"img_size {img_size[0]}x{img_size[1]} must be divisible by 2^num_stages = {factor}")
+        self.img_size = img_size
+        self.stages = nn.Sequential(*[
+            SCSStage(c_in, c_out, neuron, expansion=expansion, mid_neuron=mid_neuron, residual=residual)
+            for c_in, c_out in zip([in_channels] + widths[:-1], widths)
+        ])
+        self.grid_size = (img_size[0] // factor, img_size[1] // factor)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid_size[0] * self.grid_size[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5 or tuple(x.shape[-2:]) != self.img_size:
+            H, W = self.img_size
+            raise ValueError(f"{type(self).__name__} expects [T, B, C, {H}, {W}] (built for {H}x{W} input), "
+                             f"got shape {tuple(x.shape)}")
+        return self.stages(x).flatten(3).transpose(2, 3)
 
 
 class SpikformerV2(SpikingClassifier):
-    def __init__(
-        self,
-        img_size: int | Sequence[int] = 224,
-        in_channels: int = 3,
-        num_classes: int = 1000,
-        time_steps: int = 4,
-        embed_dim: int = 512,
-        depth: int = 8,
-        num_heads: int = 8,
-        mlp_ratio: float = 4.0,
-        attn_scale: float = 0.125,
-        attn_threshold: float = 0.5,
-        qkv_bias: bool = False,
-        scs_stages: int = 4,
-        scs_widths: Sequence[int] | None = None,
-        scs_expansion: int = 4,
-        scs_mid_neuron: bool = True,
-        scs_residual: bool = False,
-        neuron: str | type[nn.Module] = "lif",
-        neuron_kwargs: dict[str, Any] | None = None,
-    ):
-        super().__init__(img_size, in_channels, num_classes, time_steps)
-        spiking = neuron_factory(neuron, **(neuron_kwargs or {}))
+    """SCS stem -> L x [x + SSA(x); x + MLP(x)] -> mean over tokens and time -> Linear: Spikformer's ImageNet
+    model after the stem. ``scs_mid_neuron``: a neuron between the stem's two 3x3 convolutions;
+    ``scs_residual``: a residual around them (both inferred, docs/models.md)."""
 
+    def __init__(self, embed_dim: int = 512, depth: int = 8, num_heads: int = 8, mlp_ratio: float = 4.0,
+                 attn_scale: float = 0.125, attn_threshold: float = 0.5, qkv_bias: bool = False,
+                 scs_stages: int = 4, scs_widths: Sequence[int] | None = None, scs_expansion: int = 4,
+                 scs_mid_neuron: bool = True, scs_residual: bool = False, **common: Any):
+        super().__init__(**common)
+        neuron = self.neuron_factory
         self.patch_embed = SpikingConvolutionalStem(
-            in_channels, embed_dim, spiking, img_size=self.img_size, num_stages=scs_stages,
-            widths=scs_widths, expansion=scs_expansion, mid_neuron=scs_mid_neuron, residual=scs_residual,
-        )
+            self.in_channels, embed_dim, neuron, img_size=self.img_size, num_stages=scs_stages, widths=scs_widths,
+            expansion=scs_expansion, mid_neuron=scs_mid_neuron, residual=scs_residual)
         self.blocks = nn.Sequential(*[
-            Block(
-                SpikingSelfAttention(embed_dim, num_heads, spiking, scale=attn_scale,
-                                     attn_threshold=attn_threshold, qkv_bias=qkv_bias),
-                SpikingMLP(embed_dim, spiking, mlp_ratio),
-            )
+            Block(SpikingSelfAttention(embed_dim, num_heads, neuron, scale=attn_scale, attn_threshold=attn_threshold,
+                                       qkv_bias=qkv_bias),
+                  SpikingMLP(embed_dim, neuron, mlp_ratio))
             for _ in range(depth)
         ])
-        self.head = ClassifierHead(embed_dim, num_classes)
+        self.head = ClassifierHead(embed_dim, self.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Tokens ``[T, B, N, D]`` after the last block, for an already checked input."""
         return self.blocks(self.patch_embed(x))
 
 
-def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> SpikformerV2:
-    return SpikformerV2(**{**defaults, **overrides})
-
-
-PAPER = "Spikformer V2 (arXiv 2401.02020)"
-_IMAGENET = dict(img_size=224, in_channels=3, num_classes=1000, time_steps=4, depth=8, mlp_ratio=4.0,
-                 attn_scale=0.125)
-# Inferred: Spikformer-DVS's configuration (spikformer.md section 3) with the SCS stem.
+_IMAGENET = dict(img_size=224, in_channels=3, num_classes=1000, time_steps=4, depth=8, attn_scale=0.125)
+# Inferred: Spikformer-DVS's configuration with the SCS stem.
 _DVS = dict(img_size=128, in_channels=2, num_classes=10, time_steps=16, embed_dim=256, depth=2, num_heads=16,
-            mlp_ratio=4.0, attn_scale=0.25)
+            attn_scale=0.25)
 
-
-@register_model(model_class=SpikformerV2, paper=PAPER, dataset="ImageNet", reported="78.80",
-                source="Nanhu-AI-Lab/MSViT README (third party)")
-def spikformer_v2_imagenet_8_384(**overrides: Any) -> SpikformerV2:
-    """Spikformer V2-8-384, ImageNet, T=4, 224x224, inferred SCS stem (29.11M; 78.80% top-1 reported)."""
-    return _create({**_IMAGENET, "embed_dim": 384, "num_heads": 6}, overrides)
-
-
-@register_model(model_class=SpikformerV2, paper=PAPER, dataset="ImageNet", reported="80.38",
-                source="paper abstract; size from Nanhu-AI-Lab/MSViT README")
-def spikformer_v2_imagenet_8_512(**overrides: Any) -> SpikformerV2:
-    """Spikformer V2-8-512, ImageNet, T=4, 224x224, inferred SCS stem (51.55M; 80.38% top-1 reported)."""
-    return _create({**_IMAGENET, "embed_dim": 512, "num_heads": 8}, overrides)
-
-
-@register_model(model_class=SpikformerV2, paper=PAPER, dataset="CIFAR10-DVS",
-                source="no V2 CIFAR10-DVS result readable; configuration inferred from Spikformer-DVS")
-def spikformer_v2_dvs(**overrides: Any) -> SpikformerV2:
-    """Spikformer V2-2-256, CIFAR10-DVS, T=16, 128x128: Spikformer-DVS with the SCS stem (inferred; no result)."""
-    return _create(_DVS, overrides)
+register_configs(SpikformerV2, "Spikformer V2 (arXiv 2401.02020)", {
+    "spikformer_v2_imagenet_8_384": Config({**_IMAGENET, "embed_dim": 384, "num_heads": 6}, "ImageNet", "78.80",
+                                           "Nanhu-AI-Lab/MSViT README (third party)", note="inferred SCS stem"),
+    "spikformer_v2_imagenet_8_512": Config({**_IMAGENET, "embed_dim": 512, "num_heads": 8}, "ImageNet", "80.38",
+                                           "paper abstract; size from Nanhu-AI-Lab/MSViT README",
+                                           note="inferred SCS stem"),
+    "spikformer_v2_dvs": Config(_DVS, "CIFAR10-DVS",
+                                source="no V2 CIFAR10-DVS result readable; configuration inferred from Spikformer-DVS",
+                                note="Spikformer-DVS with the SCS stem, inferred"),
+})

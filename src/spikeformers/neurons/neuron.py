@@ -3,6 +3,14 @@
 SpikingJelly's semantics (DESIGN.md, "Neuron semantics") without its hidden
 state: every call starts from a membrane at rest, so there is no
 ``reset_net`` to forget, and a module can be called twice in one forward.
+
+:class:`Neuron` holds what every recurrent neuron shares (threshold, reset,
+surrogate, detach options) and runs the recurrence; a subclass supplies only
+its dynamics. One whose charge the fused kernels know names it (``kind``, a
+key of ``spec.FUSED_KINDS``) with its constants (:meth:`Neuron.charge_settings`)
+and learned parameter (:meth:`Neuron.charge_parameter`); any other writes its
+``charge(v, x)`` in PyTorch and runs unrolled over T. A neuron without a
+recurrence (PSN) overrides ``forward``.
 """
 
 from __future__ import annotations
@@ -16,26 +24,108 @@ import torch
 from torch import nn
 
 from .kernels import multistep
-from .multistep import NeuronSpec
+from .spec import FUSED_KINDS, NeuronSpec
 from .surrogate import get_surrogate
 
 
-class LIF(nn.Module):
-    """Leaky integrate-and-fire neuron.
+class Neuron(nn.Module):
+    """Base of the recurrent neurons: fire at ``h >= v_threshold``, then reset.
 
-    Charge ``h = v + (x - (v - v_reset)) / tau`` (``decay_input=True``) or
-    ``h = v - (v - v_reset) / tau + x``; a spike when ``h >= v_threshold``;
-    then a hard reset to ``v_reset``, or, with ``v_reset=None``, a soft reset
-    that subtracts the threshold (the leak then decays towards 0).
-
-    ``detach_reset`` stops the gradient through the spike used in the reset;
-    ``detach_mem`` (BrainCog's ``mem_detach``) stops it through ``v[t-1]``,
-    leaving no gradient across time. ``alpha=None`` takes the surrogate's own
-    default (4.0 for ``sigmoid``, the value of Spikformer and its successors).
+    A hard reset sets the membrane to ``v_reset``; ``v_reset=None`` is a soft
+    reset, which subtracts the threshold. ``detach_reset`` stops the gradient
+    through the spike used in the reset; ``detach_mem`` (BrainCog's
+    ``mem_detach``) stops it through ``v[t-1]``, leaving no gradient across
+    time. ``alpha=None`` takes the surrogate's own default (4.0 for
+    ``sigmoid``, the value of Spikformer and its successors).
 
     The recurrence runs on the fastest kernel for the input's device (a fused
     C++ kernel on the CPU, Triton on CUDA; ``neurons/kernels``), or on the one
-    named by ``SPIKEFORMERS_NEURON_BACKEND``; all give the same spikes.
+    named by ``SPIKEFORMERS_NEURON_BACKEND``, or unrolled in PyTorch operators
+    (``with neurons.unrolled():``, for exporters); all give the same spikes.
+    """
+
+    kind: str | None = None  # the charge, as the spec names it
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The fused kernels compute a known kind's charge from the spec, never from this method:
+        # a subclass with a charge of its own must also name a kind of its own.
+        if "charge" in vars(cls) and cls.kind in FUSED_KINDS:
+            raise TypeError(f"{cls.__name__} defines charge() but keeps the kind {cls.kind!r}, whose charge the "
+                            "fused kernels compute from the spec: give it a kind of its own.")
+
+    def __init__(
+        self,
+        v_threshold: float = 1.0,
+        v_reset: float | None = 0.0,
+        detach_reset: bool = True,
+        detach_mem: bool = False,
+        surrogate: str = "sigmoid",
+        alpha: float | None = None,
+    ):
+        super().__init__()
+        if self.kind is None:
+            raise TypeError(f"{type(self).__name__} must name its charge: set the class attribute kind")
+        self.v_threshold = float(v_threshold)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.detach_reset = bool(detach_reset)
+        self.detach_mem = bool(detach_mem)
+        self.surrogate = get_surrogate(surrogate).name
+        self.alpha = float(get_surrogate(surrogate).default_alpha if alpha is None else alpha)
+
+    def charge_settings(self) -> dict[str, Any]:
+        """The spec's charge fields for this neuron: ``tau``, ``decay_input``, ``constants``."""
+        return {"tau": math.inf, "decay_input": False}
+
+    def charge_parameter(self) -> torch.Tensor | None:
+        """The charge's learned parameter the kernels take (PLIF's ``w``), or None."""
+        return None
+
+    def charge(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``h[t]`` from ``v[t-1]`` and ``x[t]`` in PyTorch: the spec's, for a kind the kernels know."""
+        w = self.charge_parameter()
+        return self.spec.charge(v, x, None if w is None else NeuronSpec.leak_factor(w, v.dtype))
+
+    @property
+    def spec(self) -> NeuronSpec:
+        return NeuronSpec(
+            kind=self.kind,
+            v_threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            detach_reset=self.detach_reset,
+            detach_mem=self.detach_mem,
+            surrogate=self.surrogate,
+            alpha=self.alpha,
+            **self.charge_settings(),
+        )
+
+    def check_input(self, x: torch.Tensor):
+        if x.dim() < 1 or x.shape[0] == 0:
+            raise ValueError(f"{type(self).__name__} expects a sequence [T, ...] with T >= 1, got shape {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        spec = self.spec
+        return multistep(x, self.charge_parameter(), spec, charge=None if spec.fused else self.charge)
+
+    def charge_repr(self) -> list[str]:
+        """The charge's settings, first in ``extra_repr``."""
+        return []
+
+    def extra_repr(self) -> str:
+        reset = "soft" if self.v_reset is None else f"v_reset={self.v_reset}"
+        parts = [*self.charge_repr(), f"v_threshold={self.v_threshold}", reset]
+        parts += [f"detach_reset={self.detach_reset}", f"detach_mem={self.detach_mem}",
+                  f"surrogate={self.surrogate}(alpha={self.alpha})"]
+        return ", ".join(parts)
+
+
+class LIF(Neuron):
+    """Leaky integrate-and-fire neuron.
+
+    Charge ``h = v + (x - (v - v_reset)) / tau`` (``decay_input=True``) or
+    ``h = v - (v - v_reset) / tau + x``; with a soft reset (``v_reset=None``)
+    the leak decays towards 0. Fire, reset and their options: :class:`Neuron`.
     """
 
     kind = "lif"
@@ -51,49 +141,17 @@ class LIF(nn.Module):
         surrogate: str = "sigmoid",
         alpha: float | None = None,
     ):
-        super().__init__()
-        if self.kind != "if" and not tau > 1.0:
+        super().__init__(v_threshold, v_reset, detach_reset, detach_mem, surrogate, alpha)
+        if not tau > 1.0:
             raise ValueError(f"{type(self).__name__}: tau must be > 1 (a leak factor 1/tau below 1), got {tau}")
         self.tau = float(tau)
-        self.v_threshold = float(v_threshold)
-        self.v_reset = None if v_reset is None else float(v_reset)
         self.decay_input = bool(decay_input)
-        self.detach_reset = bool(detach_reset)
-        self.detach_mem = bool(detach_mem)
-        self.surrogate = get_surrogate(surrogate).name
-        self.alpha = float(get_surrogate(surrogate).default_alpha if alpha is None else alpha)
 
-    @property
-    def spec(self) -> NeuronSpec:
-        return NeuronSpec(
-            kind=self.kind,
-            tau=self.tau,
-            v_threshold=self.v_threshold,
-            v_reset=self.v_reset,
-            decay_input=self.decay_input,
-            detach_reset=self.detach_reset,
-            detach_mem=self.detach_mem,
-            surrogate=get_surrogate(self.surrogate).grad,
-            alpha=self.alpha,
-        )
+    def charge_settings(self) -> dict[str, Any]:
+        return {"tau": self.tau, "decay_input": self.decay_input}
 
-    def _decay_parameter(self) -> torch.Tensor | None:
-        return None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() < 1 or x.shape[0] == 0:
-            raise ValueError(f"{type(self).__name__} expects a sequence [T, ...] with T >= 1, got shape {tuple(x.shape)}")
-        return multistep(x, self._decay_parameter(), self.spec)
-
-    def extra_repr(self) -> str:
-        reset = "soft" if self.v_reset is None else f"v_reset={self.v_reset}"
-        parts = [f"tau={self.tau}"] if self.kind == "lif" else []
-        parts += [f"v_threshold={self.v_threshold}", reset]
-        if self.kind != "if":
-            parts.append(f"decay_input={self.decay_input}")
-        parts += [f"detach_reset={self.detach_reset}", f"detach_mem={self.detach_mem}",
-                  f"surrogate={self.surrogate}(alpha={self.alpha})"]
-        return ", ".join(parts)
+    def charge_repr(self) -> list[str]:
+        return [f"tau={self.tau}", f"decay_input={self.decay_input}"]
 
 
 class PLIF(LIF):
@@ -111,22 +169,25 @@ class PLIF(LIF):
         super().__init__(**kwargs)
         self.w = nn.Parameter(torch.tensor(-math.log(self.tau - 1.0)))
 
-    def _decay_parameter(self) -> torch.Tensor:
+    def charge_parameter(self) -> torch.Tensor:
         return self.w
 
-    def extra_repr(self) -> str:
-        return f"tau={1.0 / torch.sigmoid(self.w.detach()).item():.4g} (learned), " + super().extra_repr()
+    def charge_repr(self) -> list[str]:
+        return [f"tau={1.0 / torch.sigmoid(self.w.detach()).item():.4g} (learned)", f"decay_input={self.decay_input}"]
 
 
 class IF(LIF):
-    """Integrate-and-fire: ``h = v + x``, no leak (``tau`` and ``decay_input`` are ignored)."""
+    """Integrate-and-fire: ``h = v + x``, LIF without leak (``tau`` and ``decay_input`` are ignored)."""
 
     kind = "if"
 
     def __init__(self, v_threshold: float = 1.0, v_reset: float | None = 0.0, **kwargs):
         kwargs.pop("tau", None)
         kwargs.pop("decay_input", None)
-        super().__init__(tau=float("inf"), v_threshold=v_threshold, v_reset=v_reset, decay_input=False, **kwargs)
+        super().__init__(tau=math.inf, v_threshold=v_threshold, v_reset=v_reset, decay_input=False, **kwargs)
+
+    def charge_repr(self) -> list[str]:
+        return []
 
 
 _NEURONS: dict[str, type[nn.Module]] = {"lif": LIF, "plif": PLIF, "if": IF}

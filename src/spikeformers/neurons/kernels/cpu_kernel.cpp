@@ -6,7 +6,7 @@
 // neurons (each neuron's recurrence is sequential in t, neurons are independent).
 //
 // Exactness: the membrane is computed with the very operations, in the very order,
-// of the Python reference (spikeformers/neurons/kernels/reference.py), and the file
+// of the spec's PyTorch charge (spikeformers/neurons/spec.py), and the file
 // is compiled with -ffp-contract=off, so no fused multiply-add changes a rounding:
 // spikes are identical to the reference's, value for value. Half-precision inputs
 // are integrated in float32 (acc_t), float64 in float64.
@@ -54,8 +54,10 @@ inline void store<c10::BFloat16, float>(c10::BFloat16* p, int64_t i, float value
   p[i].x = static_cast<uint16_t>(value != value ? 0x7fc0u : rounded);
 }
 
-// The static settings, already in the accumulation type. The charge is written so
-// that LIF, PLIF and IF are one expression with exact neutral constants:
+// The static settings, already in the accumulation type: the spec's kernel constants
+// (spikeformers/neurons/spec.py, KernelConstants, in that order), derived there once for
+// every kernel. The charge is written so that LIF, PLIF and IF are one expression with
+// exact neutral constants:
 //   decay_input:     h = v + ((x - (v - rest)) * mul) / div
 //   not decay_input: h = (v - ((v - rest) * mul) / div) + x
 // LIF: mul 1, div tau; PLIF: mul k, div 1; IF: not decay_input, mul 0, div 1.
@@ -73,6 +75,24 @@ struct Settings {
   acc_t alpha;
   bool decay_input;
 };
+
+// The kernels' charges, by the spec's code (FUSED_KINDS in spec.py). A new charge is a new
+// code here, in charge() and in the backward's derivatives, and in the Triton kernels.
+enum ChargeKind { kLinear = 0 };
+
+constexpr int kConstants = 12;
+
+template <typename acc_t>
+Settings<acc_t> settings(int64_t charge_kind, bool decay_input, const std::vector<double>& c) {
+  TORCH_CHECK(charge_kind == kLinear, "unknown charge kind ", charge_kind);
+  TORCH_CHECK(c.size() == kConstants, "expected ", kConstants, " kernel constants, got ", c.size());
+  Settings<acc_t> s{};
+  s.mul = acc_t(c[0]); s.div = acc_t(c[1]); s.rest = acc_t(c[2]); s.threshold = acc_t(c[3]);
+  s.keep = acc_t(c[4]); s.sub = acc_t(c[5]); s.decay = acc_t(c[6]); s.reset_grad = acc_t(c[7]);
+  s.v_reset = acc_t(c[8]); s.x_mul = acc_t(c[9]); s.x_div = acc_t(c[10]); s.alpha = acc_t(c[11]);
+  s.decay_input = decay_input;
+  return s;
+}
 
 template <bool DECAY_INPUT, typename acc_t>
 inline acc_t charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
@@ -110,6 +130,7 @@ inline float surrogate_exp(float x) {
 }
 inline double surrogate_exp(double x) { return std::exp(x); }
 
+// The surrogates' codes (surrogate.py: kernel_code); kGiven: values computed by the user's Python function.
 enum SurrogateKind { kSigmoid = 0, kAtan = 1, kQGate = 2, kGate = 3, kGiven = 4 };
 
 template <int SURROGATE, typename acc_t>
@@ -194,8 +215,8 @@ void forward_chunk(const Settings<acc_t>& s, const scalar_t* x, scalar_t* spikes
 
 // spikes, and the membrane h (in the compute type) when save_h: backward needs it
 // only for a surrogate that is not built in, whose derivative Python computes.
-std::vector<torch::Tensor> forward(torch::Tensor x, bool decay_input, double mul, double div, double rest,
-                                   double threshold, double keep, double sub, bool save_h) {
+std::vector<torch::Tensor> forward(torch::Tensor x, int64_t charge_kind, bool decay_input,
+                                   std::vector<double> constants, bool save_h) {
   TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && x.device().is_cpu(), "x must be a contiguous CPU tensor [T, N]");
   const int64_t T = x.size(0), N = x.size(1);
   auto spikes = empty_output(x.sizes(), x.options());
@@ -203,9 +224,7 @@ std::vector<torch::Tensor> forward(torch::Tensor x, bool decay_input, double mul
   torch::Tensor h = save_h ? empty_output({T, N}, x.options().dtype(compute_type)) : torch::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(torch::kBFloat16, torch::kHalf, x.scalar_type(), "lif_forward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    Settings<acc_t> s{};
-    s.mul = acc_t(mul); s.div = acc_t(div); s.rest = acc_t(rest); s.threshold = acc_t(threshold);
-    s.keep = acc_t(keep); s.sub = acc_t(sub); s.decay_input = decay_input;
+    const Settings<acc_t> s = settings<acc_t>(charge_kind, decay_input, constants);
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* sp = spikes.data_ptr<scalar_t>();
     acc_t* hp = save_h ? h.data_ptr<acc_t>() : nullptr;
@@ -306,11 +325,8 @@ void backward_impl(const Settings<at::opmath_type<scalar_t>>& s, const torch::Te
 
 // grad_x and, for PLIF, dL/dk summed in float64 (a 0-dim float64 tensor).
 std::vector<torch::Tensor> backward(torch::Tensor grad_spikes, torch::Tensor x, std::optional<torch::Tensor> h_opt,
-                                    std::optional<torch::Tensor> sg_opt,
-                                    bool decay_input, double mul, double div, double rest, double threshold,
-                                    double keep, double sub, double decay, double reset_grad, double v_reset,
-                                    double x_mul, double x_div, int64_t surrogate_kind, double alpha,
-                                    bool want_grad_k) {
+                                    std::optional<torch::Tensor> sg_opt, int64_t charge_kind, bool decay_input,
+                                    std::vector<double> constants, int64_t surrogate_kind, bool want_grad_k) {
   TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && grad_spikes.is_contiguous() &&
                   grad_spikes.sizes() == x.sizes() && grad_spikes.scalar_type() == x.scalar_type(),
               "grad_spikes and x must be contiguous [T, N] tensors of one dtype");
@@ -319,12 +335,7 @@ std::vector<torch::Tensor> backward(torch::Tensor grad_spikes, torch::Tensor x, 
   auto grad_x = empty_output(x.sizes(), x.options());
   double grad_k = 0.0;
   AT_DISPATCH_FLOATING_TYPES_AND2(torch::kBFloat16, torch::kHalf, x.scalar_type(), "lif_backward", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    Settings<acc_t> s{};
-    s.mul = acc_t(mul); s.div = acc_t(div); s.rest = acc_t(rest); s.threshold = acc_t(threshold);
-    s.keep = acc_t(keep); s.sub = acc_t(sub); s.decay_input = decay_input;
-    s.decay = acc_t(decay); s.reset_grad = acc_t(reset_grad); s.v_reset = acc_t(v_reset);
-    s.x_mul = acc_t(x_mul); s.x_div = acc_t(x_div); s.alpha = acc_t(alpha);
+    const Settings<at::opmath_type<scalar_t>> s = settings<at::opmath_type<scalar_t>>(charge_kind, decay_input, constants);
     switch (surrogate_kind) {
       case kSigmoid: backward_impl<kSigmoid, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
       case kAtan: backward_impl<kAtan, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;

@@ -13,6 +13,10 @@ Surrogates: the built-in ones are computed in the kernel; for one registered by
 a user, backward evaluates the user's Python function on the saved membrane
 and the kernel reads those values, so every surrogate runs here.
 
+Constants: the kernels read the spec's kernel constants (``NeuronSpec.
+kernel_constants``) from a small tensor, as ``c0 + c1 * k`` with PLIF's learned
+leak ``k`` read on the device, so no call waits for the GPU to hand ``k`` over.
+
 Rounding: divisions are correctly rounded (``div_rn``), as PyTorch's are; on a
 GPU the compiler may still fuse PLIF's multiply-add, so a membrane within an ulp
 of the threshold can round to the other side of it (the tests count those).
@@ -30,25 +34,30 @@ import os
 
 import torch
 
-from .. import surrogate as surrogates
-from ..multistep import NeuronSpec
+from ..spec import KernelConstants, NeuronSpec
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # Triton is optional: the other backends run everywhere
-    triton = None
+# Imported on first use (by _import): it takes a good part of a second, which a CPU run never needs.
+# Triton is optional: the other backends run everywhere.
+triton = tl = None
 
-_SURROGATE_CODES = {surrogates.sigmoid: 0, surrogates.atan: 1, surrogates.qgate: 2, surrogates.gate: 3}
-_GIVEN = 4
-_KINDS = {"lif": 0, "plif": 1, "if": 2}
-# Index of each constant in the params tensor (kept in the compute dtype, so float64 stays exact).
-_TAU, _THRESHOLD, _V_RESET, _REST, _ALPHA, _DECAY = range(6)
+_NUM = len(KernelConstants._fields)  # c1 follows c0 in the constants tensor
 
 
+@functools.cache
+def _import() -> bool:
+    global triton, tl
+    try:
+        import triton
+        import triton.language as tl
+    except ImportError:
+        return False
+    return True
+
+
+@torch.compiler.assume_constant_result  # torch.compile calls it, and never traces the import
 def available() -> bool:
     """True when Triton imports."""
-    return triton is not None
+    return _import()
 
 
 def interpreting() -> bool:
@@ -56,40 +65,49 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
-def _forward_kernel(x_ptr, spikes_ptr, h_ptr, params_ptr, k_ptr, N, T,
-                    KIND: tl.constexpr, DECAY_INPUT: tl.constexpr, SOFT: tl.constexpr, FP64: tl.constexpr,
-                    BLOCK: tl.constexpr):
+def keeps_membrane(spec: NeuronSpec) -> bool:
+    """Whether forward returns ``h`` for backward: always, backward reads it instead of recomputing."""
+    return True
+
+
+def keeps_input(spec: NeuronSpec, learned: bool) -> bool:
+    """Whether backward needs ``x``: only for a learned leak's gradient with decay_input."""
+    return learned and spec.input_decays
+
+
+# The kernels load each constant as c[i] + c[NUM + i] * k, i in KernelConstants' order:
+# 0 mul, 1 div, 2 rest, 3 threshold, 4 keep, 5 sub, 6 decay, 7 reset_grad, 8 v_reset, 9 x_mul, 10 x_div, 11 alpha.
+def _forward_kernel(x_ptr, spikes_ptr, h_ptr, c_ptr, k_ptr, N, T,
+                    CHARGE: tl.constexpr, DECAY_INPUT: tl.constexpr, SOFT: tl.constexpr, DIVIDE: tl.constexpr,
+                    FP64: tl.constexpr, NUM: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    tau = tl.load(params_ptr + 0)
-    threshold = tl.load(params_ptr + 1)
-    v_reset = tl.load(params_ptr + 2)
-    rest = tl.load(params_ptr + 3)
     k = tl.load(k_ptr)
+    mul = tl.load(c_ptr + 0) + tl.load(c_ptr + NUM + 0) * k
+    div = tl.load(c_ptr + 1) + tl.load(c_ptr + NUM + 1) * k
+    rest = tl.load(c_ptr + 2) + tl.load(c_ptr + NUM + 2) * k
+    threshold = tl.load(c_ptr + 3) + tl.load(c_ptr + NUM + 3) * k
+    v_reset = tl.load(c_ptr + 8) + tl.load(c_ptr + NUM + 8) * k
     v = tl.full([BLOCK], 0.0, h_ptr.dtype.element_ty) + rest
     for t in range(T):
         step = offs + t * N.to(tl.int64)
         x = tl.load(x_ptr + step, mask=mask, other=0.0).to(h_ptr.dtype.element_ty)
-        # The charge as the reference writes it, operation for operation.
-        if KIND == 2:
-            h = v + x
-        elif KIND == 0:
-            # Correctly rounded division: float32 '/' is approximate on a GPU, float64's is exact.
+        # The charge with the kernel constants, operation for operation as the CPU kernel computes it.
+        # Correctly rounded division: float32 '/' is approximate on a GPU, float64's is exact.
+        if CHARGE == 0:
             if DECAY_INPUT:
-                if FP64:
-                    h = v + (x - (v - rest)) / tau
-                else:
-                    h = v + tl.math.div_rn(x - (v - rest), tl.full([BLOCK], 0.0, v.dtype) + tau)
+                a = (x - (v - rest)) * mul
             else:
+                a = (v - rest) * mul
+            if DIVIDE:
                 if FP64:
-                    h = v - (v - rest) / tau + x
+                    a = a / div
                 else:
-                    h = v - tl.math.div_rn(v - rest, tl.full([BLOCK], 0.0, v.dtype) + tau) + x
-        else:
+                    a = tl.math.div_rn(a, tl.full([BLOCK], 0.0, v.dtype) + div)
             if DECAY_INPUT:
-                h = v + (x - (v - rest)) * k
+                h = v + a
             else:
-                h = v - (v - rest) * k + x
+                h = (v - a) + x
         fired = h >= threshold
         tl.store(spikes_ptr + step, fired.to(spikes_ptr.dtype.element_ty), mask=mask)
         tl.store(h_ptr + step, h, mask=mask)
@@ -99,22 +117,22 @@ def _forward_kernel(x_ptr, spikes_ptr, h_ptr, params_ptr, k_ptr, N, T,
             v = tl.where(fired, v_reset, h)
 
 
-def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, params_ptr, k_ptr, N, T,
-                     KIND: tl.constexpr, DECAY_INPUT: tl.constexpr, SOFT: tl.constexpr,
-                     DETACH_RESET: tl.constexpr, DETACH_MEM: tl.constexpr, SURROGATE: tl.constexpr,
-                     WANT_GRAD_K: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr):
+def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, c_ptr, k_ptr, N, T,
+                     CHARGE: tl.constexpr, DECAY_INPUT: tl.constexpr, SOFT: tl.constexpr, X_DIVIDE: tl.constexpr,
+                     SURROGATE: tl.constexpr, WANT_GRAD_K: tl.constexpr, FP64: tl.constexpr, NUM: tl.constexpr,
+                     BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    tau = tl.load(params_ptr + 0)
-    threshold = tl.load(params_ptr + 1)
-    v_reset = tl.load(params_ptr + 2)
-    rest = tl.load(params_ptr + 3)
-    alpha = tl.load(params_ptr + 4)
-    decay = tl.load(params_ptr + 5)
     k = tl.load(k_ptr)
-    if KIND == 1:
-        decay = 1.0 - k
+    rest = tl.load(c_ptr + 2) + tl.load(c_ptr + NUM + 2) * k
+    threshold = tl.load(c_ptr + 3) + tl.load(c_ptr + NUM + 3) * k
+    decay = tl.load(c_ptr + 6) + tl.load(c_ptr + NUM + 6) * k
+    reset_grad = tl.load(c_ptr + 7) + tl.load(c_ptr + NUM + 7) * k
+    v_reset = tl.load(c_ptr + 8) + tl.load(c_ptr + NUM + 8) * k
+    x_mul = tl.load(c_ptr + 9) + tl.load(c_ptr + NUM + 9) * k
+    x_div = tl.load(c_ptr + 10) + tl.load(c_ptr + NUM + 10) * k
+    alpha = tl.load(c_ptr + 11) + tl.load(c_ptr + NUM + 11) * k
     n64 = N.to(tl.int64)
     h = tl.load(h_ptr + offs + (T - 1) * n64, mask=mask, other=0.0)
     carry = tl.full([BLOCK], 0.0, h.dtype)
@@ -137,44 +155,36 @@ def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, par
         else:
             sg = tl.load(sg_ptr + step, mask=mask, other=0.0)
         fired = h >= threshold
-        gh = g * sg
-        if not DETACH_MEM:
-            # dL/dh[t+1] reaches h[t] through the leak and what of h[t] survives the reset.
-            if SOFT:
-                if DETACH_RESET:
-                    gh = gh + carry * decay
-                else:
-                    gh = gh + carry * decay * (1.0 - threshold * sg)
-            else:
-                dv_dh = tl.where(fired, 0.0, 1.0).to(h.dtype)
-                if not DETACH_RESET:
-                    dv_dh = dv_dh + (v_reset - h) * sg
-                gh = gh + carry * decay * dv_dh
-        if KIND == 0 and DECAY_INPUT:
-            if FP64:
-                grad_x = gh / tau
-            else:
-                grad_x = tl.math.div_rn(gh, tl.full([BLOCK], 0.0, gh.dtype) + tau)
-        elif KIND == 1 and DECAY_INPUT:
-            grad_x = gh * k
+        # dL/dh[t+1] reaches h[t] through the leak and what of h[t] survives the reset.
+        if SOFT:
+            dv_dh = 1.0 - reset_grad * threshold * sg
         else:
-            grad_x = gh
+            dv_dh = tl.where(fired, 0.0, 1.0).to(h.dtype) + reset_grad * (v_reset - h) * sg
+        gh = g * sg + carry * decay * dv_dh
+        if X_DIVIDE:
+            if FP64:
+                grad_x = (gh * x_mul) / x_div
+            else:
+                grad_x = tl.math.div_rn(gh * x_mul, tl.full([BLOCK], 0.0, gh.dtype) + x_div)
+        else:
+            grad_x = gh * x_mul
         tl.store(grad_x_ptr + step, grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
         # h[t-1]: the next step's membrane, and for PLIF the v[t-1] of dh[t]/dk.
         has_prev = mask & ((offs * 0 + t) > 0)
         h_prev = tl.load(h_ptr + step - n64, mask=has_prev, other=0.0)
         if WANT_GRAD_K:
-            v_prev = h_prev
-            if SOFT:
-                v_prev = tl.where(h_prev >= threshold, h_prev - threshold, h_prev)
-            else:
-                v_prev = tl.where(h_prev >= threshold, v_reset, h_prev)
-            leak = tl.where(has_prev, v_prev - rest, 0.0)
-            if DECAY_INPUT:
-                x = tl.load(x_ptr + step, mask=mask, other=0.0).to(h.dtype)
-                dk = x - leak
-            else:
-                dk = -leak
+            if CHARGE == 0:
+                if SOFT:
+                    v_prev = tl.where(h_prev >= threshold, h_prev - threshold, h_prev)
+                else:
+                    v_prev = tl.where(h_prev >= threshold, v_reset, h_prev)
+                leak = tl.where(has_prev, v_prev - rest, 0.0)
+                # dh[t]/dk = x[t] - (v[t-1] - rest) (decay_input) or -(v[t-1] - rest)
+                if DECAY_INPUT:
+                    x = tl.load(x_ptr + step, mask=mask, other=0.0).to(h.dtype)
+                    dk = x - leak
+                else:
+                    dk = -leak
             grad_k += tl.where(mask, (gh * dk).to(tl.float64), 0.0)
         carry = gh
         h = h_prev
@@ -187,21 +197,23 @@ def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, par
 def _kernels(interpret: bool):
     """The jitted kernels; ``interpret`` is in the key because Triton fixes it at jit time."""
     del interpret
+    if not _import():
+        raise RuntimeError("The 'triton' neuron backend needs Triton, which does not import here.")
     return triton.jit(_forward_kernel), triton.jit(_backward_kernel)
 
 
 @functools.lru_cache(maxsize=256)
-def _params(spec: NeuronSpec, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The spec's constants as a tensor on the device, made once per spec (no host copy per call)."""
-    decay = 1.0 if spec.kind == "if" else 1.0 - 1.0 / spec.tau  # PLIF's comes from k in the kernel
-    values = [0.0] * 6
-    values[_TAU] = spec.tau if spec.kind == "lif" else 1.0
-    values[_THRESHOLD] = spec.v_threshold
-    values[_V_RESET] = spec.rest
-    values[_REST] = spec.rest
-    values[_ALPHA] = spec.alpha
-    values[_DECAY] = decay
-    return torch.tensor(values, dtype=dtype, device=device)
+def _constants(spec: NeuronSpec, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spec's kernel constants ``c0, c1`` as one tensor on the device, and a zero ``k`` for a
+    spec without a learned leak; made once per spec (no host copy per call)."""
+    c0, c1 = spec.kernel_constants_affine()
+    return (torch.tensor([*c0, *c1], dtype=dtype, device=device),
+            torch.zeros(1, dtype=dtype, device=device))
+
+
+def _leak(spec: NeuronSpec, w: torch.Tensor | None, dtype: torch.dtype, device: torch.device):
+    constants, zero = _constants(spec, dtype, device)
+    return constants, (NeuronSpec.leak_factor(w, dtype).reshape(1) if w is not None else zero)
 
 
 def _block(n: int) -> int:
@@ -209,53 +221,48 @@ def _block(n: int) -> int:
     return 4096 if interpreting() else 512
 
 
-class TritonNeuron(torch.autograd.Function):
-    """``spikes = TritonNeuron.apply(x, w, spec)``, the same contract as the reference's Function."""
+@functools.lru_cache(maxsize=256)
+def _divides(spec: NeuronSpec, field: str) -> bool:
+    """False when the constant ``field`` is 1 for every k, so the kernel skips that division."""
+    c0, c1 = spec.kernel_constants_affine()
+    return not (getattr(c0, field) == 1.0 and getattr(c1, field) == 0.0)
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec):
-        forward_kernel, _ = _kernels(interpreting())
-        compute_dtype = torch.promote_types(x.dtype, torch.float32)
-        x2 = x.reshape(x.shape[0], -1).contiguous()
-        T, N = x2.shape
-        params = _params(spec, compute_dtype, x.device)
-        k = w.detach().to(compute_dtype).sigmoid().reshape(1) if w is not None else params
-        spikes = torch.empty_like(x2)
-        h = torch.empty(x2.shape, dtype=compute_dtype, device=x.device)
-        block = _block(N)
-        forward_kernel[(triton.cdiv(N, block),)](
-            x2, spikes, h, params, k, N, T,
-            KIND=_KINDS[spec.kind], DECAY_INPUT=spec.decay_input and spec.kind != "if", SOFT=spec.v_reset is None,
-            FP64=compute_dtype == torch.float64, BLOCK=block,
-        )
-        ctx.spec, ctx.shape, ctx.input_dtype = spec, x.shape, x.dtype
-        needs_x = w is not None and spec.decay_input
-        ctx.save_for_backward(h, x2 if needs_x else None, w, k)
-        return spikes.view(x.shape)
 
-    @staticmethod
-    def backward(ctx, grad_spikes: torch.Tensor):
-        _, backward_kernel = _kernels(interpreting())
-        spec: NeuronSpec = ctx.spec
-        h, x2, w, k = ctx.saved_tensors
-        T, N = h.shape
-        code = _SURROGATE_CODES.get(spec.surrogate, _GIVEN)
-        sg = spec.surrogate(h - spec.v_threshold, spec.alpha).contiguous() if code == _GIVEN else h
-        grad2 = grad_spikes.reshape(T, N).to(ctx.input_dtype).contiguous()
-        grad_x = torch.empty(T, N, dtype=ctx.input_dtype, device=h.device)
-        block = _block(N)
-        blocks = triton.cdiv(N, block)
-        want_grad_k = w is not None and ctx.needs_input_grad[1]
-        grad_k = torch.empty(N if want_grad_k else 1, dtype=torch.float64, device=h.device)
-        params = _params(spec, h.dtype, h.device)
-        backward_kernel[(blocks,)](
-            grad2, h, x2 if x2 is not None else h, sg, grad_x, grad_k, params, k, N, T,
-            KIND=_KINDS[spec.kind], DECAY_INPUT=spec.decay_input and spec.kind != "if", SOFT=spec.v_reset is None,
-            DETACH_RESET=spec.detach_reset, DETACH_MEM=spec.detach_mem, SURROGATE=code,
-            WANT_GRAD_K=want_grad_k, FP64=h.dtype == torch.float64, BLOCK=block,
-        )
-        grad_w = None
-        if want_grad_k:
-            k64 = k.to(torch.float64)
-            grad_w = (grad_k.sum() * k64 * (1.0 - k64)).to(w.dtype).reshape(w.shape)
-        return grad_x.view(ctx.shape), grad_w, None
+def forward(x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    forward_kernel, _ = _kernels(interpreting())
+    compute_dtype = torch.promote_types(x.dtype, torch.float32)
+    x2 = x.reshape(x.shape[0], -1).contiguous()
+    T, N = x2.shape
+    constants, k = _leak(spec, w, compute_dtype, x.device)
+    spikes = torch.empty_like(x2)
+    h = torch.empty(x2.shape, dtype=compute_dtype, device=x.device)
+    block = _block(N)
+    forward_kernel[(triton.cdiv(N, block),)](
+        x2, spikes, h, constants, k, N, T,
+        CHARGE=spec.charge_code, DECAY_INPUT=spec.input_decays, SOFT=spec.soft_reset,
+        DIVIDE=_divides(spec, "div"), FP64=compute_dtype == torch.float64, NUM=_NUM, BLOCK=block,
+    )
+    return spikes.view(x.shape), h.view(x.shape)
+
+
+def backward(grad_spikes: torch.Tensor, x: torch.Tensor | None, w: torch.Tensor | None, h: torch.Tensor,
+             sg: torch.Tensor | None, spec: NeuronSpec, want_grad_w: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    _, backward_kernel = _kernels(interpreting())
+    T = h.shape[0]
+    h2 = h.reshape(T, -1)
+    N = h2.shape[1]
+    grad2 = grad_spikes.reshape(T, N).contiguous()
+    x2 = x.reshape(T, N).contiguous() if x is not None else h2
+    sg2 = sg.reshape(T, N).contiguous() if sg is not None else h2
+    grad_x = torch.empty(T, N, dtype=grad_spikes.dtype, device=h.device)
+    block = _block(N)
+    grad_k = torch.empty(N if want_grad_w else 1, dtype=torch.float64, device=h.device)
+    constants, k = _leak(spec, w, h.dtype, h.device)
+    backward_kernel[(triton.cdiv(N, block),)](
+        grad2, h2, x2, sg2, grad_x, grad_k, constants, k, N, T,
+        CHARGE=spec.charge_code, DECAY_INPUT=spec.input_decays, SOFT=spec.soft_reset,
+        X_DIVIDE=_divides(spec, "x_div"), SURROGATE=spec.surrogate_code,
+        WANT_GRAD_K=want_grad_w, FP64=h.dtype == torch.float64, NUM=_NUM, BLOCK=block,
+    )
+    grad_w = spec.leak_grad(grad_k.sum(), k, w) if want_grad_w else grad_spikes.new_empty(0)
+    return grad_x.view(grad_spikes.shape), grad_w

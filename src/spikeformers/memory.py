@@ -1,4 +1,4 @@
-"""Activation checkpointing for every model in the zoo: less training memory, the same numbers.
+"""Training memory: activation checkpointing for every model in the zoo, and giving freed memory back.
 
 Training memory grows with T because every layer keeps its activations for
 the backward pass. ``enable_activation_checkpointing(model)`` makes the
@@ -42,9 +42,8 @@ recomputation; a hook that counts skips those calls by checking
 
 On the CPU, call ``return_freed_memory_to_os()`` once as well: without it
 glibc keeps the recomputed activations' freed memory, and the process's
-resident peak drops by far less than the tensors' peak (measured in
-``benchmarks/results/memory.md``: tensors 0.63 of plain, resident 0.92 by
-default, 0.65 with it, Spikformer-DVS at batch 4).
+resident peak drops by far less than the tensors' peak
+(``benchmarks/results/memory.md`` has the figures).
 """
 
 from __future__ import annotations
@@ -59,7 +58,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..neurons import get_neuron_class, list_neurons
+from .neurons import get_neuron_class, list_neurons
 
 # The names under which the zoo's models keep their encoder and their stem.
 BLOCK_CONTAINERS = ("blocks", "stages")
@@ -168,10 +167,9 @@ def return_freed_memory_to_os(threshold: int = 128 * 1024) -> bool:
     serves them from a heap that keeps freed memory. Checkpointing frees and
     re-allocates a unit's activations in every backward, so the process's
     resident memory then grows well past the tensors alive at any moment
-    (``benchmarks/results/memory.md``: Spikformer-DVS at batch 4, 618 MiB of
-    tensors at the peak, 1.1 GiB resident; 652 MiB with this). A fixed
-    threshold (the ``MALLOC_MMAP_THRESHOLD_`` environment variable does the
-    same) keeps resident memory at the tensors' peak. Process-wide; GPUs are
+    (``benchmarks/results/memory.md``). A fixed threshold (the
+    ``MALLOC_MMAP_THRESHOLD_`` environment variable does the same) keeps
+    resident memory at the tensors' peak. Process-wide; GPUs are
     not concerned.
     """
     if not 0 < threshold <= 32 * 2 ** 20:  # glibc's largest: half its 64 MiB heap
@@ -273,7 +271,7 @@ def enable_activation_checkpointing(model: nn.Module, blocks: bool = True, stem:
         looked_for = (BLOCK_CONTAINERS if blocks else ()) + (STEM_MODULES if stem else ())
         raise ValueError(
             f"{type(model).__name__} has no attribute {' / '.join(looked_for)} holding modules, so nothing "
-            f"was checkpointed; wrap its parts with spikeformers.layers.checkpointing.checkpoint_module"
+            f"was checkpointed; wrap its parts with spikeformers.memory.checkpoint_module"
         )
     already = [name for name, module in units if is_checkpointed(module)]
     if already:

@@ -1,0 +1,238 @@
+"""The neuron recurrence and its settings: one :class:`NeuronSpec` that every kernel reads.
+
+Every recurrent neuron is one loop over T, per element, from ``v[-1] = rest``
+(``v_reset``, or 0 with a soft reset)::
+
+    h[t] = charge(v[t-1], x[t])                     # the neuron's own dynamics
+    s[t] = 1 if h[t] >= v_threshold else 0          # fire; backward: the surrogate
+    v[t] = h[t] * (1 - s[t]) + v_reset * s[t]       # hard reset
+    v[t] = h[t] - v_threshold * s[t]                # soft reset (v_reset=None)
+
+``detach_reset`` stops the gradient through the ``s[t]`` of the reset,
+``detach_mem`` the one through ``v[t-1]``. Half-precision inputs are integrated
+in float32 everywhere: a bf16 membrane rounds away small inputs and flips spikes.
+
+The spec holds these settings and derives, once, what each kernel needs: the
+charge in PyTorch (:meth:`NeuronSpec.charge`, the reference every fused kernel
+matches), the constants of the fused kernels' single charge/reset expression
+(:meth:`NeuronSpec.kernel_constants`), and the surrogate's kernel code. The
+charges the fused kernels know are :data:`FUSED_KINDS`; a neuron of any other
+kind runs its own PyTorch charge, unrolled over T (``kernels/unrolled.py``).
+Fusing a new charge means a code in :data:`FUSED_KINDS`, its formula in
+:meth:`NeuronSpec.charge`, its constants in :meth:`NeuronSpec.kernel_constants`,
+and that code's case in the kernels (``CHARGE`` in ``cpu_kernel.cpp`` and
+``triton.py``; the derivatives in their backward and in ``reference.py``'s).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import torch
+
+from . import surrogate as surrogates
+
+# The charges of the fused kernels (reference, C++, Triton), and the code each kernel knows it by.
+# LIF, PLIF and IF are one kernel charge: a linear leak towards rest, by 1/tau or by PLIF's learned k.
+LINEAR = 0
+FUSED_KINDS = {"lif": LINEAR, "plif": LINEAR, "if": LINEAR}
+LEARNED_LEAK = ("plif",)  # kinds whose leak factor k = sigmoid(w) is a learned parameter
+
+
+class KernelConstants(NamedTuple):
+    """The numbers a fused kernel's one charge/reset expression takes (all floats).
+
+    With ``decay_input`` the charge is ``h = v + ((x - (v - rest)) * mul) / div``,
+    without it ``h = (v - ((v - rest) * mul) / div) + x``: LIF is ``mul`` 1, ``div``
+    tau; PLIF ``mul`` k, ``div`` 1; IF, without decay_input, ``mul`` 0. Multiplying or
+    dividing by 1 and adding 0 are exact, so each kind rounds exactly as its own
+    textbook formula (:meth:`NeuronSpec.charge`). The reset is ``v = h * keep - sub``
+    where the neuron fired, else ``h``: soft ``keep`` 1, ``sub`` threshold; hard ``keep``
+    0, ``sub`` -v_reset.
+    """
+
+    mul: float
+    div: float
+    rest: float
+    threshold: float
+    keep: float
+    sub: float
+    decay: float  # dh[t+1]/dv[t], the leak's share of the membrane; 0 with detach_mem
+    reset_grad: float  # weight of the spike's path through the reset: 1, or 0 with detach_reset
+    v_reset: float  # the hard reset's level (rest for a soft reset)
+    x_mul: float  # dh[t]/dx[t] = x_mul / x_div
+    x_div: float
+    alpha: float  # the surrogate's
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """The static settings of one neuron: plain values (the surrogate by its registered name), so the
+    spec is hashable, kernels cache by it, and custom operators take it as their arguments."""
+
+    kind: str  # the charge: one of FUSED_KINDS, or a neuron's own (run unrolled, by its PyTorch charge)
+    tau: float  # the leak's time constant (inf: no leak)
+    v_threshold: float
+    v_reset: float | None  # None: soft reset (subtract the threshold)
+    decay_input: bool
+    detach_reset: bool
+    detach_mem: bool
+    surrogate: str  # a registered surrogate's name
+    alpha: float
+    constants: tuple[float, ...] = ()  # the charge's further constants, for kinds that need them
+
+    @property
+    def rest(self) -> float:
+        """Membrane potential at rest and the level the leak decays towards."""
+        return 0.0 if self.v_reset is None else self.v_reset
+
+    @property
+    def soft_reset(self) -> bool:
+        return self.v_reset is None
+
+    @property
+    def fused(self) -> bool:
+        """True when the fused kernels know this charge (else the neuron runs unrolled)."""
+        return self.kind in FUSED_KINDS
+
+    @property
+    def learned_leak(self) -> bool:
+        """True when the leak factor is ``sigmoid(w)`` of a learned parameter ``w`` (PLIF)."""
+        return self.kind in LEARNED_LEAK
+
+    @property
+    def charge_code(self) -> int:
+        """The fused kernels' code for this charge."""
+        self.require_fused()
+        return FUSED_KINDS[self.kind]
+
+    def require_fused(self):
+        """Raise, naming the charge, when no fused kernel knows it."""
+        if not self.fused:
+            raise ValueError(f"No fused neuron kernel knows the charge {self.kind!r} (known: "
+                             f"{', '.join(FUSED_KINDS)}); it runs unrolled, by the neuron's own charge.")
+
+    @property
+    def input_decays(self) -> bool:
+        """decay_input as the kernels see it: IF has no leak, so its charge is ``v + x`` either way."""
+        return self.decay_input and self.kind != "if"
+
+    @property
+    def surrogate_fn(self) -> surrogates.SurrogateFn:
+        return surrogates.get_surrogate(self.surrogate).grad
+
+    @property
+    def surrogate_code(self) -> int:
+        """The kernels' code of a built-in surrogate, or :data:`surrogate.GIVEN` for a user's."""
+        return surrogates.kernel_code(self.surrogate)
+
+    # PyTorch definitions: the reference every fused kernel matches, value for value.
+
+    def charge(self, v: torch.Tensor, x: torch.Tensor, k: torch.Tensor | None = None) -> torch.Tensor:
+        """h[t] from v[t-1] and x[t] (``k``: the learned leak); written as SpikingJelly writes it, so
+        values agree bit for bit."""
+        if self.kind == "if":
+            return v + x
+        if self.kind == "lif":
+            if self.decay_input:
+                return v + (x - (v - self.rest)) / self.tau
+            return v - (v - self.rest) / self.tau + x
+        if self.kind == "plif":
+            if self.decay_input:
+                return v + (x - (v - self.rest)) * k
+            return v - (v - self.rest) * k + x
+        raise ValueError(f"The spec has no PyTorch charge for {self.kind!r}: the neuron's own charge() runs it.")
+
+    def reset(self, h: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
+        """v[t] from h[t] and the boolean spikes. Equal, value for value, to the textbook
+        ``h * (1 - s) + v_reset * s`` and ``h - v_threshold * s`` (up to the sign of a zero),
+        in one operation instead of four."""
+        if self.v_reset is None:
+            return torch.where(fired, h - self.v_threshold, h)
+        return h.masked_fill(fired, self.v_reset)
+
+    def charge_grad_k(self, x: torch.Tensor, v_prev: torch.Tensor) -> torch.Tensor:
+        """dh[t]/dk of a learned leak, with v[t-1] held fixed."""
+        leak = v_prev - self.rest
+        return x - leak if self.decay_input else -leak
+
+    @staticmethod
+    def leak_factor(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The learned leak ``k = sigmoid(w)``, rounded in the compute dtype as every kernel rounds it."""
+        return w.to(dtype).sigmoid()
+
+    @staticmethod
+    def leak_grad(grad_k: torch.Tensor, k: torch.Tensor | float, w: torch.Tensor) -> torch.Tensor:
+        """dL/dw from dL/dk (a float64 sum): ``dk/dw = k (1 - k)``, in float64."""
+        k64 = torch.as_tensor(k, dtype=torch.float64, device=grad_k.device)
+        return (grad_k.to(torch.float64) * k64 * (1.0 - k64)).to(w.dtype).reshape(w.shape)
+
+    # What the fused kernels read.
+
+    def kernel_constants(self, k: float = 0.0) -> KernelConstants:
+        """The constants of the kernels' charge/reset expression (see :class:`KernelConstants`),
+        for the learned leak ``k`` (PLIF; ignored by the other kinds)."""
+        self.require_fused()
+        if self.kind == "if":
+            mul, div, factor = 0.0, 1.0, 0.0  # no leak
+        elif self.learned_leak:
+            mul, div, factor = k, 1.0, k
+        else:
+            mul, div, factor = 1.0, self.tau, 1.0 / self.tau
+        if self.soft_reset:
+            keep, sub = 1.0, self.v_threshold
+        else:
+            keep, sub = 0.0, -self.v_reset
+        x_mul, x_div = (mul, div) if self.input_decays else (1.0, 1.0)
+        return KernelConstants(
+            mul=mul, div=div, rest=self.rest, threshold=self.v_threshold, keep=keep, sub=sub,
+            decay=0.0 if self.detach_mem else 1.0 - factor, reset_grad=0.0 if self.detach_reset else 1.0,
+            v_reset=self.rest, x_mul=x_mul, x_div=x_div, alpha=self.alpha,
+        )
+
+    def kernel_constants_affine(self) -> tuple[KernelConstants, KernelConstants]:
+        """``(c0, c1)`` with ``kernel_constants(k) == c0 + c1 * k``, every field: the constants are affine in
+        the learned leak, so a kernel whose ``k`` stays on the device (Triton) forms them there."""
+        c0, c1 = self.kernel_constants(0.0), self.kernel_constants(1.0)
+        return c0, KernelConstants(*(b - a for a, b in zip(c0, c1)))
+
+    # As a custom operator's argument: one string, the spec's repr. One argument, not ten: PyTorch's
+    # autograd wrapper of a custom operator spends time per argument on every call.
+
+    def encode(self) -> str:
+        """``NeuronSpec(kind='lif', tau=2.0, ...)``: readable in an exported graph, exact (a float's repr
+        round-trips), and built by operations torch.compile traces."""
+        return "NeuronSpec(" + ", ".join(f"{field.name}={getattr(self, field.name)!r}" for field in fields(self)) + ")"
+
+    @staticmethod
+    def decode(text: str) -> NeuronSpec:
+        """The spec :meth:`encode` wrote (literals only: nothing in the text is run)."""
+        return _decode(text)
+
+    def __post_init__(self):
+        if not isinstance(self.surrogate, str):
+            raise TypeError(f"NeuronSpec.surrogate is a registered surrogate's name, got {self.surrogate!r}")
+
+
+@functools.lru_cache(maxsize=1024)  # every operator call decodes its spec, and a model has few
+def _decode(text: str) -> NeuronSpec:
+    call = ast.parse(text, mode="eval").body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "NeuronSpec"
+            and not call.args):
+        raise ValueError(f"Not an encoded NeuronSpec: {text!r}")
+    return NeuronSpec(**{keyword.arg: _literal(keyword.value, text) for keyword in call.keywords})
+
+
+def _literal(node: ast.expr, text: str):
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in ("inf", "nan"):  # how repr() writes those floats
+        return float(node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_literal(node.operand, text)
+    if isinstance(node, ast.Tuple):
+        return tuple(_literal(element, text) for element in node.elts)
+    raise ValueError(f"Not an encoded NeuronSpec: {text!r}")
