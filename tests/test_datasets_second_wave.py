@@ -30,12 +30,6 @@ from spikeformers.data.missing import DatasetNotFoundError  # noqa: E402
 from spikeformers.data.readers import read_events  # noqa: E402
 
 NEW = ("ncars", "asl_dvs", "hardvs", "ucf101_dvs", "hmdb51_dvs", "dvs_lip")
-needs_scipy = pytest.mark.usefixtures("scipy_io")
-
-
-@pytest.fixture
-def scipy_io():
-    return pytest.importorskip("scipy.io", reason="MAT files need scipy (spikeformers[mat])")
 
 
 def write(path, data):
@@ -171,7 +165,6 @@ def test_ncars_missing_names_the_files_and_the_publisher(tmp_path):
 
 # --------------------------------------------------------------------------- ASL-DVS
 
-@needs_scipy
 def test_asl_dvs_classes_split_and_orientation(tmp_path):
     root = make_asl(tmp_path / "asl")
     options = dict(time_steps=2, workers=0, expected_classes=0, expected_per_class=None)
@@ -189,7 +182,6 @@ def test_asl_dvs_classes_split_and_orientation(tmp_path):
         train.split_files()) | set(test.split_files())
 
 
-@needs_scipy
 def test_asl_dvs_with_other_class_folders_is_refused_for_its_labels(tmp_path):
     root = make_asl(tmp_path / "asl", per_class=2)
     with pytest.raises(DatasetNotFoundError, match="has 3 class folders; a complete copy has 24"):
@@ -202,7 +194,6 @@ def test_asl_dvs_with_other_class_folders_is_refused_for_its_labels(tmp_path):
 
 # --------------------------------------------------------------------------- UCF101-DVS
 
-@needs_scipy
 @pytest.mark.parametrize("official_split, train_groups", [(1, {8, 12, 15, 21, 25}), (2, {1, 5, 15, 21, 25}),
                                                           (3, {1, 5, 8, 12, 25})])
 def test_ucf101_dvs_official_splits_by_group(tmp_path, official_split, train_groups):
@@ -216,7 +207,6 @@ def test_ucf101_dvs_official_splits_by_group(tmp_path, official_split, train_gro
     assert_frames_are_the_read_events(test, 0)
 
 
-@needs_scipy
 def test_ucf101_dvs_leaves_out_files_under_1_kib_and_names_unparsable_names(tmp_path):
     root = make_ucf(tmp_path / "ucf")
     write(root / "Archery" / "v_Archery_g09_c09.mat", mat_bytes(asl_like(count=2)))  # a few hundred bytes
@@ -231,7 +221,6 @@ def test_ucf101_dvs_leaves_out_files_under_1_kib_and_names_unparsable_names(tmp_
 
 # --------------------------------------------------------------------------- HMDB51-DVS
 
-@needs_scipy
 def test_hmdb51_dvs_official_split_from_hmdb51s_split_files(tmp_path):
     root = make_hmdb(tmp_path / "hmdb")
     options = dict(time_steps=2, workers=0, expected_classes=0)
@@ -256,7 +245,6 @@ def test_step_split_is_steps_procedure():
         assert set(step_split(list(reversed(names)), False)) == set(names) - train
 
 
-@needs_scipy
 def test_hmdb51_dvs_step_split_on_the_data_set(tmp_path):
     root = make_hmdb(tmp_path / "hmdb", split_files=False)
     options = dict(time_steps=2, workers=0, expected_classes=0, split="step", cache_dir=False)
@@ -326,8 +314,6 @@ TREES = {  # name: (tree writer, classes, dataset options)
 @pytest.mark.parametrize("name", NEW)
 def test_trains_one_epoch_on_a_small_folder_in_its_real_format(name, tmp_path):
     """The engine's training loop, one epoch: spikformer_tiny shrunk, T=2, frames resized to 24x24."""
-    if name in ("asl_dvs", "ucf101_dvs", "hmdb51_dvs"):
-        pytest.importorskip("scipy.io", reason="MAT files need scipy (spikeformers[mat])")
     from spikeformers.engine.config import TrainConfig
     from spikeformers.engine.record import read_metrics
     from spikeformers.engine.train import train
@@ -355,8 +341,6 @@ def test_trains_one_epoch_on_a_small_folder_in_its_real_format(name, tmp_path):
 @pytest.mark.parametrize("name", NEW)
 def test_data_prepare_show_and_options_on_the_command_line(name, tmp_path, capsys):
     """``spikeformers data prepare | show | options`` with each data set's own options as flags."""
-    if name in ("asl_dvs", "ucf101_dvs", "hmdb51_dvs"):
-        pytest.importorskip("scipy.io", reason="MAT files need scipy (spikeformers[mat])")
     from spikeformers.cli import main
 
     make, _, options = TREES[name]

@@ -7,12 +7,13 @@ byte, 8-byte records: uint32 timestamp, uint32 with x in bits 0..13, y in 14..27
 28..31), MathWorks' "MAT-File Format" (a 128-byte header, tagged data elements, the small element
 format, miMATRIX with its flags, dimensions, name and real part, miCOMPRESSED as a zlib stream)
 and NumPy's "NPY format" (magic, version, a little-endian header length, a dict literal padded to
-64 bytes, the raw data). scipy's ``savemat`` is a second, independent writer of MAT files. Where
+64 bytes, the raw data). scipy's ``savemat`` is a second, independent writer of MAT files (the reader needs no scipy). Where
 tonic (or the Prophesee reader it installs, expelliarmus) reads a format, a test shows that its
 events equal ours; those tests skip when it is absent.
 """
 
 import ast
+import io
 import struct
 import sys
 import zipfile
@@ -222,7 +223,6 @@ def expected_mat_events(columns, orientation="tonic", size=(180, 240)):
 @pytest.mark.parametrize("compress", [False, True])
 @pytest.mark.parametrize("storage", [None, COMPACT], ids=["doubles", "compact"])
 def test_mat_reads_back_event_by_event(tmp_path, order, compress, storage):
-    pytest.importorskip("scipy.io")
     columns = asl_like()
     other = mat_matrix("label", [3.0], order=order)  # another variable, ignored
     path = write(tmp_path / "a_0001.mat", mat_bytes(columns, order, compress, storage, extra=[other]))
@@ -235,7 +235,6 @@ def test_mat_reads_back_event_by_event(tmp_path, order, compress, storage):
 
 @pytest.mark.parametrize("orientation", ["tonic", "spikingjelly", "raw"])
 def test_mat_orientations(tmp_path, orientation):
-    pytest.importorskip("scipy.io")
     columns = asl_like(seed=1)
     path = write(tmp_path / "o.mat", mat_bytes(columns))
     recording = read_events(path, orientation=orientation)
@@ -257,7 +256,6 @@ def test_mat_written_by_scipy_savemat(tmp_path):
 
 
 def test_empty_mat_recording(tmp_path):
-    pytest.importorskip("scipy.io")
     path = write(tmp_path / "empty.mat", mat_bytes({name: [] for name in ("ts", "x", "y", "pol")}))
     recording = read_events(path)
     assert len(recording.events) == 0 and recording.sensor_size == (180, 240)
@@ -284,7 +282,6 @@ def test_empty_mat_recording(tmp_path):
      "cut short"),
 ])
 def test_mat_damage_is_a_file_error(tmp_path, data, message):
-    pytest.importorskip("scipy.io")
     path = write(tmp_path / "bad.mat", data)
     with pytest.raises(EventFileError, match=message) as caught:
         read_events(path, format="mat")
@@ -303,12 +300,13 @@ def test_mat_compressed_element_inflating_beyond_the_bound_is_refused_while_infl
         read_events(path)
 
 
-def test_mat_without_scipy_names_the_extra(tmp_path, monkeypatch):
+def test_mat_reads_without_scipy(tmp_path, monkeypatch):
+    """The MAT reader decodes the file itself: scipy, which tonic's readers use, is not needed."""
     monkeypatch.setitem(sys.modules, "scipy.io", None)  # makes `import scipy.io` fail
     monkeypatch.setitem(sys.modules, "scipy", None)
-    path = write(tmp_path / "x.mat", mat_bytes(asl_like(count=3)))
-    with pytest.raises(ImportError, match=r"pip install 'spikeformers\[mat\]'"):
-        read_events(path)
+    columns = asl_like(count=3)
+    path = write(tmp_path / "x.mat", mat_bytes(columns, compress=True))
+    assert as_tuples(read_events(path).events) == expected_mat_events(columns)
 
 
 def test_mat_orientation_values_are_checked(tmp_path):
@@ -323,7 +321,7 @@ def test_mat_orientation_values_are_checked(tmp_path):
 
 def test_mat_events_equal_tonics_asl_dvs(tmp_path, monkeypatch):
     """tonic.datasets.ASLDVS reads a folder of these files; its events are ours ('tonic' orientation)."""
-    pytest.importorskip("scipy.io")
+    pytest.importorskip("scipy.io", reason="tonic's ASLDVS reads with scipy")
     tonic = pytest.importorskip("tonic", reason="tonic is an optional extra")
     folder = tmp_path / "ASLDVS"
     recordings = {}
@@ -474,8 +472,6 @@ def test_hardvs_npz_recording_reads_on_the_davis346(tmp_path):
     (".mat", lambda: mat_bytes(asl_like(count=20), compress=True)),
 ])
 def test_new_formats_read_from_a_zip_member(tmp_path, suffix, data):
-    if suffix == ".mat":
-        pytest.importorskip("scipy.io")
     content = data()
     plain = write(tmp_path / f"plain{suffix}", content)
     archive = tmp_path / "class.zip"
@@ -483,3 +479,117 @@ def test_new_formats_read_from_a_zip_member(tmp_path, suffix, data):
         handle.writestr(f"class/recording{suffix}", content)
     member = archive / "class" / f"recording{suffix}"
     assert as_tuples(read_events(member).events) == as_tuples(read_events(plain).events)
+
+
+# --------------------------------------------------------------------------- frames counted from the columns
+
+def hardvs_npz_bytes(columns) -> bytes:
+    """An .npz of the arrays t, x, y, p (one .npy member each), HARDVS's layout."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for key, dtype in (("t", np.int64), ("x", np.uint16), ("y", np.uint16), ("p", np.uint8)):
+            archive.writestr(f"{key}.npy", npy_bytes(np.asarray(columns[key]).astype(dtype)))
+    return buffer.getvalue()
+
+
+def columns_like(seed, count, size, *, shuffle_times=False, span=1_000_000):
+    """t, x, y, p of ``count`` events on ``size`` with repeated pixels; times in order unless shuffled."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    columns = {"t": np.sort(rng.integers(0, span, count)), "x": rng.integers(0, width, count),
+               "y": rng.integers(0, height, count), "p": rng.integers(0, 2, count)}
+    columns["x"][: count // 4] = 3  # many events on a few pixels
+    if shuffle_times and count > 2:
+        swap = rng.integers(0, count, max(count // 10, 2))
+        columns["t"][swap] = columns["t"][swap[::-1]]
+    return columns
+
+
+def write_columns(folder, fmt, columns):
+    """The recording ``columns`` as a file of format ``fmt`` (the writers above)."""
+    if fmt == "dat":
+        events = list(zip(*(np.asarray(columns[key]).tolist() for key in "txyp")))
+        return write(folder / "obj_000001_td.dat", dat_bytes(events))
+    if fmt == "mat":
+        renamed = {"ts": columns["t"], "x": columns["x"], "y": columns["y"], "pol": columns["p"]}
+        return write(folder / "a_0001.mat", mat_bytes(renamed, compress=True))
+    if fmt == "npy":
+        array = np.zeros(len(columns["t"]), dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])
+        for key in "txyp":
+            array[key] = columns[key]
+        return write(folder / "0.npy", npy_bytes(array))
+    return write(folder / "dvSave-0.npz", hardvs_npz_bytes(columns))
+
+
+DIRECT = {"dat": (100, 120), "mat": (180, 240), "npy": (128, 128), "npz": (260, 346)}
+
+
+def expected_frames(path, time_steps, split_by, **options):
+    """``integrate``'s frames of ``read_events``: the time modes on time-sorted events."""
+    from spikeformers.data.frames import integrate
+
+    recording = read_events(path, **options)
+    return integrate(recording.events, time_steps, recording.sensor_size, split_by)
+
+
+@pytest.mark.parametrize("fmt", sorted(DIRECT))
+def test_frames_counted_from_the_columns_equal_read_events_then_integrate(tmp_path, fmt, monkeypatch):
+    """DAT, MAT, .npy and .npz files are counted straight from their decoded columns (C++, no event
+    array): the frames must be ``integrate`` of ``read_events``, in every mode, for in-order and
+    out-of-order times (these take the general path in the time modes), few or no events, and a
+    caller's larger sensor size."""
+    from spikeformers.data.frames import SPLIT_MODES
+    from spikeformers.data.readers import counting
+
+    counter = counting._compiled()
+    if counter is None:
+        pytest.skip("the C++ counter cannot be built here")
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return lambda *args: calls.append(name) or getattr(counter, name)(*args)
+
+    monkeypatch.setattr(counting, "_compiled", lambda: Spy())
+    size = DIRECT[fmt]
+    cases = {"plain": columns_like(1, 3000, size), "unsorted": columns_like(2, 500, size, shuffle_times=True),
+             "few": columns_like(3, 5, size), "empty": columns_like(4, 0, size)}
+    counted = 0
+    for name, columns in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        path = write_columns(folder, fmt, columns)
+        for split_by in SPLIT_MODES:
+            for time_steps in (1, 7, 16):
+                for sensor_size in (None, (size[0] + 3, size[1] + 5)):
+                    before = len(calls)
+                    got = read_event_frames(path, time_steps, split_by, sensor_size=sensor_size)
+                    counted += len(calls) > before
+                    want = expected_frames(path, time_steps, split_by, sensor_size=sensor_size)
+                    assert got.dtype == np.int32 and got.shape == want.shape, (name, split_by)
+                    np.testing.assert_array_equal(got, want, err_msg=f"{name} {split_by} T={time_steps}")
+    # every call but the unsorted recording's in the two time modes
+    assert counted == len(cases) * len(SPLIT_MODES) * 3 * 2 - 2 * 3 * 2
+
+
+@pytest.mark.parametrize("fmt, bad, message", [
+    ("dat", {"p": 2}, "polarity 2"),
+    ("mat", {"p": 2}, "polarity 2"),
+    ("npy", {"y": -1}, "y=-1, outside the sensor"),
+    ("npz", {"t": -5}, "negative timestamp"),
+])
+def test_a_refused_event_gives_read_events_error_from_read_event_frames(tmp_path, fmt, bad, message):
+    """The counter checks every event and declines a file with one ``read_events`` refuses: the error
+    is then ``read_events``'s, word for word."""
+    columns = columns_like(5, 200, DIRECT[fmt])
+    for key, value in bad.items():
+        columns[key] = np.asarray(columns[key])
+        columns[key][150] = value
+    path = write_columns(tmp_path, fmt, columns)
+    with pytest.raises(EventFileError, match=message) as theirs:
+        read_events(path)
+    assert theirs.value.path == str(path)
+    for split_by in ("number", "time", "time_bins"):
+        with pytest.raises(EventFileError) as ours:
+            read_event_frames(path, 4, split_by)
+        assert str(ours.value) == str(theirs.value)

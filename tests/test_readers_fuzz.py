@@ -153,7 +153,6 @@ def test_every_truncation_of_a_dat_file(tmp_path):
 @pytest.mark.parametrize("compress", [False, True])
 def test_every_truncation_of_a_mat_file_is_an_error(tmp_path, compress):
     """The four variables are needed whole: every cut before the end of the file is an error."""
-    pytest.importorskip("scipy.io")
     data = mat_bytes(asl_like(count=10), compress=compress)  # doubles: no padding after the last variable
     path = tmp_path / "cut.mat"
     for cut in range(len(data)):
@@ -211,8 +210,6 @@ def test_random_bytes(tmp_path, data, format, suffix):
        body=st.binary(max_size=160))
 def test_valid_header_then_random_bytes(tmp_path, header, body):
     suffix = ".mat" if header.startswith(b"MATLAB") else ".npy" if header.startswith(b"\x93NUMPY") else ".aedat"
-    if suffix == ".mat":
-        pytest.importorskip("scipy.io")
     path = tmp_path / f"random{suffix}"
     path.write_bytes(header + body)
     read_or_file_error(path)
@@ -261,8 +258,6 @@ CORRUPTED = {
 @FUZZ
 @given(edits=EDITS, which=st.sampled_from(sorted(CORRUPTED)))
 def test_corrupted_event_files(tmp_path, edits, which):
-    if which.startswith("mat"):
-        pytest.importorskip("scipy.io")
     make, suffix = CORRUPTED[which]
     path = tmp_path / f"damaged{suffix}"
     path.write_bytes(corrupt(make(), edits))
@@ -407,7 +402,6 @@ def test_npz_zip_members_declaring_any_size(tmp_path, field, value, frames):
 def test_mat_element_tags_and_dimensions_declaring_anything(tmp_path, offset, value, compress):
     """Any word of the first matrix (its tag, flags, dimensions, name and real-part tags) set to any
     value: the events, or an error naming the file; never an allocation of what it declares."""
-    pytest.importorskip("scipy.io")
     from test_readers_dat_mat_npy import mat_compressed
 
     data = bytearray(mat_bytes(asl_like(count=6)))

@@ -24,7 +24,7 @@ layout and its sensor size):
   released recordings,
 - ``'dat'``: Prophesee / ATIS DAT (N-CARS),
 - ``'mat'``: the MATLAB files of ASL-DVS, UCF101-DVS and HMDB51-DVS (variables
-  ts, x, y, pol), needs scipy (``pip install 'spikeformers[mat]'``); option
+  ts, x, y, pol; decoded here, scipy is not needed); option
   ``orientation='tonic'`` (default), ``'spikingjelly'`` or ``'raw'``,
 - ``'npy'``: one structured array with fields t, x, y, p (DVS-Lip).
 
@@ -53,7 +53,9 @@ a file declares are checked against the file before anything is allocated.
 ``read_event_frames(path, T, split_by, ...)`` takes the same options and
 returns ``integrate`` of the recording (``events_to_frames``, the events of the
 time modes put in time order first). AEDAT 2.0 files take a direct path (addresses looked up as frame
-pixels, no event array; ``benchmarks/data_throughput.py`` measures it); the
+pixels, no event array; ``benchmarks/data_throughput.py`` measures it), and DAT,
+MAT, ``.npy`` and ``.npz`` event files another (their decoded columns counted by
+``counting``, no event array; ``benchmarks/event_formats_vs_tonic.py``); the
 frames are the same.
 
 Every problem with a file's content raises ``EventFileError`` (a
@@ -74,12 +76,12 @@ from .aedat2 import ORIENTATIONS, read_aedat2, read_aedat2_frames
 from .aedat3 import read_aedat3
 from .aedat4 import read_aedat4
 from .archive import read_member, split_archive_path
-from .dat import read_dat
+from .dat import read_dat, read_dat_frames
 from .mat import ORIENTATIONS as MAT_ORIENTATIONS
-from .mat import read_mat
+from .mat import read_mat, read_mat_frames
 from .nmnist import read_nmnist
-from .npy import read_npy_events
-from .npz import read_frames_npz, read_npz_events
+from .npy import read_npy_events, read_npy_frames
+from .npz import read_frames_npz, read_npz_events, read_npz_frames
 
 
 class Format(NamedTuple):
@@ -116,6 +118,8 @@ _FORMATS = {
     "npy": Format(read_npy_events, (b"\x93NUMPY",), (".npy",)),
 }
 FORMATS = tuple(_FORMATS)
+# Formats whose frames are counted from the decoded columns, no event array (``counting``).
+_DIRECT_FRAMES = {"dat": read_dat_frames, "mat": read_mat_frames, "npy": read_npy_frames, "npz": read_npz_frames}
 
 _HEAD_BYTES = 64
 
@@ -170,7 +174,7 @@ def read_events(path, format: str | None = None, *, sensor_size=None, orientatio
 
     Raises ``EventFileError`` (a ValueError naming the file) for any problem
     with the content, ``ValueError`` for bad arguments, ``ImportError`` for an
-    AEDAT 4 file without the ``aedat`` package or a MAT file without scipy.
+    AEDAT 4 file without the ``aedat`` package.
     """
     format, data, options = _open(path, format, orientation, allow_truncated)
     return _FORMATS[format].decode(path, data, sensor_size=sensor_size, **options)
@@ -193,6 +197,12 @@ def read_event_frames(path, time_steps: int, split_by: str = "number", *, format
             return frames
         # Declined: addresses beyond DVS128 (read_aedat2 reports the error) or a
         # sensor size below 128x128 (read_aedat2 checks every event against it).
+    direct = _DIRECT_FRAMES.get(format)
+    if direct is not None:
+        frames = direct(path, data, time_steps, split_by, sensor_size=sensor_size, **options)
+        if frames is not None:
+            return frames
+        # Declined (see counting): the general path gives the same frames, or the error.
     recording = _FORMATS[format].decode(path, data, sensor_size=sensor_size, **options)
     return integrate(recording.events, time_steps, recording.sensor_size, split_by)
 

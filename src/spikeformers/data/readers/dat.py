@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import EventFileError, EventRecording, build_events, check_record_length
+from ._common import EventFileError, EventRecording, build_events, check_record_length, resolve_size
+from .counting import frames_from_dat
 
 MAGIC = b"% Data file containing"  # the first line Prophesee's writers put first (what detection looks for)
 HEADER_MARK = 0x25  # '%'
@@ -69,7 +70,9 @@ def header_size(path, lines: list[bytes]) -> tuple[int, int] | None:
     return declared[b"Height"], declared[b"Width"]
 
 
-def read_dat(path, data: bytes, *, sensor_size=None, allow_truncated: bool = False) -> EventRecording:
+def decode(path, data: bytes, allow_truncated: bool = False) -> tuple[list[bytes], np.ndarray]:
+    """``(header lines, the records as a _RECORD array viewing data)``, after the checks of the
+    module docstring."""
     lines, position = parse_header(path, data)
     if len(data) - position < 2:
         raise EventFileError(path, f"truncated: the header ends at byte {position} without the event type and "
@@ -83,10 +86,29 @@ def read_dat(path, data: bytes, *, sensor_size=None, allow_truncated: bool = Fal
         raise EventFileError(path, f"event size {event_size}; DAT contrast-detection events are {EVENT_SIZE} bytes")
     body = position + 2
     count = check_record_length(path, len(data) - body, EVENT_SIZE, "DAT", allow_truncated)
-    records = np.frombuffer(data, dtype=_RECORD, count=count, offset=body)
+    return lines, np.frombuffer(data, dtype=_RECORD, count=count, offset=body)
+
+
+def _columns(records: np.ndarray):
     word = records["word"]
-    x = word & 0x3FFF
-    y = (word >> 14) & 0x3FFF
-    p = word >> 28
+    return word & 0x3FFF, (word >> 14) & 0x3FFF, word >> 28
+
+
+def read_dat(path, data: bytes, *, sensor_size=None, allow_truncated: bool = False) -> EventRecording:
+    lines, records = decode(path, data, allow_truncated)
+    x, y, p = _columns(records)
     return build_events(path, records["t"], x, y, p, sensor_size, default_size=header_size(path, lines),
                         candidates=SENSOR_SIZES)
+
+
+def read_dat_frames(path, data: bytes, time_steps: int, split_by: str, *, sensor_size=None,
+                    allow_truncated: bool = False) -> np.ndarray | None:
+    """The frames of ``read_dat`` then ``integrate``, counted from the records (``counting``), or None."""
+    lines, records = decode(path, data, allow_truncated)
+    default = header_size(path, lines)
+    if sensor_size is None and default is None:
+        x, y, _ = _columns(records)
+        size = resolve_size(path, x, y, None, None, SENSOR_SIZES)
+    else:
+        size = resolve_size(path, None, None, sensor_size, default)
+    return frames_from_dat(records, time_steps, split_by, size)

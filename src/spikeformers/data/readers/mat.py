@@ -1,4 +1,4 @@
-"""MATLAB event files of Bi et al. (ASL-DVS, UCF101-DVS, HMDB51-DVS), read with ``scipy.io``.
+"""MATLAB event files of Bi et al. (ASL-DVS, UCF101-DVS, HMDB51-DVS), from MathWorks' MAT-File Format.
 
 Each recording is a MAT-file (level 5, as MATLAB writes by default) holding
 the variables ``ts`` (timestamps, microseconds), ``x``, ``y`` and ``pol``
@@ -17,29 +17,29 @@ row. Other variables are ignored.
 
 Sensor size: ``sensor_size`` if given (the flips use it), else ``(180, 240)``.
 
-The file's structure is checked here before scipy reads a byte of it: the
-128-byte header (level 5, byte order ``IM`` or ``MI``; a level 7.3 file is
-HDF5 and refused), then each top-level element's declared size against the
-file, each compressed element inflated by ``zlib`` in bounded steps (at most
-``DEFLATE_MAX_RATIO`` times its compressed size and ``MAX_INFLATED_BYTES``),
-and, for the four variables, the sub-elements of the matrix (flags,
-dimensions, name, real part) against the matrix and the declared dimensions
-against the stored bytes, so that no size a damaged file merely declares is
-allocated. scipy (the optional extra ``pip install 'spikeformers[mat]'``)
-then decodes the four checked matrices, uncompressed, from memory.
+Layout read: a 128-byte header (level 5; byte order ``IM`` little-endian or
+``MI`` big-endian; a level 7.3 file is HDF5 and refused), then tagged data
+elements (8-byte tags, or the small format for 1 to 4 bytes), each variable a
+miMATRIX (array flags, dimensions, name, real part) or a miCOMPRESSED zlib
+stream of one. Every declared size is checked before it is used: each element
+against the file, each compressed element inflated with its output bounded
+(``DEFLATE_MAX_RATIO`` times its compressed size and ``MAX_INFLATED_BYTES``),
+each sub-element against its matrix, and a variable's dimensions against the
+bytes of its real part, which are then viewed in place (no copy). scipy is not
+needed; its ``loadmat`` gives the same numbers (tested).
 """
 
 from __future__ import annotations
 
-import io
 import math
 import struct
 import zlib
 
 import numpy as np
 
-from ._common import EventFileError, EventRecording, build_events
+from ._common import EventFileError, EventRecording, build_events, resolve_size
 from .archive import DEFLATE_MAX_RATIO
+from .counting import frames_from_columns
 from .npz import whole_numbers
 
 MAGIC = b"MATLAB 5.0 MAT-file"
@@ -47,7 +47,6 @@ HEADER_BYTES = 128
 VARIABLES = ("ts", "x", "y", "pol")
 SENSOR_SIZE = (180, 240)
 ORIENTATIONS = ("tonic", "spikingjelly", "raw")
-INSTALL_HINT = "reading MAT files needs scipy: pip install 'spikeformers[mat]' (or pip install scipy)"
 
 # One recording's four variables inflated: 32 million events stored as doubles. Real recordings
 # are far smaller (a few million events at most); a file declaring more is damage or a bomb.
@@ -55,19 +54,11 @@ MAX_INFLATED_BYTES = 2**30
 
 MI_MATRIX, MI_COMPRESSED = 14, 15
 MI_INT8, MI_UINT32, MI_INT32 = 1, 6, 5
-# The numeric storage types (data type -> item size) a matrix's real part may use.
-NUMERIC_TYPES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8}
+# The numeric storage types a matrix's real part may use (data type -> NumPy type, byte order apart).
+NUMERIC_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8"}
 NUMERIC_CLASSES = range(6, 16)  # mxDOUBLE_CLASS .. mxUINT64_CLASS
 COMPLEX_FLAG = 0x0800
 _STEP = 1 << 20  # inflate in steps of this many bytes
-
-
-def _import_scipy_io():
-    try:
-        import scipy.io
-    except ImportError as error:
-        raise ImportError(INSTALL_HINT) from error
-    return scipy.io
 
 
 class _Elements:
@@ -114,10 +105,10 @@ def split_header(path, data: bytes) -> str:
     return "<" if indicator == b"IM" else ">"
 
 
-def matrices(path, data: bytes, order: str) -> dict[str, bytes]:
-    """The miMATRIX elements (tag included, inflated when compressed) of the wanted variables,
-    each checked by ``check_matrix``; the first of each name counts."""
-    found: dict[str, bytes] = {}
+def matrices(path, data: bytes, order: str) -> dict[str, np.ndarray]:
+    """The real parts of the wanted variables (``check_matrix``), as 1-D views of the file's or
+    the inflated bytes; the first matrix of each name counts."""
+    found: dict[str, np.ndarray] = {}
     top = _Elements(path, data, order, "file")
     position, inflated_total = HEADER_BYTES, 0
     while position < len(data) and len(found) < len(VARIABLES):
@@ -137,8 +128,9 @@ def matrices(path, data: bytes, order: str) -> dict[str, bytes]:
         if inner_kind == MI_MATRIX:
             name = matrix_name(path, element, order, position)
             if name in VARIABLES and name not in found:
-                check_matrix(path, element, order, name)
-                found[name] = element
+                kind, count, start = check_matrix(path, element, order, name)
+                dtype = np.dtype(NUMERIC_TYPES[kind]).newbyteorder(order)
+                found[name] = np.frombuffer(element, dtype=dtype, count=count // dtype.itemsize, offset=start)
         position = following
     missing = [name for name in VARIABLES if name not in found]
     if missing:
@@ -195,8 +187,9 @@ def matrix_name(path, element: bytes, order: str, position: int) -> str:
     return element[start:start + count].decode("latin-1")
 
 
-def check_matrix(path, element: bytes, order: str, name: str) -> None:
-    """A numeric, real, dense vector whose stored bytes are what its dimensions declare."""
+def check_matrix(path, element: bytes, order: str, name: str) -> tuple[int, int, int]:
+    """``(data type, byte count, data offset)`` of the real part of a numeric, real, dense vector
+    whose stored bytes are what its dimensions declare, or an ``EventFileError``."""
     where = f"variable {name!r}"
     flags, dimensions, _, real = _sub_elements(path, element, order, where, 4)
     if flags[:2] != (MI_UINT32, 8):
@@ -215,42 +208,48 @@ def check_matrix(path, element: bytes, order: str, name: str) -> None:
     size = math.prod(dims) if min(dims) >= 0 else -1
     if size < 0 or (size and sum(side != 1 for side in dims) > 1):
         raise EventFileError(path, f"{where} has dimensions {dims}; it must be a vector")
-    kind, count, _ = real
+    kind, count, start = real
     if kind not in NUMERIC_TYPES:
         raise EventFileError(path, f"bad {where}: its real part has data type {kind}, not a numeric type")
-    if count != size * NUMERIC_TYPES[kind]:
-        raise EventFileError(path, f"bad {where}: dimensions {dims} of {NUMERIC_TYPES[kind]}-byte values declare "
-                                   f"{size * NUMERIC_TYPES[kind]} bytes; its real part holds {count}")
+    itemsize = np.dtype(NUMERIC_TYPES[kind]).itemsize
+    if count != size * itemsize:
+        raise EventFileError(path, f"bad {where}: dimensions {dims} of {itemsize}-byte values declare "
+                                   f"{size * itemsize} bytes; its real part holds {count}")
+    return kind, count, start
 
 
 def decode(path, data: bytes) -> dict[str, np.ndarray]:
-    """The four variables as 1-D int64 arrays (``split_header``, ``matrices``, then scipy)."""
-    order = split_header(path, data)
-    found = matrices(path, data, order)
-    scipy_io = _import_scipy_io()
-    stream = io.BytesIO(data[:HEADER_BYTES] + b"".join(found[name] for name in VARIABLES))
-    try:
-        variables = scipy_io.loadmat(stream, variable_names=VARIABLES, squeeze_me=False)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
-        raise
-    except Exception as error:  # scipy's errors on a matrix that passed the checks but is still damaged
-        raise EventFileError(path, f"scipy cannot read its variables ({type(error).__name__}: {error})") from error
-    columns = {name: whole_numbers(path, name, np.asarray(variables[name]).reshape(-1)) for name in VARIABLES}
+    """The four variables as 1-D int64 arrays (``split_header``, ``matrices``, ``whole_numbers``)."""
+    found = matrices(path, data, split_header(path, data))
+    columns = {name: whole_numbers(path, name, found[name]) for name in VARIABLES}
     lengths = {name: len(column) for name, column in columns.items()}
     if len(set(lengths.values())) > 1:
         raise EventFileError(path, f"the variables {', '.join(VARIABLES)} differ in length: {lengths}")
     return columns
 
 
-def read_mat(path, data: bytes, *, sensor_size=None, orientation: str | None = None) -> EventRecording:
+def _oriented(path, data: bytes, sensor_size, orientation):
+    """``(t, x, y, p, size)``: the columns in ``orientation`` and the size they are on."""
     orientation = orientation or ORIENTATIONS[0]
     if orientation not in ORIENTATIONS:
         raise ValueError(f"unknown orientation {orientation!r} for MAT files; valid: {ORIENTATIONS}")
     columns = decode(path, data)
-    height, width = SENSOR_SIZE if sensor_size is None else sensor_size
+    size = resolve_size(path, None, None, sensor_size, SENSOR_SIZE)
     x, y = columns["x"], columns["y"]
     if orientation != "raw":
-        y = (int(height) - 1) - y
+        y = np.subtract(size[0] - 1, y, out=y)  # the columns are this function's own: flipped in place
     if orientation == "spikingjelly":
-        x = (int(width) - 1) - x
-    return build_events(path, columns["ts"], x, y, columns["pol"], sensor_size, default_size=SENSOR_SIZE)
+        x = np.subtract(size[1] - 1, x, out=x)
+    return columns["ts"], x, y, columns["pol"], size
+
+
+def read_mat(path, data: bytes, *, sensor_size=None, orientation: str | None = None) -> EventRecording:
+    t, x, y, p, _ = _oriented(path, data, sensor_size, orientation)
+    return build_events(path, t, x, y, p, sensor_size, default_size=SENSOR_SIZE)
+
+
+def read_mat_frames(path, data: bytes, time_steps: int, split_by: str, *, sensor_size=None,
+                    orientation: str | None = None) -> np.ndarray | None:
+    """The frames of ``read_mat`` then ``integrate``, counted from the columns (``counting``), or None."""
+    t, x, y, p, size = _oriented(path, data, sensor_size, orientation)
+    return frames_from_columns(t, x, y, p, time_steps, split_by, size)

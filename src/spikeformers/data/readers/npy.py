@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import io
 
-from ._common import EventFileError, EventRecording, build_events
+import numpy as np
+
+from ._common import EventFileError, EventRecording, build_events, resolve_size
+from .counting import frames_from_columns
 from .npz import EVENT_KEYS, read_npy, whole_numbers
 
 SENSOR_SIZES = ((128, 128),)
 
 
-def read_npy_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
+def decode(path, data: bytes) -> dict[str, np.ndarray]:
+    """The fields t, x, y, p as int64 columns, after the checks of the module docstring."""
     try:
         array = read_npy(path, io.BytesIO(data), len(data), "events")
     except EventFileError:
@@ -39,6 +43,17 @@ def read_npy_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
         raise EventFileError(path, f"its structured array lacks the field(s) {missing}; it has {list(names)}")
     if array.ndim != 1:
         raise EventFileError(path, f"its structured array has shape {array.shape}; it must be 1-D")
-    columns = {key: whole_numbers(path, key, array[key]) for key in EVENT_KEYS}
+    return {key: whole_numbers(path, key, array[key]) for key in EVENT_KEYS}
+
+
+def read_npy_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
+    columns = decode(path, data)
     return build_events(path, columns["t"], columns["x"], columns["y"], columns["p"], sensor_size,
                         candidates=SENSOR_SIZES)
+
+
+def read_npy_frames(path, data: bytes, time_steps: int, split_by: str, *, sensor_size=None) -> np.ndarray | None:
+    """The frames of ``read_npy_events`` then ``integrate``, counted from the columns (``counting``), or None."""
+    columns = decode(path, data)
+    size = resolve_size(path, columns["x"], columns["y"], sensor_size, None, SENSOR_SIZES)
+    return frames_from_columns(columns["t"], columns["x"], columns["y"], columns["p"], time_steps, split_by, size)

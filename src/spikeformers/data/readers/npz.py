@@ -25,8 +25,9 @@ import zipfile
 
 import numpy as np
 
-from ._common import EventFileError, EventRecording, build_events
+from ._common import EventFileError, EventRecording, build_events, resolve_size
 from .archive import check_member, open_zip, read_source
+from .counting import frames_from_columns
 
 SENSOR_SIZES = ((34, 34), (128, 128), (180, 240))
 EVENT_KEYS = ("t", "x", "y", "p")
@@ -118,16 +119,20 @@ def whole_numbers(path, name: str, array: np.ndarray) -> np.ndarray:
             raise EventFileError(path, f"array {name!r} holds values beyond int64")
         return array.astype(np.int64)
     if np.issubdtype(array.dtype, np.floating):
-        finite = np.isfinite(array)
-        if not finite.all() or (array.size and (np.abs(array).max() >= 2.0**62)):
-            raise EventFileError(path, f"array {name!r} holds non-finite or huge values")
-        if not (array == np.round(array)).all():
+        # One conversion and one comparison: NaN, an infinity or a value beyond int64 converts to
+        # something unequal to it, and so does a fraction.
+        with np.errstate(invalid="ignore"):
+            whole = array.astype(np.int64)
+        if array.size and (whole.min() <= -2**62 or whole.max() >= 2**62 or not np.array_equal(whole, array)):
+            if not np.isfinite(array).all() or np.abs(array[np.isfinite(array)]).max(initial=0) >= 2.0**62:
+                raise EventFileError(path, f"array {name!r} holds non-finite or huge values")
             raise EventFileError(path, f"array {name!r} holds values that are not whole numbers")
-        return array.astype(np.int64)
+        return whole
     raise EventFileError(path, f"array {name!r} has dtype {array.dtype}; it must be numeric")
 
 
-def read_npz_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
+def decode_events(path, data: bytes) -> dict[str, np.ndarray]:
+    """The arrays t, x, y, p of an event cache as int64 columns, after the module docstring's checks."""
     arrays, names = _load(path, data, EVENT_KEYS)
     missing = [key for key in EVENT_KEYS if key not in arrays]
     if missing:
@@ -146,8 +151,20 @@ def read_npz_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
             raise EventFileError(
                 path, f"{key} ranges over [{column.min()}, {column.max()}]; it must be in [0, 32767]"
             )
+    return columns
+
+
+def read_npz_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
+    columns = decode_events(path, data)
     return build_events(path, columns["t"], columns["x"], columns["y"], columns["p"],
                         sensor_size, candidates=SENSOR_SIZES)
+
+
+def read_npz_frames(path, data: bytes, time_steps: int, split_by: str, *, sensor_size=None) -> np.ndarray | None:
+    """The frames of ``read_npz_events`` then ``integrate``, counted from the columns (``counting``), or None."""
+    columns = decode_events(path, data)
+    size = resolve_size(path, columns["x"], columns["y"], sensor_size, None, SENSOR_SIZES)
+    return frames_from_columns(columns["t"], columns["x"], columns["y"], columns["p"], time_steps, split_by, size)
 
 
 def read_frames_npz(path) -> np.ndarray:
