@@ -31,9 +31,10 @@ def _bounds(t: np.ndarray, count: int, time_steps: int, split_by: str):
     """``(starts, ends)`` of the frames, or None when a time mode meets timestamps out of order."""
     if split_by == "number":
         return frame_bounds(count, time_steps, split_by)
-    if count > 1 and np.any(t[1:] < t[:-1]):
+    try:
+        return frame_bounds(count, time_steps, split_by, t)
+    except ValueError:  # its one refusal: times out of order, which integrate sorts
         return None
-    return frame_bounds(count, time_steps, split_by, t)
 
 
 def frames_from_columns(t, x, y, p, time_steps: int, split_by: str, size: tuple[int, int]) -> np.ndarray | None:
