@@ -163,6 +163,24 @@ def test_ncars_missing_names_the_files_and_the_publisher(tmp_path):
     assert "prophesee.ai" in message and "Sironi" in message
 
 
+@pytest.mark.parametrize("name, files, where", [
+    ("ncars", os.path.join("n-cars_train", "<class>", "obj_<i>_td.dat"), "https://www.prophesee.ai/"),
+    ("asl_dvs", os.path.join("<letter>", "<letter>_<i>.mat"), "https://github.com/PIX2NVS/NVS2Graph"),
+    ("ucf101_dvs", os.path.join("<class>", "v_<Class>_g<group>_c<clip>.mat"),
+     "https://github.com/PIX2NVS/NVS_FeatureLearning"),
+    ("hmdb51_dvs", os.path.join("<class>", "<video>.mat"), "https://github.com/PIX2NVS/NVS_FeatureLearning"),
+    ("hardvs", "train_label.txt and the action_NNN/*.npz recordings", "https://github.com/Event-AHU/HARDVS"),
+    ("dvs_lip", os.path.join("train", "<word>", "<i>.npy"), "https://sites.google.com/view/event-based-lipreading"),
+])
+def test_a_missing_data_set_names_the_files_expected_and_where_it_is_published(tmp_path, name, files, where):
+    from spikeformers.data import create_dataset
+
+    with pytest.raises(DatasetNotFoundError) as info:
+        create_dataset(name, root=str(tmp_path), train=True, time_steps=2)
+    message = str(info.value)
+    assert files in message and where in message and str(tmp_path) in message
+
+
 # --------------------------------------------------------------------------- ASL-DVS
 
 def test_asl_dvs_classes_split_and_orientation(tmp_path):
