@@ -593,3 +593,17 @@ def test_a_refused_event_gives_read_events_error_from_read_event_frames(tmp_path
         with pytest.raises(EventFileError) as ours:
             read_event_frames(path, 4, split_by)
         assert str(ours.value) == str(theirs.value)
+
+
+def test_without_the_compiled_counter_the_frames_are_the_same(tmp_path, monkeypatch):
+    """No compiler (or no torch): the direct paths decline and the general path gives the frames."""
+    from spikeformers.data.readers import counting
+
+    paths = {fmt: write_columns(tmp_path / fmt, fmt, columns_like(6, 400, DIRECT[fmt])) for fmt in DIRECT
+             if (tmp_path / fmt).mkdir() is None}
+    compiled = {fmt: read_event_frames(path, 5, "time") for fmt, path in paths.items()}
+    monkeypatch.setattr(counting, "_compiled", lambda: None)
+    for fmt, path in paths.items():
+        got = read_event_frames(path, 5, "time")
+        np.testing.assert_array_equal(got, expected_frames(path, 5, "time"))
+        np.testing.assert_array_equal(got, compiled[fmt])
