@@ -10,6 +10,7 @@ the general path, which gives the same frames or the same error.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from ..frames import frame_bounds
 
 
+@functools.cache  # asked once a file: spares building the source's path and its cache key each time
 def _compiled():
     """The C++ counter, or None where it cannot be built or torch is absent."""
     try:
