@@ -607,3 +607,27 @@ def test_without_the_compiled_counter_the_frames_are_the_same(tmp_path, monkeypa
         got = read_event_frames(path, 5, "time")
         np.testing.assert_array_equal(got, expected_frames(path, 5, "time"))
         np.testing.assert_array_equal(got, compiled[fmt])
+
+
+def test_columns_of_any_integer_type_and_byte_order_are_counted_alike(tmp_path):
+    """The counter reads the integer columns as stored (structured fields in place, any integer type);
+    big-endian ones are converted first; an unsigned value beyond int64 is read_events' error."""
+    columns = columns_like(7, 600, (128, 128))
+    for order in ("<", ">"):
+        array = np.zeros(600, dtype=[("p", "u1"), ("t", order + "u4"), ("y", order + "u2"), ("x", order + "i8")])
+        for key in "txyp":
+            array[key] = columns[key]
+        path = write(tmp_path / f"{order == '<'}.npy", npy_bytes(array))
+        for split_by in ("number", "time_bins"):
+            np.testing.assert_array_equal(read_event_frames(path, 6, split_by), expected_frames(path, 6, split_by))
+    huge = {**columns, "t": np.asarray(columns["t"], dtype=np.uint64)}
+    huge["t"][-1] = 2**63 + 5
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key in "txyp":
+            archive.writestr(f"{key}.npy", npy_bytes(np.asarray(huge[key], dtype=np.uint64)))
+    with pytest.raises(EventFileError, match="beyond int64") as theirs:
+        read_events(path)
+    with pytest.raises(EventFileError) as ours:
+        read_event_frames(path, 4, "number")
+    assert str(ours.value) == str(theirs.value)

@@ -40,11 +40,13 @@ def _bounds(t: np.ndarray, count: int, time_steps: int, split_by: str):
 
 
 def frames_from_columns(t, x, y, p, time_steps: int, split_by: str, size: tuple[int, int]) -> np.ndarray | None:
-    """int32 frames ``[T, 2, H, W]`` of int64 columns, or None (module docstring)."""
+    """int32 frames ``[T, 2, H, W]`` of 1-D integer columns (any integer type in native byte order, any
+    stride: a structured array's fields are read in place), or None (module docstring)."""
     counter = _compiled()
     if counter is None:
         return None
-    columns = [np.ascontiguousarray(column, dtype=np.int64) for column in (t, x, y, p)]
+    columns = [column if column.dtype.kind in "iu" and column.dtype.isnative else column.astype(np.int64)
+               for column in map(np.asarray, (t, x, y, p))]
     bounds = _bounds(columns[0], len(columns[1]), time_steps, split_by)
     if bounds is None:
         return None

@@ -19,13 +19,14 @@ import numpy as np
 
 from ._common import EventFileError, EventRecording, build_events, resolve_size
 from .counting import frames_from_columns
-from .npz import EVENT_KEYS, read_npy, whole_numbers
+from .npz import EVENT_KEYS, event_column, read_npy
 
 SENSOR_SIZES = ((128, 128),)
 
 
-def decode(path, data: bytes) -> dict[str, np.ndarray]:
-    """The fields t, x, y, p as int64 columns, after the checks of the module docstring."""
+def decode(path, data: bytes, raw_integers: bool = False) -> dict[str, np.ndarray]:
+    """The fields t, x, y, p as int64 columns, after the checks of the module docstring
+    (``raw_integers``: see ``npz.event_column``)."""
     try:
         array = read_npy(path, io.BytesIO(data), len(data), "events")
     except EventFileError:
@@ -43,7 +44,7 @@ def decode(path, data: bytes) -> dict[str, np.ndarray]:
         raise EventFileError(path, f"its structured array lacks the field(s) {missing}; it has {list(names)}")
     if array.ndim != 1:
         raise EventFileError(path, f"its structured array has shape {array.shape}; it must be 1-D")
-    return {key: whole_numbers(path, key, array[key]) for key in EVENT_KEYS}
+    return {key: event_column(path, key, array[key], raw_integers) for key in EVENT_KEYS}
 
 
 def read_npy_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
@@ -54,6 +55,6 @@ def read_npy_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
 
 def read_npy_frames(path, data: bytes, time_steps: int, split_by: str, *, sensor_size=None) -> np.ndarray | None:
     """The frames of ``read_npy_events`` then ``integrate``, counted from the columns (``counting``), or None."""
-    columns = decode(path, data)
+    columns = decode(path, data, raw_integers=True)
     size = resolve_size(path, columns["x"], columns["y"], sensor_size, None, SENSOR_SIZES)
     return frames_from_columns(columns["t"], columns["x"], columns["y"], columns["p"], time_steps, split_by, size)

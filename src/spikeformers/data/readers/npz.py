@@ -109,6 +109,15 @@ def read_npy(path, stream, size: int, key: str) -> np.ndarray:
     return array.reshape(shape)
 
 
+def event_column(path, name: str, array: np.ndarray, raw_integers: bool = False) -> np.ndarray:
+    """``whole_numbers(array)``; with ``raw_integers``, a 1-D array of integers in native byte order
+    as it is (no int64 copy: for ``counting``, which reads any integer type and refuses what
+    ``read_events`` would)."""
+    if raw_integers and array.ndim == 1 and array.dtype.kind in "iu" and array.dtype.isnative:
+        return array
+    return whole_numbers(path, name, array)
+
+
 def whole_numbers(path, name: str, array: np.ndarray) -> np.ndarray:
     if array.ndim != 1:
         raise EventFileError(path, f"array {name!r} has shape {array.shape}; it must be 1-D")
@@ -131,8 +140,9 @@ def whole_numbers(path, name: str, array: np.ndarray) -> np.ndarray:
     raise EventFileError(path, f"array {name!r} has dtype {array.dtype}; it must be numeric")
 
 
-def decode_events(path, data: bytes) -> dict[str, np.ndarray]:
-    """The arrays t, x, y, p of an event cache as int64 columns, after the module docstring's checks."""
+def decode_events(path, data: bytes, raw_integers: bool = False) -> dict[str, np.ndarray]:
+    """The arrays t, x, y, p of an event cache as int64 columns, after the module docstring's checks
+    (``raw_integers``: see ``event_column``)."""
     arrays, names = _load(path, data, EVENT_KEYS)
     missing = [key for key in EVENT_KEYS if key not in arrays]
     if missing:
@@ -141,7 +151,7 @@ def decode_events(path, data: bytes) -> dict[str, np.ndarray]:
             path, f"an event cache needs arrays {EVENT_KEYS}; missing {missing}, "
                   f"has {names}{hint}"
         )
-    columns = {key: whole_numbers(path, key, arrays[key]) for key in EVENT_KEYS}
+    columns = {key: event_column(path, key, arrays[key], raw_integers) for key in EVENT_KEYS}
     lengths = {key: len(column) for key, column in columns.items()}
     if len(set(lengths.values())) > 1:
         raise EventFileError(path, f"arrays t, x, y, p differ in length: {lengths}")
@@ -162,7 +172,7 @@ def read_npz_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
 
 def read_npz_frames(path, data: bytes, time_steps: int, split_by: str, *, sensor_size=None) -> np.ndarray | None:
     """The frames of ``read_npz_events`` then ``integrate``, counted from the columns (``counting``), or None."""
-    columns = decode_events(path, data)
+    columns = decode_events(path, data, raw_integers=True)
     size = resolve_size(path, columns["x"], columns["y"], sensor_size, None, SENSOR_SIZES)
     return frames_from_columns(columns["t"], columns["x"], columns["y"], columns["p"], time_steps, split_by, size)
 
