@@ -24,7 +24,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/bin/python pyproject.toml
 	sh scripts/install_torch.sh $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -e ".[test,aedat,tensorboard]"
+	$(VENV)/bin/python -m pip install --quiet -e ".[test,aedat,tensorboard,tonic]"
 	touch $@ $(VENV)/.installed
 
 clean:

@@ -277,3 +277,14 @@ def test_data_prepare_killed_leaves_no_workers(tmp_path):
     finally:
         prepare.kill()
         kill_left(workers)
+
+
+def test_workers_on_a_data_set_without_a_frame_cache_is_a_note_not_an_error(tmp_path, capsys):
+    """`data prepare --workers N` sizes a frame-cache build; the built-in digits build none, so the
+    flag is said not to apply and the data set is still prepared."""
+    code = main(["data", "prepare", "--dataset", "dvs_digits", "--time-steps", "4", "--workers", "2",
+                 "--root", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "--workers does not apply to dvs_digits (it builds no frame cache)" in err
+    assert err.count("--workers does not apply") == 1

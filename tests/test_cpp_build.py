@@ -59,13 +59,42 @@ def test_two_checkouts_of_one_source_build_in_folders_of_their_own(tmp_path):
     assert cpp_build.build_key(first) == cpp_build.build_key(tmp_path / "b" / ".." / "a" / "kernel.cpp")
 
 
-def test_the_build_file_names_the_source_its_folder_is_keyed_by():
-    """The premise of the key: what PyTorch records in the folder is this checkout's source path."""
+def test_the_library_build_records_its_command_naming_the_source_and_the_support_header():
+    """A library kernel's folder keeps the compiler call that made it (for a user's bug report), and
+    that call names this checkout's source and the header every library kernel includes."""
     import pytest
 
     from spikeformers.neurons.kernels import cpu
 
     if not cpu.available():
         pytest.skip("the CPU kernel cannot be built here")
-    build_file = cpp_build.cache_dir() / f"cpu-{cpu._build_key()}" / "build.ninja"
-    assert f"compile {cpu.SOURCE.resolve()}" in build_file.read_text()
+    command = (cpp_build.cache_dir() / f"cpu-{cpu._build_key()}" / "build_command.txt").read_text()
+    assert str(cpu.SOURCE) in command.split() and str(cpp_build.SUPPORT_HEADER.parent) in command.split()
+    assert all(flag in command.split() for flag in cpp_build.build_flags())
+
+
+def test_a_library_kernel_returns_its_errors_as_one_line_naming_the_kernel():
+    """A check inside the C++ (here a window too large for a one-byte place) comes back as a Python
+    error naming the kernel, never as a crash of the process."""
+    import pytest
+
+    from spikeformers.layers import pooling
+
+    if not pooling.kernel_available():
+        pytest.skip("the max-pool kernel cannot be built here")
+    kernel = pooling._extension()
+    x = torch.zeros(1, 1, 40, 40)
+    with pytest.raises(RuntimeError, match=r"^max-pool kernel: check failed: .*window 17x17 does not fit"):
+        kernel.forward(x, 17, 17, 1, 1, 0, 0)
+
+
+def test_changing_the_support_header_builds_every_library_kernel_anew(tmp_path, monkeypatch):
+    """The header is compiled into every library kernel, so it is part of every key."""
+    source = tmp_path / "kernel.cpp"
+    source.write_text("// a kernel\n")
+    header = tmp_path / "cpp_support.h"
+    header.write_text("// one version\n")
+    monkeypatch.setattr(cpp_build, "SUPPORT_HEADER", header)
+    before = cpp_build.build_key(source)
+    header.write_text("// another version\n")
+    assert cpp_build.build_key(source) != before

@@ -112,7 +112,9 @@ def test_yaml_1_1_booleans_and_dates_stay_strings():
 def test_a_bad_option_value_on_the_command_line_names_the_option(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--dataset-option", "x=!!python/name:os.system"])
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    error_line, hint = capsys.readouterr().err.splitlines()[-2:]
+    assert hint == "see `spikeformers train --help`"
+    assert error_line == (
         "spikeformers train: error: argument --dataset-option: the option x, line 1: the tag "
         "'!!python/name:os.system' is not allowed: only plain values (numbers, strings, true/false, null, lists, "
         "mappings)")

@@ -1,21 +1,30 @@
 """Building and caching the project's C++ CPU kernels (the neurons', the max-pool's, the AEDAT counter's).
 
-Each kernel is one C++ source compiled with the compiler PyTorch's ``cpp_extension``
-finds (20 to 60 s, once), for the vector instructions PyTorch itself uses on this
-CPU (AVX2, AVX-512), into a cache folder keyed by the source (its content and its
-path), the compiler flags and the PyTorch installation and Python version:
-``$SPIKEFORMERS_CACHE/kernels`` or, by default, ``~/.cache/spikeformers/kernels``.
-A kernel that cannot be built (no
-compiler, no ninja, a read-only home) is reported as the exception that stopped
-it, and its callers fall back to PyTorch's own operations.
+Each kernel is one C++ source compiled once for the vector instructions PyTorch
+itself uses on this CPU (AVX2, AVX-512), into a cache folder keyed by the source
+(its content and its path), the compiler flags and the PyTorch installation and
+Python version: ``$SPIKEFORMERS_CACHE/kernels`` or, by default,
+``~/.cache/spikeformers/kernels``. Two kinds:
+
+- :func:`load_library`: a plain shared library of ``extern "C"`` functions on raw
+  pointers, including only ``cpp_support.h`` (PyTorch's header-only half-precision
+  types and a few helpers), called through ctypes: a few seconds to build. The
+  neuron and max-pool kernels, which the first training run waits for, are these.
+- :func:`load_extension`: a PyTorch extension module (``torch/extension.h`` and
+  pybind11, built by ``torch.utils.cpp_extension``): 20 to 60 s.
+
+A kernel that cannot be built (no compiler, a read-only home) is reported as the
+exception that stopped it, and its callers fall back to PyTorch's own operations.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import functools
 import hashlib
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -37,6 +46,13 @@ VECTOR_FLAGS = {
 }
 
 
+# The header every library kernel includes (part of every build key).
+SUPPORT_HEADER = Path(__file__).with_name("cpp_support.h")
+
+# The dtype codes of cpp_support.h's SF_DISPATCH_FLOATING.
+DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
+
+
 def build_flags() -> list[str]:
     """The compiler flags for this machine: :data:`CFLAGS` plus its capability's vector flags."""
     return CFLAGS + VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])
@@ -55,7 +71,7 @@ def build_key(source: Path) -> str:
     headers), and a build file naming other paths is rebuilt: two checkouts, or two PyTorch
     installations, sharing one folder would rebuild each other's kernel on every switch.
     """
-    digest = hashlib.sha256(source.read_bytes())
+    digest = hashlib.sha256(source.read_bytes() + SUPPORT_HEADER.read_bytes())
     paths = (str(Path(source).resolve()), os.path.dirname(torch.__file__))
     digest.update(repr((build_flags(), torch.__version__, sys.version_info[:2], sys.platform, paths)).encode())
     return digest.hexdigest()[:16]
@@ -70,13 +86,40 @@ def load_extension(source: Path, prefix: str):
     return build_on_own_thread(source, prefix)
 
 
-def build_on_own_thread(source: Path, prefix: str):
-    """``load_extension`` without its cache: the build (or load) of ``source`` on a thread of its own."""
+@functools.cache
+def load_library(source: Path, prefix: str):
+    """The compiled library of ``source`` as a ``ctypes.CDLL`` (built now if needed), or the exception
+    that stopped its build. Cached per process; the binary lives in ``cache_dir() / f"{prefix}-{key}"``."""
+    return build_on_own_thread(source, prefix, library=True)
+
+
+def check(result: bytes | None, kernel: str) -> None:
+    """Raise the error a library entry point returned (its ``const char*``), naming the kernel."""
+    if result is not None:
+        raise RuntimeError(f"{kernel}: {result.decode(errors='replace')}")
+
+
+def pointer(tensor: torch.Tensor | None) -> int | None:
+    """A contiguous CPU tensor's data address for a library call (None for no tensor)."""
+    return None if tensor is None else tensor.data_ptr()
+
+
+def dtype_code(tensor: torch.Tensor, kernel: str) -> int:
+    try:
+        return DTYPE_CODES[tensor.dtype]
+    except KeyError:
+        raise TypeError(f"{kernel} takes float32, float64, bfloat16 or float16 tensors, not {tensor.dtype}") from None
+
+
+def build_on_own_thread(source: Path, prefix: str, library: bool = False):
+    """``load_extension`` (or ``load_library``) without its cache: the build (or load) of ``source`` on a
+    thread of its own."""
     # Built on a thread of its own: the first call usually comes from inside a model's forward, and
     # the build machinery keeps some exceptions it caught (setuptools' parser caches them); their
     # tracebacks would hold every calling frame, and with them that forward's activations, for good.
     result = []
-    worker = threading.Thread(target=lambda: result.append(_build(source, prefix)), name=f"spikeformers-build-{prefix}")
+    build = _build_library if library else _build
+    worker = threading.Thread(target=lambda: result.append(build(source, prefix)), name=f"spikeformers-build-{prefix}")
     worker.start()
     worker.join()
     return result[0]
@@ -108,6 +151,42 @@ def _build(source: Path, prefix: str):
                 verbose=False,
             )
     except Exception as err:  # no compiler, no ninja, a read-only home: all mean "use another path"
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        print(f"spikeformers: could not build the {source.stem} ({first_line}); using PyTorch's slower "
+              "operations instead", file=sys.stderr, flush=True)
+        return err
+
+
+def compile_command(source: Path, output: Path) -> list[str]:
+    """The compiler call that builds ``source`` into the shared library ``output``."""
+    include = os.path.join(os.path.dirname(torch.__file__), "include")
+    return [os.environ.get("CXX", "c++"), "-std=c++17", "-shared", "-fPIC", *build_flags(), "-fopenmp",
+            "-I", str(SUPPORT_HEADER.parent), "-I", include, str(source), "-o", str(output)]
+
+
+def _build_library(source: Path, prefix: str):
+    key = build_key(source)
+    build_dir = cache_dir() / f"{prefix}-{key}"
+    binary = build_dir / f"spikeformers_{prefix}.so"
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        with open(build_dir / "spikeformers.flock", "w") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)  # one build per folder; the system drops it if we die
+            if not binary.exists():
+                print(f"spikeformers: compiling the {source.stem} for this CPU, once (a few seconds); "
+                      f"cached in {build_dir}", file=sys.stderr, flush=True)
+                for stale in build_dir.glob("*.so.partial*"):  # a build killed midway
+                    stale.unlink(missing_ok=True)
+                partial = build_dir / f"{binary.name}.partial{os.getpid()}"
+                command = compile_command(source, partial)
+                (build_dir / "build_command.txt").write_text(" ".join(command) + "\n")
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    partial.unlink(missing_ok=True)
+                    raise RuntimeError(f"{command[0]} failed: {(done.stderr or done.stdout).strip()[-3000:]}")
+                os.replace(partial, binary)  # never a half-written library under the final name
+            return ctypes.CDLL(str(binary))
+    except Exception as err:  # no compiler, a read-only home: all mean "use another path"
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         print(f"spikeformers: could not build the {source.stem} ({first_line}); using PyTorch's slower "
               "operations instead", file=sys.stderr, flush=True)

@@ -40,13 +40,19 @@ def parse_options(pairs) -> dict:
 
 
 def dataset_from_args(args: argparse.Namespace, train: bool):
-    from ..data.registry import create_dataset
+    from ..data.registry import create_dataset, dataset_options
 
     options = parse_options(args.option)
     if args.split_by is not None:
         options["split_by"] = args.split_by
     if getattr(args, "workers", None) is not None:
-        options["workers"] = args.workers
+        # --workers sizes the frame-cache build: a data set with no cache (the built-in digits, static
+        # images) has nothing for them to do, which is no reason to fail.
+        if "workers" in dataset_options(args.dataset):
+            options["workers"] = args.workers
+        elif train:
+            print(f"spikeformers data: --workers does not apply to {args.dataset} (it builds no frame cache)",
+                  file=sys.stderr)
     return create_dataset(args.dataset, train=train, time_steps=args.time_steps, root=args.root, **options)
 
 

@@ -12,10 +12,7 @@
 // gradient into its winner's place in output order, so overlapping windows sum in
 // PyTorch's order too.
 
-#include <torch/extension.h>
-
-#include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpp_support.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -90,11 +87,9 @@ void backward_plane(const Geometry& g, const scalar_t* grad_out, const uint8_t* 
   }
 }
 
-Geometry geometry(const torch::Tensor& x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
-  TORCH_CHECK(x.dim() == 4 && x.is_contiguous() && x.device().is_cpu(), "x must be a contiguous CPU tensor [N, C, H, W]");
+Geometry geometry(int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
   TORCH_CHECK(kh >= 1 && kw >= 1 && kh * kw <= 256, "window ", kh, "x", kw, " does not fit a one-byte place");
   TORCH_CHECK(sh >= 1 && sw >= 1 && 0 <= ph && 2 * ph <= kh && 0 <= pw && 2 * pw <= kw, "invalid stride or padding");
-  const int64_t H = x.size(2), W = x.size(3);
   const int64_t OH = (H + 2 * ph - kh) / sh + 1, OW = (W + 2 * pw - kw) / sw + 1;
   TORCH_CHECK(OH >= 1 && OW >= 1, "input ", H, "x", W, " is smaller than the window");
   return {H, W, OH, OW, kh, kw, sh, sw, ph, pw};
@@ -102,18 +97,18 @@ Geometry geometry(const torch::Tensor& x, int64_t kh, int64_t kw, int64_t sh, in
 
 }  // namespace
 
-// (output, place of each output's winner in its window, uint8)
-std::vector<torch::Tensor> forward(torch::Tensor x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
-                                   int64_t pw) {
-  const Geometry g = geometry(x, kh, kw, sh, sw, ph, pw);
-  const int64_t planes = x.size(0) * x.size(1);
-  auto out = torch::empty({x.size(0), x.size(1), g.OH, g.OW}, x.options());
-  auto arg = torch::empty({x.size(0), x.size(1), g.OH, g.OW}, x.options().dtype(torch::kUInt8));
-  AT_DISPATCH_FLOATING_TYPES_AND2(torch::kBFloat16, torch::kHalf, x.scalar_type(), "max_pool_forward", [&] {
+// x is [planes, H, W] (planes = N * C, contiguous); writes out and arg, [planes, OH, OW] each:
+// the output and the place of each output's winner in its window.
+extern "C" const char* max_pool_forward(int dtype, const void* x, void* out, uint8_t* arg, int64_t planes,
+                                        int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                        int64_t ph, int64_t pw, int threads) {
+  SF_ENTRY(threads)
+  const Geometry g = geometry(H, W, kh, kw, sh, sw, ph, pw);
+  SF_DISPATCH_FLOATING(dtype, [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* xp = x.data_ptr<scalar_t>();
-    scalar_t* op = out.data_ptr<scalar_t>();
-    uint8_t* ap = arg.data_ptr<uint8_t>();
+    const scalar_t* xp = static_cast<const scalar_t*>(x);
+    scalar_t* op = static_cast<scalar_t*>(out);
+    uint8_t* ap = arg;
     // Phase rows hold columns floor((0 - pw) / sw) .. OW + (kw - 1 - pw) / sw, shifted by offset.
     const int64_t offset = -floor_div(-g.pw, g.sw);
     const int64_t phase_len = offset + g.OW + floor_div(g.kw - 1 - g.pw, g.sw) + 1;
@@ -125,31 +120,23 @@ std::vector<torch::Tensor> forward(torch::Tensor x, int64_t kh, int64_t kw, int6
                                 phases, phase_len, offset, best, code);
     });
   });
-  return {out, arg};
+  SF_EXIT
 }
 
-torch::Tensor backward(torch::Tensor grad_out, torch::Tensor arg, int64_t H, int64_t W, int64_t kh, int64_t kw,
-                       int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
-  TORCH_CHECK(grad_out.dim() == 4 && grad_out.is_contiguous() && arg.is_contiguous() &&
-                  arg.scalar_type() == torch::kUInt8 && arg.sizes() == grad_out.sizes(),
-              "grad_out and arg must be contiguous [N, C, OH, OW] tensors");
-  auto grad_in = torch::zeros({grad_out.size(0), grad_out.size(1), H, W}, grad_out.options());
-  const Geometry g = geometry(grad_in, kh, kw, sh, sw, ph, pw);
-  TORCH_CHECK(g.OH == grad_out.size(2) && g.OW == grad_out.size(3), "grad_out does not match the input size");
-  const int64_t planes = grad_out.size(0) * grad_out.size(1);
-  AT_DISPATCH_FLOATING_TYPES_AND2(torch::kBFloat16, torch::kHalf, grad_out.scalar_type(), "max_pool_backward", [&] {
-    const scalar_t* gp = grad_out.data_ptr<scalar_t>();
-    const uint8_t* ap = arg.data_ptr<uint8_t>();
-    scalar_t* ip = grad_in.data_ptr<scalar_t>();
+// Adds each output's gradient into its winner's place of grad_in [planes, H, W], which the
+// caller zeroed.
+extern "C" const char* max_pool_backward(int dtype, const void* grad_out, const uint8_t* arg, void* grad_in,
+                                         int64_t planes, int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t sh,
+                                         int64_t sw, int64_t ph, int64_t pw, int threads) {
+  SF_ENTRY(threads)
+  const Geometry g = geometry(H, W, kh, kw, sh, sw, ph, pw);
+  SF_DISPATCH_FLOATING(dtype, [&] {
+    const scalar_t* gp = static_cast<const scalar_t*>(grad_out);
+    scalar_t* ip = static_cast<scalar_t*>(grad_in);
     at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
       for (int64_t plane = begin; plane < end; ++plane)
-        backward_plane<scalar_t>(g, gp + plane * g.OH * g.OW, ap + plane * g.OH * g.OW, ip + plane * H * W);
+        backward_plane<scalar_t>(g, gp + plane * g.OH * g.OW, arg + plane * g.OH * g.OW, ip + plane * H * W);
     });
   });
-  return grad_in;
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "max-pool forward: output and each winner's place in its window");
-  m.def("backward", &backward, "max-pool backward from the winners' places");
+  SF_EXIT
 }

@@ -20,6 +20,8 @@ standard operators only, or where the kernel cannot be built) it is
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from pathlib import Path
 
 import torch
@@ -32,9 +34,54 @@ from ..neurons.kernels import unrolling
 SOURCE = Path(__file__).with_name("max_pool_kernel.cpp")
 
 
+class _Kernel:
+    """The library's two entry points, taking and returning tensors ([N, C, H, W], contiguous, on the CPU)."""
+
+    def __init__(self, library: ctypes.CDLL):
+        i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+        self._forward, self._backward = library.max_pool_forward, library.max_pool_backward
+        for entry in (self._forward, self._backward):
+            entry.argtypes = [i32, ptr, ptr, ptr, i64, i64, i64] + [i64] * 6 + [i32]
+            entry.restype = ctypes.c_char_p
+
+    def forward(self, x: torch.Tensor, *geometry: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output, each output's winner's place in its window, uint8)."""
+        if not (x.dim() == 4 and x.is_contiguous() and x.device.type == "cpu"):
+            raise ValueError("the max-pool kernel takes a contiguous CPU tensor [N, C, H, W]")
+        (window_h, window_w, stride_h, stride_w, padding_h, padding_w) = geometry
+        shape = (x.shape[0], x.shape[1], _output_size(x.shape[2], window_h, stride_h, padding_h),
+                 _output_size(x.shape[3], window_w, stride_w, padding_w))
+        out, place = x.new_empty(shape), x.new_empty(shape, dtype=torch.uint8)
+        cpp_build.check(self._forward(cpp_build.dtype_code(x, "max-pool kernel"), x.data_ptr(), out.data_ptr(),
+                                      place.data_ptr(), x.shape[0] * x.shape[1], x.shape[2], x.shape[3], *geometry,
+                                      torch.get_num_threads()), "max-pool kernel")
+        return out, place
+
+    def backward(self, grad_out: torch.Tensor, place: torch.Tensor, height: int, width: int,
+                 *geometry: int) -> torch.Tensor:
+        """The input's gradient: each output's gradient added into its winner's place."""
+        if not (grad_out.dim() == 4 and grad_out.is_contiguous() and place.is_contiguous()
+                and place.dtype == torch.uint8 and place.shape == grad_out.shape):
+            raise ValueError("grad_out and place must be contiguous [N, C, OH, OW] tensors")
+        (window_h, window_w, stride_h, stride_w, padding_h, padding_w) = geometry
+        if (_output_size(height, window_h, stride_h, padding_h), _output_size(width, window_w, stride_w, padding_w)) \
+                != tuple(grad_out.shape[2:]):
+            raise ValueError("grad_out does not match the input size")
+        grad_in = grad_out.new_zeros((grad_out.shape[0], grad_out.shape[1], height, width))
+        cpp_build.check(self._backward(cpp_build.dtype_code(grad_out, "max-pool kernel"), grad_out.data_ptr(),
+                                       place.data_ptr(), grad_in.data_ptr(), grad_out.shape[0] * grad_out.shape[1],
+                                       height, width, *geometry, torch.get_num_threads()), "max-pool kernel")
+        return grad_in
+
+
+@functools.cache
+def _kernel(library: ctypes.CDLL) -> _Kernel:
+    return _Kernel(library)
+
+
 def _extension():
-    ext = cpp_build.load_extension(SOURCE, "maxpool")
-    return None if isinstance(ext, Exception) else ext
+    library = cpp_build.load_library(SOURCE, "maxpool")
+    return None if isinstance(library, Exception) else _kernel(library)
 
 
 @torch.compiler.assume_constant_result  # torch.compile calls it, and never traces the build

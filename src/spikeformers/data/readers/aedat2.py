@@ -102,9 +102,9 @@ def read_aedat2_frames(path, data, time_steps: int, split_by: str, *, sensor_siz
         # when every record is a DVS128 event (the counter checks, else gives None).
         starts, ends = frame_bounds(len(records), time_steps, split_by, t)
         body = np.frombuffer(records, dtype=np.uint8) if len(records) else np.zeros(0, np.uint8)
-        frames = counter.count_frames(body, table, starts, ends, 2 * size[0] * size[1])
+        frames = counter(body, table, starts, ends, 2 * size[0] * size[1])
         if frames is not None:
-            return frames.numpy().reshape(time_steps, 2, *size)
+            return frames.reshape(time_steps, 2, *size)
     if not _is_plain(records):
         if records["address_high"].any():
             return None
@@ -122,13 +122,42 @@ def read_aedat2_frames(path, data, time_steps: int, split_by: str, *, sensor_siz
 
 
 def _compiled_counter():
-    """The C++ counter (``aedat2_kernel.cpp``), or None where it cannot be built or torch is absent."""
+    """The C++ counter (``aedat2_kernel.cpp``) as a function, or None where it cannot be built or torch
+    is absent. It gives the frames ``[T, frame_size]`` (int32), or None when a record is not a DVS128
+    event."""
     try:
         from ... import cpp_build
     except ImportError:
         return None
-    ext = cpp_build.load_extension(Path(__file__).with_name("aedat2_kernel.cpp"), "aedat2")
-    return None if isinstance(ext, Exception) else ext
+    library = cpp_build.load_library(Path(__file__).with_name("aedat2_kernel.cpp"), "aedat2")
+    return None if isinstance(library, Exception) else _counter(library)
+
+
+@functools.cache
+def _counter(library):
+    import ctypes
+
+    entry = library.aedat2_count_frames
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    entry.argtypes = [ptr, i64, ptr, ptr, ptr, i64, i64, ptr, ctypes.POINTER(ctypes.c_int)]
+    entry.restype = ctypes.c_char_p
+
+    def count(body: np.ndarray, table: np.ndarray, starts, ends, frame_size: int) -> np.ndarray | None:
+        body = np.ascontiguousarray(body, dtype=np.uint8)
+        table = np.ascontiguousarray(table, dtype=np.int64)
+        if table.shape != (32768,) or body.size % 8:
+            raise ValueError("the AEDAT 2.0 counter takes whole 8-byte records and a table of 32768 pixels")
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        ends = np.ascontiguousarray(ends, dtype=np.int64)
+        frames = np.zeros((len(starts), frame_size), dtype=np.int32)
+        plain = ctypes.c_int(0)
+        error = entry(body.ctypes.data, body.size // 8, table.ctypes.data, starts.ctypes.data, ends.ctypes.data,
+                      len(starts), frame_size, frames.ctypes.data, ctypes.byref(plain))
+        if error is not None:
+            raise RuntimeError(f"AEDAT 2.0 counter: {error.decode(errors='replace')}")
+        return frames if plain.value else None
+
+    return count
 
 
 def decode_addresses(address: np.ndarray, orientation: str):

@@ -11,15 +11,17 @@ backward evaluates the user's Python function on it, then hands the values to
 the kernel. The kernel takes the spec's charge code and kernel constants as
 they are (``NeuronSpec.kernel_constants``), in their order.
 
-The extension is built once and cached by :mod:`spikeformers.cpp_build` (for
-this CPU's vector instructions, under ``~/.cache/spikeformers/kernels``). Where
-it cannot be built (no compiler, no ninja) :func:`available` is False, the
-automatic choice falls back to the reference loop, and forcing this backend
-raises the build error.
+The library is built once (a few seconds) and cached by :mod:`spikeformers.cpp_build`
+(for this CPU's vector instructions, under ``~/.cache/spikeformers/kernels``).
+Where it cannot be built (no compiler) :func:`available` is False, the automatic
+choice falls back to the reference loop, and forcing this backend raises the
+build error.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from pathlib import Path
 
 import torch
@@ -35,9 +37,67 @@ def _build_key() -> str:
     return cpp_build.build_key(SOURCE)
 
 
+class _Kernel:
+    """The library's two entry points, taking and returning tensors ([T, N], contiguous, on the CPU)."""
+
+    def __init__(self, library: ctypes.CDLL):
+        i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+        doubles = ctypes.POINTER(ctypes.c_double)
+        self._forward = library.neuron_forward
+        self._forward.argtypes = [i32, ptr, ptr, ptr, i64, i64, i64, i32, doubles, i64, i32]
+        self._backward = library.neuron_backward
+        self._backward.argtypes = [i32, ptr, ptr, ptr, ptr, ptr, doubles, i64, i64, i64, i32, doubles, i64, i64, i32,
+                                   i32]
+        for entry in (self._forward, self._backward):
+            entry.restype = ctypes.c_char_p
+
+    @staticmethod
+    def _check(*tensors: torch.Tensor | None) -> None:
+        x = tensors[0]
+        for t in tensors:
+            if t is not None and not (t.dim() == 2 and t.is_contiguous() and t.device.type == "cpu"
+                                      and t.shape == x.shape):
+                raise ValueError("the CPU neuron kernel takes contiguous CPU tensors [T, N] of one shape")
+
+    def forward(self, x: torch.Tensor, charge_kind: int, decay_input: bool, constants: list[float],
+                save_h: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Spikes and, when ``save_h``, the membrane in the compute dtype."""
+        self._check(x)
+        spikes = torch.empty_like(x)
+        h = torch.empty(x.shape, dtype=torch.promote_types(x.dtype, torch.float32)) if save_h else None
+        c = (ctypes.c_double * len(constants))(*constants)
+        cpp_build.check(self._forward(cpp_build.dtype_code(x, "neuron kernel"), x.data_ptr(), spikes.data_ptr(),
+                                      cpp_build.pointer(h), x.shape[0], x.shape[1], charge_kind, int(decay_input), c,
+                                      len(constants), torch.get_num_threads()), "neuron kernel")
+        return spikes, h
+
+    def backward(self, grad_spikes: torch.Tensor, x: torch.Tensor, h: torch.Tensor | None, sg: torch.Tensor | None,
+                 charge_kind: int, decay_input: bool, constants: list[float], surrogate_kind: int,
+                 want_grad_k: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """grad_x, and dL/dk summed in float64 (a 0-dim float64 tensor)."""
+        self._check(x, grad_spikes, h, sg)
+        if grad_spikes.dtype != x.dtype:
+            raise ValueError("grad_spikes and x must have one dtype")
+        grad_x = torch.empty_like(x)
+        grad_k = ctypes.c_double(0.0)
+        c = (ctypes.c_double * len(constants))(*constants)
+        cpp_build.check(self._backward(cpp_build.dtype_code(x, "neuron kernel"), grad_spikes.data_ptr(), x.data_ptr(),
+                                       cpp_build.pointer(h), cpp_build.pointer(sg), grad_x.data_ptr(),
+                                       ctypes.byref(grad_k), x.shape[0], x.shape[1], charge_kind, int(decay_input), c,
+                                       len(constants), surrogate_kind, int(want_grad_k), torch.get_num_threads()),
+                        "neuron kernel")
+        return grad_x, torch.tensor(grad_k.value, dtype=torch.float64)
+
+
 def _load():
-    """The compiled extension module, or the exception that stopped its build."""
-    return cpp_build.load_extension(SOURCE, "cpu")
+    """The compiled kernel, or the exception that stopped its build."""
+    library = cpp_build.load_library(SOURCE, "cpu")
+    return library if isinstance(library, Exception) else _kernel(library)
+
+
+@functools.cache
+def _kernel(library: ctypes.CDLL) -> _Kernel:
+    return _Kernel(library)
 
 
 @torch.compiler.assume_constant_result  # torch.compile calls it, and never traces the build
@@ -47,12 +107,12 @@ def available() -> bool:
 
 
 def extension():
-    """The compiled module; raises, with the build's error, where it cannot be built."""
+    """The compiled kernel; raises, with the build's error, where it cannot be built."""
     ext = _load()
     if isinstance(ext, Exception):
         raise RuntimeError(
             f"The CPU neuron kernel could not be built ({type(ext).__name__}: {str(ext).strip()[-2000:]}). "
-            "It needs a C++ compiler and ninja; use SPIKEFORMERS_NEURON_BACKEND=reference meanwhile."
+            "It needs a C++ compiler; use SPIKEFORMERS_NEURON_BACKEND=reference meanwhile."
         ) from ext
     return ext
 

@@ -11,10 +11,7 @@
 // spikes are identical to the reference's, value for value. Half-precision inputs
 // are integrated in float32 (acc_t), float64 in float64.
 
-#include <torch/extension.h>
-
-#include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpp_support.h"
 
 #include <algorithm>
 #include <cmath>
@@ -149,19 +146,17 @@ inline acc_t surrogate(acc_t u, acc_t alpha) {
   }
 }
 
-// A new tensor for a kernel output. A large one is fresh memory from the system, and its
-// first touch (a page fault and a zeroed page per 4 KiB) can cost more than the kernel's
-// arithmetic; asking for transparent huge pages turns that into one fault per 2 MiB.
-// Only a hint, and only for memory this kernel is about to write in full.
-torch::Tensor empty_output(torch::IntArrayRef sizes, const torch::TensorOptions& options) {
-  torch::Tensor t = torch::empty(sizes, options);
+// A kernel output's memory, about to be written in full. A large one is fresh memory from the
+// system, and its first touch (a page fault and a zeroed page per 4 KiB) can cost more than
+// the kernel's arithmetic; asking for transparent huge pages turns that into one fault per
+// 2 MiB. Only a hint.
+void advise_huge_pages(void* data, int64_t nbytes) {
   const uintptr_t huge = uintptr_t(1) << 21;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t first = (begin + huge - 1) & ~(huge - 1), last = (begin + t.nbytes()) & ~(huge - 1);
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t first = (begin + huge - 1) & ~(huge - 1), last = (begin + nbytes) & ~(huge - 1);
 #ifdef MADV_HUGEPAGE
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  if (data && last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
 #endif
-  return t;
 }
 
 // Neurons per chunk: the backward keeps the chunk's T membranes in a local buffer,
@@ -213,21 +208,22 @@ void forward_chunk(const Settings<acc_t>& s, const scalar_t* x, scalar_t* spikes
 
 }  // namespace
 
-// spikes, and the membrane h (in the compute type) when save_h: backward needs it
-// only for a surrogate that is not built in, whose derivative Python computes.
-std::vector<torch::Tensor> forward(torch::Tensor x, int64_t charge_kind, bool decay_input,
-                                   std::vector<double> constants, bool save_h) {
-  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && x.device().is_cpu(), "x must be a contiguous CPU tensor [T, N]");
-  const int64_t T = x.size(0), N = x.size(1);
-  auto spikes = empty_output(x.sizes(), x.options());
-  const auto compute_type = x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
-  torch::Tensor h = save_h ? empty_output({T, N}, x.options().dtype(compute_type)) : torch::Tensor();
-  AT_DISPATCH_FLOATING_TYPES_AND2(torch::kBFloat16, torch::kHalf, x.scalar_type(), "lif_forward", [&] {
+// Writes the spikes [T, N] and, when h is given, the membrane (in the compute type): backward
+// needs it only for a surrogate that is not built in, whose derivative Python computes.
+// The constants are the spec's kernel constants, in their order.
+extern "C" const char* neuron_forward(int dtype, const void* x, void* spikes, void* h, int64_t T, int64_t N,
+                                      int64_t charge_kind, int decay_input, const double* constants,
+                                      int64_t n_constants, int threads) {
+  SF_ENTRY(threads)
+  const std::vector<double> c(constants, constants + n_constants);
+  SF_DISPATCH_FLOATING(dtype, [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const Settings<acc_t> s = settings<acc_t>(charge_kind, decay_input, constants);
-    const scalar_t* xp = x.data_ptr<scalar_t>();
-    scalar_t* sp = spikes.data_ptr<scalar_t>();
-    acc_t* hp = save_h ? h.data_ptr<acc_t>() : nullptr;
+    const Settings<acc_t> s = settings<acc_t>(charge_kind, decay_input != 0, c);
+    const scalar_t* xp = static_cast<const scalar_t*>(x);
+    scalar_t* sp = static_cast<scalar_t*>(spikes);
+    acc_t* hp = static_cast<acc_t*>(h);
+    advise_huge_pages(sp, T * N * int64_t(sizeof(scalar_t)));
+    advise_huge_pages(hp, hp ? T * N * int64_t(sizeof(acc_t)) : 0);
     const int64_t C = 4096;
     const int64_t chunks = (N + C - 1) / C;
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
@@ -238,7 +234,7 @@ std::vector<torch::Tensor> forward(torch::Tensor x, int64_t charge_kind, bool de
       }
     });
   });
-  return {spikes, h};
+  SF_EXIT
 }
 
 namespace {
@@ -288,18 +284,12 @@ void backward_chunk(const Settings<acc_t>& s, const scalar_t* grad_spikes, const
 }
 
 template <int SURROGATE, typename scalar_t>
-void backward_impl(const Settings<at::opmath_type<scalar_t>>& s, const torch::Tensor& grad_spikes,
-                   const torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& sg, torch::Tensor& grad_x,
-                   bool want_grad_k, double& grad_k) {
+void backward_impl(const Settings<at::opmath_type<scalar_t>>& s, const scalar_t* gp, const scalar_t* xp,
+                   const at::opmath_type<scalar_t>* hp, const at::opmath_type<scalar_t>* sgp, scalar_t* gxp,
+                   int64_t T, int64_t N, bool want_grad_k, double& grad_k) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t T = x.size(0), N = x.size(1);
   const int64_t C = chunk_size(T, sizeof(acc_t));
   const int64_t chunks = (N + C - 1) / C;
-  const scalar_t* gp = grad_spikes.data_ptr<scalar_t>();
-  const scalar_t* xp = x.data_ptr<scalar_t>();
-  const acc_t* hp = h.defined() ? h.data_ptr<acc_t>() : nullptr;
-  const acc_t* sgp = sg.defined() ? sg.data_ptr<acc_t>() : nullptr;
-  scalar_t* gxp = grad_x.data_ptr<scalar_t>();
   // One partial sum per chunk, added in chunk order: the decay gradient does not
   // depend on how threads were scheduled.
   std::vector<double> partial(chunks, 0.0);
@@ -323,32 +313,35 @@ void backward_impl(const Settings<at::opmath_type<scalar_t>>& s, const torch::Te
 
 }  // namespace
 
-// grad_x and, for PLIF, dL/dk summed in float64 (a 0-dim float64 tensor).
-std::vector<torch::Tensor> backward(torch::Tensor grad_spikes, torch::Tensor x, std::optional<torch::Tensor> h_opt,
-                                    std::optional<torch::Tensor> sg_opt, int64_t charge_kind, bool decay_input,
-                                    std::vector<double> constants, int64_t surrogate_kind, bool want_grad_k) {
-  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && grad_spikes.is_contiguous() &&
-                  grad_spikes.sizes() == x.sizes() && grad_spikes.scalar_type() == x.scalar_type(),
-              "grad_spikes and x must be contiguous [T, N] tensors of one dtype");
-  const torch::Tensor h = h_opt.value_or(torch::Tensor()), sg = sg_opt.value_or(torch::Tensor());
-  TORCH_CHECK(surrogate_kind != kGiven || (sg.defined() && h.defined()), "a surrogate that is not built in needs its values");
-  auto grad_x = empty_output(x.sizes(), x.options());
-  double grad_k = 0.0;
-  AT_DISPATCH_FLOATING_TYPES_AND2(torch::kBFloat16, torch::kHalf, x.scalar_type(), "lif_backward", [&] {
-    const Settings<at::opmath_type<scalar_t>> s = settings<at::opmath_type<scalar_t>>(charge_kind, decay_input, constants);
+// Writes grad_x [T, N] and, for PLIF, dL/dk summed in float64 into *grad_k. h and sg (the
+// membrane and the surrogate's values, in the compute type) are given only for a surrogate that
+// is not built in.
+extern "C" const char* neuron_backward(int dtype, const void* grad_spikes, const void* x, const void* h,
+                                       const void* sg, void* grad_x, double* grad_k, int64_t T, int64_t N,
+                                       int64_t charge_kind, int decay_input, const double* constants,
+                                       int64_t n_constants, int64_t surrogate_kind, int want_grad_k, int threads) {
+  SF_ENTRY(threads)
+  TORCH_CHECK(surrogate_kind != kGiven || (sg && h), "a surrogate that is not built in needs its values");
+  const std::vector<double> c(constants, constants + n_constants);
+  *grad_k = 0.0;
+  SF_DISPATCH_FLOATING(dtype, [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const Settings<acc_t> s = settings<acc_t>(charge_kind, decay_input != 0, c);
+    const scalar_t* gp = static_cast<const scalar_t*>(grad_spikes);
+    const scalar_t* xp = static_cast<const scalar_t*>(x);
+    const acc_t* hp = static_cast<const acc_t*>(h);
+    const acc_t* sgp = static_cast<const acc_t*>(sg);
+    scalar_t* gxp = static_cast<scalar_t*>(grad_x);
+    advise_huge_pages(gxp, T * N * int64_t(sizeof(scalar_t)));
+    const bool k = want_grad_k != 0;
     switch (surrogate_kind) {
-      case kSigmoid: backward_impl<kSigmoid, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
-      case kAtan: backward_impl<kAtan, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
-      case kQGate: backward_impl<kQGate, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
-      case kGate: backward_impl<kGate, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
-      case kGiven: backward_impl<kGiven, scalar_t>(s, grad_spikes, x, h, sg, grad_x, want_grad_k, grad_k); break;
+      case kSigmoid: backward_impl<kSigmoid, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
+      case kAtan: backward_impl<kAtan, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
+      case kQGate: backward_impl<kQGate, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
+      case kGate: backward_impl<kGate, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
+      case kGiven: backward_impl<kGiven, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
       default: TORCH_CHECK(false, "unknown surrogate kind ", surrogate_kind);
     }
   });
-  return {grad_x, torch::tensor(grad_k, torch::kDouble)};
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "multi-step neuron forward: spikes (and h)");
-  m.def("backward", &backward, "multi-step neuron backward: grad_x, grad_k");
+  SF_EXIT
 }
