@@ -78,6 +78,33 @@ def test_checkpoint_holds_only_tensors_and_plain_values(one_epoch_run):
     assert all(isinstance(v, torch.Tensor) for v in state["model"].values())
 
 
+def test_the_checkpoint_stores_how_a_recording_becomes_the_models_input(one_epoch_run):
+    out, _ = one_epoch_run
+    stored = load_checkpoint(out / "last.pt")["preprocessing"]
+    assert stored == {"kind": "events", "time_steps": 4, "channels": 2, "input_size": [24, 24],
+                      "sensor_size": [24, 24], "split_by": "number", "resize_mode": "bilinear", "orientation": None,
+                      "mean": None, "std": None, "crop_pct": 1.0, "classes": [str(d) for d in range(10)],
+                      "dataset": "dvs_digits"}
+
+
+def test_predict_classifies_a_recording_with_the_runs_checkpoint(one_epoch_run, tmp_path):
+    import numpy as np
+
+    from spikeformers.data import create_dataset
+
+    out, _ = one_epoch_run
+    test_set = create_dataset("dvs_digits", train=False, time_steps=4)
+    events = test_set.events(0)
+    np.savez(tmp_path / "digit.npz", t=events["t"], x=events["x"], y=events["y"], p=events["p"])
+    result = spikeformers("predict", "--checkpoint", out, tmp_path / "digit.npz")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("spikformer_tiny from ") and "T=4 by 'number'" in lines[0]
+    assert lines[1] == f"{tmp_path / 'digit.npz'}:" and len(lines) == 7
+    probabilities = [float(line.split()[1]) for line in lines[2:]]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-4
+
+
 def test_existing_run_folder_is_never_overwritten(one_epoch_run):
     out, _ = one_epoch_run
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}

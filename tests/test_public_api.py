@@ -22,6 +22,16 @@ def test_the_zoo_and_the_data_sets_are_reached_from_the_top_level_package():
     assert model.time_steps == 2
 
 
+def test_the_predictor_is_reached_from_the_top_level_package_without_loading_onnx():
+    probe = ("import sys, spikeformers; from spikeformers.export import predict; "
+             "print(spikeformers.Predictor is predict.Predictor, [m for m in ('onnx', 'onnxruntime', 'nir') "
+             "if m in sys.modules])")
+    # a guard against a hung interpreter, not a speed check
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "[]"]
+
+
 def test_an_unknown_name_is_an_attribute_error_naming_it():
     with pytest.raises(AttributeError, match="has no attribute 'create_modle'"):
         spikeformers.create_modle

@@ -8,7 +8,8 @@ The entry points, as ``timm.create_model`` is timm's::
     test_set = spikeformers.create_dataset("cifar10_dvs", train=False, time_steps=10, root="data/cifar10_dvs")
     loader = spikeformers.time_major_loader(test_set, batch_size=32)  # batches [T, B, C, H, W]
 
-``list_models("spikformer*")`` and ``list_datasets()`` name what is
+``Predictor(checkpoint_or_onnx).predict(files)`` classifies recordings as the
+model's data set framed them. ``list_models("spikformer*")`` and ``list_datasets()`` name what is
 registered; ``register_model`` adds a model of your own. Each name is loaded
 on first use, so ``import spikeformers`` alone loads neither PyTorch nor the
 zoo.
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 _API = {
     "create_model": "models", "list_models": "models", "register_model": "models",
     "create_dataset": "data", "list_datasets": "data", "time_major_loader": "data",
+    "Predictor": "export",
 }
 __all__ = ["__version__", *_API]
 

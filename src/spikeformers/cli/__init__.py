@@ -1,4 +1,4 @@
-"""The command line: ``spikeformers train | eval | models | convert | profile | data``.
+"""The command line: ``spikeformers train | eval | models | convert | profile | data | export | predict``.
 
 Each subcommand is one module here with ``register(subparsers)`` (adds its
 parser, sets ``func``) and ``run(args)``; :data:`COMMANDS` lists them in the
@@ -18,7 +18,7 @@ from typing import NoReturn, Sequence
 from .. import __version__
 from .train import add_train_flags  # noqa: F401  (re-exported for tests and plugins)
 
-COMMANDS = ("train", "evaluate", "models", "convert", "profile", "data")
+COMMANDS = ("train", "evaluate", "models", "convert", "profile", "data", "export", "predict")
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,7 +31,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="spikeformers", allow_abbrev=False,
-                    description="Spiking transformers: train, evaluate, profile, list, convert; prepare and look at data.")
+                    description="Spiking transformers: train, evaluate, profile, list, convert; prepare and look at data; "
+                                "export and predict.")
     parser.add_argument("--version", action="version", version=f"spikeformers {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)  # subcommands' parsers are Parsers too
     parser.subcommands = {}

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from ..atomic import remove_temporary_files
 from ..data import DeviceFrames, DeviceFramesError, collate_time_major, create_dataset
+from ..export.preprocessing import describe_input
 from ..memory import enable_activation_checkpointing, return_freed_memory_to_os
 from ..models import count_parameters, create_model
 from . import distributed
@@ -163,6 +164,7 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
                       scaler=scaler, ema=ema, augment=augment, amp_dtype=amp_dtype, peak_lr=peak_lr,
                       steps_per_epoch=steps_per_epoch, train_set=train_set, device_frames=device_frames,
                       test_loader=test_loader, backend=backend,
+                      preprocessing=input_description(cfg, model, test_set),
                       saved=f"{resumed_from} (epoch {run.epoch}, step {run.step})" if resume else None)
     if resume and resumed_from.name == "best.pt":  # the write of last.pt that a kill cut short
         trainer.save("last.pt", run.epoch)
@@ -226,6 +228,7 @@ class Trainer:
     test_loader: DataLoader
     backend: str
     saved: str | None  # the last checkpoint written or resumed from: where a diverged run continues
+    preprocessing: dict | None = None  # how a file becomes the model's input (export.preprocessing), for predict
     trained: nn.Module = field(init=False)  # the model, wrapped for data-parallel training under torchrun
 
     def __post_init__(self):
@@ -333,6 +336,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "ema": ema.state_dict() if ema is not None else None, "rng": torch.get_rng_state(),
             "epoch": run.epoch, "run": run.to_dict(), "neuron_backend": self.backend,
+            "preprocessing": self.preprocessing,
         }
         poisoned = first_non_finite(state)  # every process decides alike: their weights are the same
         if poisoned is not None:
@@ -381,6 +385,15 @@ def datasets(cfg: TrainConfig, model: nn.Module):
     if len(splits[0]) == 0 or len(splits[1]) == 0:
         raise ValueError(f"Data set {cfg.dataset} has {len(splits[0])} training and {len(splits[1])} test samples")
     return splits
+
+
+def input_description(cfg: TrainConfig, model: nn.Module, test_set) -> dict[str, Any] | None:
+    """How a file becomes this model's input (``spikeformers predict`` reads it from the checkpoint), or
+    None for a data set whose description does not tell (a plugin's without a sensor size)."""
+    try:
+        return describe_input(cfg.dataset, cfg.dataset_options, model, getattr(test_set, "classes", None)).to_dict()
+    except (ValueError, TypeError, ImportError):  # a description is an extra: never the reason a run fails
+        return None
 
 
 def limited(dataset, count: int, seed: int):
