@@ -15,12 +15,13 @@ Cases, deterministic from ``--seed``, for each format from small valid files
 - random multi-byte corruptions, and random bytes behind a valid header,
 - huge declared sizes: each size or count field of a header (AEDAT 3.1 packet
   fields, AEDAT 4 IOHeader and packet sizes, Zstd blocks, ``.npy`` shapes, zip
-  member sizes) set to extreme values, far coordinates (the sensor inferred
-  from the data), Zstd decompression bombs.
+  member sizes, MAT element and sub-element sizes and dimensions, DAT declared
+  sensor sizes) set to extreme values, far coordinates (the sensor inferred
+  from the data), Zstd and zlib (MAT) decompression bombs.
 
 Each case is written to a file and read with ``read_events`` (detecting the
-format), and also with ``read_event_frames(path, 4)`` for AEDAT 2.0 (its C++
-path) and ``read_frames_npz`` for frame caches; a zip case is a class zip of
+format), and also with ``read_event_frames(path, 4)`` ('number' and 'time') for the formats with a C++ path of their own (AEDAT 2.0,
+DAT, MAT, ``.npy``, ``.npz``) and ``read_frames_npz`` for frame caches; a zip case is a class zip of
 CIFAR10-DVS read through ``case.zip/<member>``. They run in worker processes under a
 memory cap (``RLIMIT_AS``, ``--memory-cap-gib``) and a per-case alarm; a worker
 that dies is counted as a crash of the case it was reading and replaced.
@@ -65,7 +66,9 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-FORMATS = ("AEDAT 2.0", "AEDAT 3.1", "AEDAT 4", "N-MNIST binary", "npz", "zip member")
+FORMATS = ("AEDAT 2.0", "AEDAT 3.1", "AEDAT 4", "N-MNIST binary", "npz", "zip member", "DAT", "MAT", "npy")
+# Formats whose read_event_frames takes a path of its own (C++ counting): read that way as well.
+DIRECT_FRAMES = ("AEDAT 2.0", "zip member", "DAT", "MAT", "npy", "npz")
 # "member not found": a zip whose damage hides the member read, a FileNotFoundError as for a missing file
 OUTCOMES = ("read", "EventFileError", "member not found", "other exception", "hang", "crash")
 ZIP_MEMBER = "cat/cifar10_cat_0.aedat"
@@ -247,8 +250,64 @@ def zip_cases(rng):
     return [(case, ".zip") for case in cases]
 
 
+def dat_cases(rng):
+    """N-CARS-like Prophesee DAT: a header with and without a declared size; far coordinates."""
+    from test_readers_dat_mat_npy import DAT_HEADER, dat_bytes, ncars_like
+
+    cases = []
+    for header, seed, count in ((DAT_HEADER, 0, 60), (DAT_HEADER + (b"% Height 100", b"% Width 120"), 1, 40)):
+        data = dat_bytes(ncars_like(seed=seed, count=count), header=header)
+        cases += truncations(data) + bit_flips(data) + corruptions(data, rng, 1500)
+        cases += random_tails(data[:len(data) - 8 * count], rng, 1000, 400)  # header, type and size bytes
+    for side in (2049, 8000, 16383):
+        cases.append(dat_bytes([(5, side, side, 1)]))
+        cases.append(dat_bytes([(5, 1, 1, 1)], header=DAT_HEADER + (f"% Height {side}".encode(),
+                                                                      f"% Width {side}".encode())))
+    return [(case, ".dat") for case in cases]
+
+
+def mat_cases(rng):
+    """ASL-DVS-like MAT-files, plain and compressed, both byte orders; every element and sub-element
+    size at extreme values; a decompression bomb."""
+    from test_readers_dat_mat_npy import asl_like, mat_bytes, mat_compressed, mat_header, mat_matrix
+
+    columns = asl_like(count=12)
+    plain, packed, big = mat_bytes(columns), mat_bytes(columns, compress=True), mat_bytes(columns, ">")
+    cases = []
+    for data, fmt in ((plain, "<I"), (packed, "<I"), (big, ">I")):
+        cases += truncations(data) + bit_flips(data) + corruptions(data, rng, 1500, start=128)
+        cases += random_tails(data[:128], rng, 800, 300)
+        position = 128
+        while position + 8 <= len(data):  # each top-level element's size
+            cases += with_u32(data, position + 4, fmt=fmt)
+            size = struct.unpack_from(fmt, data, position + 4)[0]
+            if data is not packed:  # and each sub-element's tag of an uncompressed matrix
+                for offset in range(position + 8, position + 8 + size, 8):
+                    cases += with_u32(data, offset + 4, (0xFFFFFFF0, 0x7FFFFFFF), fmt=fmt)
+            position += 8 + size + (-size % 8 if data is not packed else 0)
+    zeros = np.zeros(1 << 21)  # 16 MiB of doubles compressing to a few KiB
+    cases.append(mat_header() + mat_compressed(mat_matrix("ts", zeros)))
+    for dims in ((2**31 - 1, 1), (65536, 65536), (-1, 1)):
+        cases.append(mat_header() + mat_matrix("ts", [1.0], dims=dims))
+    return [(case, ".mat") for case in cases]
+
+
+def npy_cases(rng):
+    """DVS-Lip-like structured .npy files; declared shapes at extreme values."""
+    from test_readers_dat_mat_npy import lip_like, npy_bytes
+
+    data = npy_bytes(lip_like(count=30))
+    header_end = data.index(b"\n") + 1
+    cases = truncations(data) + bit_flips(data) + corruptions(data, rng, 2000)
+    cases += random_tails(data[:header_end], rng, 1000, 300)
+    for shape in ((2**31,), (2**40,), (2**62,), (2**31, 2**31), (0, 2**62)):
+        cases.append(npy_bytes(lip_like(count=2), shape=shape))
+    return [(case, ".npy") for case in cases]
+
+
 GENERATORS = {"AEDAT 2.0": aedat2_cases, "AEDAT 3.1": aedat3_cases, "AEDAT 4": aedat4_cases,
-              "N-MNIST binary": nmnist_cases, "npz": npz_cases, "zip member": zip_cases}
+              "N-MNIST binary": nmnist_cases, "npz": npz_cases, "zip member": zip_cases,
+              "DAT": dat_cases, "MAT": mat_cases, "npy": npy_cases}
 
 
 def all_cases(seed):
@@ -280,8 +339,9 @@ def worker(args):
             handle.write(data)
         target = os.path.join(path, ZIP_MEMBER) if suffix == ".zip" else path
         calls = [lambda: read_frames_npz(path)] if suffix == ".frames.npz" else [lambda: read_events(target)]
-        if name in ("AEDAT 2.0", "zip member"):
+        if name in DIRECT_FRAMES and suffix != ".frames.npz":
             calls.append(lambda: read_event_frames(target, 4, "number"))
+            calls.append(lambda: read_event_frames(target, 4, "time"))
         print(json.dumps({"start": index}), flush=True)
         outcomes = []
         for call in calls:
@@ -310,7 +370,10 @@ def run_cases(args):
     """``(outcome per case index, problems outside any case)``, from worker processes."""
     from spikeformers.data.readers import aedat2
 
-    aedat2._compiled_counter()  # build the C++ counter here, not under the workers' memory cap
+    from spikeformers.data.readers import counting
+
+    aedat2._compiled_counter()  # build the C++ counters here, not under the workers' memory cap
+    counting._compiled()
     total = len(all_cases(args.seed))
     results, details = {}, []
     chunk = (total + args.workers - 1) // args.workers

@@ -6,18 +6,26 @@ import inspect
 
 import pytest
 
+from spikeformers.data.datasets.asl_dvs import ASLDVS
 from spikeformers.data.datasets.cifar10_dvs import CIFAR10DVS
 from spikeformers.data.datasets.digits import DVSDigits
 from spikeformers.data.datasets.dvs_gesture import DVSGesture
+from spikeformers.data.datasets.dvs_lip import DVSLip
+from spikeformers.data.datasets.hardvs import HARDVS
+from spikeformers.data.datasets.hmdb51_dvs import HMDB51DVS
 from spikeformers.data.datasets.ncaltech101 import NCaltech101
+from spikeformers.data.datasets.ncars import NCARS
 from spikeformers.data.datasets.nmnist import NMNIST
+from spikeformers.data.datasets.ucf101_dvs import UCF101DVS
 from spikeformers.data.missing import DatasetNotFoundError
 from spikeformers.data.registry import _DATASETS, create_dataset, dataset_option_help, dataset_options, list_datasets
 from spikeformers.data.static.cifar import CIFAR10, CIFAR100
 from spikeformers.data.static.imagenet import ImageNet
 
 CLASSES = {"cifar10_dvs": CIFAR10DVS, "dvs_gesture": DVSGesture, "nmnist": NMNIST, "ncaltech101": NCaltech101,
-           "cifar10": CIFAR10, "cifar100": CIFAR100, "imagenet": ImageNet, "dvs_digits": DVSDigits}
+           "cifar10": CIFAR10, "cifar100": CIFAR100, "imagenet": ImageNet, "dvs_digits": DVSDigits,
+           "ncars": NCARS, "asl_dvs": ASLDVS, "hardvs": HARDVS, "ucf101_dvs": UCF101DVS, "hmdb51_dvs": HMDB51DVS,
+           "dvs_lip": DVSLip}
 
 
 def test_every_data_set_of_the_issue_is_registered():

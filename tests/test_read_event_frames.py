@@ -156,7 +156,7 @@ def test_other_formats_go_through_read_events(tmp_path, split_by):
     data, _ = gesture_like_aedat3()
     gesture = write(tmp_path / "user01.aedat", data)
     assert_same_frames(read_event_frames(gesture, 3, split_by), expected_frames(gesture, 3, split_by))
-    with pytest.raises(ValueError, match="orientation applies to AEDAT 2.0 files only"):
+    with pytest.raises(ValueError, match="orientation applies to the formats aedat2, mat only"):
         read_event_frames(nmnist, 6, split_by, orientation="raw")
 
 

@@ -410,8 +410,8 @@ def test_detection_by_content_then_extension(tmp_path):
 
 
 def test_unknown_formats_list_the_supported_ones(tmp_path):
-    path = write(tmp_path / "recording.dat", b"\x01\x02\x03")
-    with pytest.raises(EventFileError, match="supported formats: aedat2, aedat3, aedat4, nmnist, npz"):
+    path = write(tmp_path / "recording.xyz", b"\x01\x02\x03")
+    with pytest.raises(EventFileError, match="supported formats: aedat2, aedat3, aedat4, nmnist, npz, dat, mat, npy"):
         read_events(path)
     with pytest.raises(EventFileError, match="unsupported AEDAT version"):
         read_events(write(tmp_path / "v1.aedat", b"#!AER-DAT1.0\r\n"))
@@ -431,7 +431,7 @@ def test_event_file_error_is_a_value_error_that_pickles(tmp_path):
     assert str(error) == f"{tmp_path / 'f.aedat'}: bad magic"
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.path, copy.problem, str(copy)) == (error.path, error.problem, str(error))
-    assert FORMATS == ("aedat2", "aedat3", "aedat4", "nmnist", "npz")
+    assert FORMATS == ("aedat2", "aedat3", "aedat4", "nmnist", "npz", "dat", "mat", "npy")
 
 
 def test_aedat4_without_the_package_names_the_install(tmp_path, monkeypatch):

@@ -7,8 +7,11 @@ EventFileError naming the file.
 - random bytes, alone and behind valid headers (hypothesis),
 - random byte corruptions of valid files (hypothesis),
 - declared sizes of any value: AEDAT 4 packet headers, Zstd frame and block
-  headers, .npy shapes, zip member sizes (hypothesis), and every truncation of
-  small AEDAT 4 files (the writer of test_hostile_readers.py).
+  headers, .npy shapes, zip member sizes, MAT element tags and matrix
+  dimensions (hypothesis), and every truncation of small AEDAT 4 files (the
+  writer of test_hostile_readers.py),
+- the same for Prophesee DAT, MATLAB and .npy event files (the writers of
+  test_readers_dat_mat_npy.py).
 """
 
 import struct
@@ -33,6 +36,17 @@ from test_readers import (  # noqa: E402  (the writers live with the round-trip 
     nmnist_like,
     polarity_word,
     real_sample,
+)
+
+from test_readers_dat_mat_npy import (  # noqa: E402
+    COMPACT,
+    asl_like,
+    dat_bytes,
+    lip_like,
+    mat_bytes,
+    mat_header,
+    ncars_like,
+    npy_bytes,
 )
 
 from spikeformers.data.readers import EventFileError, read_events, read_frames_npz
@@ -118,6 +132,44 @@ def test_every_truncation_of_an_nmnist_file(tmp_path):
             assert as_tuples(result.events) == expected[:cut // 5]
 
 
+def test_every_truncation_of_a_dat_file(tmp_path):
+    """Exact: a cut after the type and size bytes on a record boundary gives the events before it,
+    any other cut (inside the header, before the two bytes, inside a record) is an error."""
+    events = ncars_like(count=12)
+    data = dat_bytes(events)
+    body = data.index(b"\n% Date") + 1
+    body = data.index(b"\n", body) + 1 + 2
+    path = tmp_path / "cut.dat"
+    for cut in range(len(data) + 1):
+        path.write_bytes(data[:cut])
+        result = read_or_file_error(path)
+        assert (result is not None) == (cut >= body and (cut - body) % 8 == 0), cut
+        if result is not None:
+            assert as_tuples(result.events) == events[:(cut - body) // 8]
+        kept = read_or_file_error(path, allow_truncated=True)
+        assert (kept is not None) == (cut >= body), cut
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_every_truncation_of_a_mat_file_is_an_error(tmp_path, compress):
+    """The four variables are needed whole: every cut before the end of the file is an error."""
+    data = mat_bytes(asl_like(count=10), compress=compress)  # doubles: no padding after the last variable
+    path = tmp_path / "cut.mat"
+    for cut in range(len(data)):
+        path.write_bytes(data[:cut])
+        assert read_or_file_error(path) is None, cut
+    path.write_bytes(data)
+    assert len(read_or_file_error(path).events) == 10
+
+
+def test_every_truncation_of_an_npy_file_is_an_error(tmp_path):
+    data = npy_bytes(lip_like(count=10))
+    path = tmp_path / "cut.npy"
+    for cut in range(len(data)):
+        path.write_bytes(data[:cut])
+        assert read_or_file_error(path) is None, cut
+
+
 @pytest.mark.parametrize("frames", [False, True])
 def test_every_truncation_of_an_npz_cache(tmp_path, frames):
     data = small_npz_bytes(tmp_path, frames)
@@ -141,8 +193,8 @@ def test_truncations_of_the_real_nmnist_sample(tmp_path):
 
 @FUZZ
 @given(data=st.binary(max_size=200),
-       format=st.sampled_from([None, "aedat2", "aedat3", "nmnist", "npz"]),
-       suffix=st.sampled_from([".bin", ".aedat", ".npz", ".dat"]))
+       format=st.sampled_from([None, "aedat2", "aedat3", "nmnist", "npz", "dat", "mat", "npy"]),
+       suffix=st.sampled_from([".bin", ".aedat", ".npz", ".dat", ".mat", ".npy"]))
 def test_random_bytes(tmp_path, data, format, suffix):
     path = tmp_path / f"random{suffix}"
     path.write_bytes(data)
@@ -152,10 +204,13 @@ def test_random_bytes(tmp_path, data, format, suffix):
 @FUZZ
 @given(header=st.sampled_from([b"#!AER-DAT2.0\r\n", b"#!AER-DAT2.0\n# AEChip: DVS128\n",
                                b"#!AER-DAT3.1\r\n#!END-HEADER\r\n",
-                               b"#!AER-DAT3.1\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"]),
+                               b"#!AER-DAT3.1\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n",
+                               dat_bytes([]), b"% Data file containing CD events\n% Width 8\n% Height 8\n\x0c\x08",
+                               mat_header(), mat_header(">"), npy_bytes(lip_like(count=0))]),
        body=st.binary(max_size=160))
 def test_valid_header_then_random_bytes(tmp_path, header, body):
-    path = tmp_path / "random.aedat"
+    suffix = ".mat" if header.startswith(b"MATLAB") else ".npy" if header.startswith(b"\x93NUMPY") else ".aedat"
+    path = tmp_path / f"random{suffix}"
     path.write_bytes(header + body)
     read_or_file_error(path)
 
@@ -188,16 +243,26 @@ def corrupt(data, edits):
 EDITS = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4)
 
 
+CORRUPTED = {
+    "aedat2": (lambda: cifar_like_aedat2(count=12)[0], ".aedat"),
+    "aedat3": (lambda: gesture_like_aedat3()[0], ".aedat"),
+    "nmnist": (lambda: nmnist_like(count=20)[0], ".bin"),
+    "dat": (lambda: dat_bytes(ncars_like(count=20)), ".dat"),
+    "mat": (lambda: mat_bytes(asl_like(count=12), storage=COMPACT), ".mat"),
+    "mat_compressed": (lambda: mat_bytes(asl_like(count=12), compress=True), ".mat"),
+    "mat_big_endian": (lambda: mat_bytes(asl_like(count=12), order=">"), ".mat"),
+    "npy": (lambda: npy_bytes(lip_like(count=20)), ".npy"),
+}
+
+
 @FUZZ
-@given(edits=EDITS, which=st.sampled_from(["aedat2", "aedat3", "nmnist"]))
+@given(edits=EDITS, which=st.sampled_from(sorted(CORRUPTED)))
 def test_corrupted_event_files(tmp_path, edits, which):
-    data = {"aedat2": lambda: cifar_like_aedat2(count=12)[0],
-            "aedat3": lambda: gesture_like_aedat3()[0],
-            "nmnist": lambda: nmnist_like(count=20)[0]}[which]()
-    path = tmp_path / ("damaged.bin" if which == "nmnist" else "damaged.aedat")
-    path.write_bytes(corrupt(data, edits))
+    make, suffix = CORRUPTED[which]
+    path = tmp_path / f"damaged{suffix}"
+    path.write_bytes(corrupt(make(), edits))
     read_or_file_error(path)
-    read_or_file_error(path, format=which)
+    read_or_file_error(path, format=which.split("_")[0])
 
 
 @FUZZ
@@ -328,3 +393,34 @@ def test_npz_zip_members_declaring_any_size(tmp_path, field, value, frames):
     path = tmp_path / "declared.npz"
     path.write_bytes(bytes(data))
     read_or_file_error(path, read_frames_npz if frames else read_events)
+
+
+@FUZZ
+@given(offset=st.integers(0, 15).map(lambda word: 128 + 4 * word),
+       value=st.sampled_from([0, 1, 4, 5, 7, 8, 9, 14, 15, 2**16 + 9, 2**31 - 1, 2**31, 2**32 - 1]),
+       compress=st.booleans())
+def test_mat_element_tags_and_dimensions_declaring_anything(tmp_path, offset, value, compress):
+    """Any word of the first matrix (its tag, flags, dimensions, name and real-part tags) set to any
+    value: the events, or an error naming the file; never an allocation of what it declares."""
+    from test_readers_dat_mat_npy import mat_compressed
+
+    data = bytearray(mat_bytes(asl_like(count=6)))
+    struct.pack_into("<I", data, offset, value)
+    if compress:  # the damaged matrix, compressed: its declarations are met after inflating
+        first_end = 128 + 8 + struct.unpack_from("<I", mat_bytes(asl_like(count=6)), 132)[0]
+        data = bytearray(bytes(data[:128]) + mat_compressed(bytes(data[128:first_end])) + bytes(data[first_end:]))
+    path = tmp_path / "declared.mat"
+    path.write_bytes(bytes(data))
+    read_or_file_error(path)
+
+
+@FUZZ
+@given(shape=st.lists(st.integers(0, 2**40), min_size=0, max_size=3), payload=st.integers(0, 64))
+def test_npy_events_declaring_any_shape(tmp_path, shape, payload):
+    """A structured .npy may declare any shape over any payload: exact ones read, others refused."""
+    array = lip_like(count=0)
+    path = tmp_path / "declared.npy"
+    path.write_bytes(npy_bytes(array, shape=tuple(shape)) + bytes(payload))
+    result = read_or_file_error(path)
+    if result is not None:
+        assert len(result.events) * array.dtype.itemsize == payload

@@ -32,6 +32,18 @@ def test_readme_model_zoo_table_is_the_registry():
     assert table.strip() == zoo_table().strip(), "regenerate with: spikeformers models --markdown"
 
 
+def test_readme_data_table_lists_every_registered_data_set_with_format_split_and_source():
+    from spikeformers.data import list_datasets
+
+    section = (ROOT / "README.md").read_text().split("## Data\n", 1)[1]
+    table = next(chunk for chunk in section.split("\n\n") if chunk.strip().startswith("| name |"))
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])}
+    assert set(list_datasets()) <= named, f"add rows for {sorted(set(list_datasets()) - named)}"
+    assert all(len([cell for cell in row.split("|")[1:-1] if cell.strip()]) == 4 for row in rows), \
+        "each row gives the name, its format, its split and its source"
+
+
 def test_every_kernel_source_ships_in_the_package():
     """The C++ kernels are compiled on the user's machine from their sources: a wheel without them
     would silently fall back to the slow paths."""

@@ -132,23 +132,14 @@ def infer_sensor_size(x: np.ndarray, y: np.ndarray, candidates) -> tuple[int, in
 def build_events(path, t, x, y, p, sensor_size, default_size=None, candidates=()) -> EventRecording:
     """Check the decoded columns and pack them into an ``EventRecording``.
 
-    ``sensor_size`` (the caller's) wins; else ``default_size`` (the format's,
-    or the one the file declares); else ``infer_sensor_size(candidates)``. A
-    size taken from the file (declared or inferred) beyond ``MAX_SENSOR_SIDE``,
-    events outside the size, negative coordinates or timestamps, or polarities
-    other than 0/1 are an ``EventFileError``.
+    The size is ``resolve_size``'s. Events outside it, negative coordinates or
+    timestamps, or polarities other than 0/1 are an ``EventFileError``.
     """
     t = np.asarray(t, dtype=np.int64)
     x = np.asarray(x, dtype=np.int64)
     y = np.asarray(y, dtype=np.int64)
     p = np.asarray(p, dtype=np.int64)
-    if sensor_size is None:
-        source = "the size the file declares"
-        if default_size is None:
-            default_size = infer_sensor_size(x, y, candidates)
-            source = "the extent of its events (the largest y and x, plus one)"
-        check_plausible_size(path, default_size, source)
-    height, width = resolve_sensor_size(path, sensor_size, default_size)
+    height, width = resolve_size(path, x, y, sensor_size, default_size, candidates)
     if len(t):
         check_inside(path, x, y, (height, width))
         # One reduction each; the first bad event is looked for only when there is one.
@@ -164,6 +155,20 @@ def build_events(path, t, x, y, p, sensor_size, default_size=None, candidates=()
     events["y"] = y
     events["p"] = p
     return EventRecording(events, (height, width))
+
+
+def resolve_size(path, x, y, sensor_size, default_size=None, candidates=()) -> tuple[int, int]:
+    """The sensor size ``(H, W)`` of decoded columns: the caller's ``sensor_size`` wins; else
+    ``default_size`` (the format's, or the one the file declares); else
+    ``infer_sensor_size(candidates)``. A size taken from the file (declared or inferred) beyond
+    ``MAX_SENSOR_SIDE`` is an ``EventFileError``."""
+    if sensor_size is None:
+        source = "the size the file declares"
+        if default_size is None:
+            default_size = infer_sensor_size(x, y, candidates)
+            source = "the extent of its events (the largest y and x, plus one)"
+        check_plausible_size(path, default_size, source)
+    return resolve_sensor_size(path, sensor_size, default_size)
 
 
 def check_plausible_size(path, size, source: str) -> None:

@@ -1,7 +1,7 @@
-"""SpikingJelly's ``.npz`` caches.
+"""SpikingJelly's ``.npz`` caches, and event files of that layout (HARDVS's released recordings).
 
-- Event caches (``events_np/<class>/*.npz``): 1-D arrays ``t``, ``x``, ``y``,
-  ``p`` of equal length (``read_events``). Values must be whole numbers
+- Event caches (``events_np/<class>/*.npz``, and HARDVS's ``action_NNN/*.npz``):
+  1-D arrays ``t``, ``x``, ``y``, ``p`` of equal length (``read_events``). Values must be whole numbers
   (float arrays holding whole numbers are accepted), ``t >= 0``,
   ``0 <= x, y < 32768`` and ``p`` 0 or 1. The cache stores no sensor size:
   pass ``sensor_size``, or get the first standard size that holds every
@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 import zipfile
 
 import numpy as np
 
-from ._common import EventFileError, EventRecording, build_events
+from ._common import EventFileError, EventRecording, build_events, resolve_size
 from .archive import check_member, open_zip, read_source
+from .counting import frames_from_columns
 
 SENSOR_SIZES = ((34, 34), (128, 128), (180, 240))
 EVENT_KEYS = ("t", "x", "y", "p")
@@ -58,24 +60,7 @@ def _read_array(path, archive: zipfile.ZipFile, key: str, info: zipfile.ZipInfo,
     check_member(path, info, archive_size)
     try:
         with archive.open(info) as stream:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
-            else:
-                raise EventFileError(path, f"array {key!r} has .npy format version {version}; "
-                                           "versions 1.0 and 2.0 are read")
-            if dtype.hasobject or dtype.itemsize == 0:
-                raise EventFileError(path, f"array {key!r} has dtype {dtype}; it must hold numbers "
-                                           "(arrays of Python objects are never unpickled)")
-            count = math.prod(shape)
-            declared = info.file_size - stream.tell()
-            if count * dtype.itemsize != declared:
-                raise EventFileError(path, f"array {key!r} declares shape {shape} of {dtype} "
-                                           f"({count * dtype.itemsize} bytes); its member holds {declared}")
-            array = np.empty(count, dtype=dtype)
-            read = stream.readinto(array.view(np.uint8)) if count else 0
+            array = read_npy(path, stream, info.file_size, key)
             stream.read(1)  # the end of the member, where its CRC is checked
     except EventFileError:
         raise
@@ -83,6 +68,40 @@ def _read_array(path, archive: zipfile.ZipFile, key: str, info: zipfile.ZipInfo,
         raise
     except Exception as error:  # zipfile, zlib, header format and value errors of a damaged file
         raise EventFileError(path, f"array {key!r} cannot be read ({type(error).__name__}: {error})") from error
+    return array
+
+
+def read_npy(path, stream, size: int, key: str) -> np.ndarray:
+    """The array of an ``.npy`` file of ``size`` bytes read from ``stream``, its header checked first:
+    format 1.0 or 2.0, a dtype of numbers (no Python objects, never unpickled), and a shape and
+    dtype that describe exactly the bytes after the header, so that nothing a header merely
+    declares is allocated. Problems are ``EventFileError`` naming ``path`` and the array ``key``;
+    errors of the stream itself propagate."""
+    try:
+        version = np.lib.format.read_magic(stream)
+    except ValueError as error:
+        raise EventFileError(path, f"array {key!r} is not an .npy array ({error})") from error
+    if version not in ((1, 0), (2, 0)):
+        raise EventFileError(path, f"array {key!r} has .npy format version {version}; versions 1.0 and 2.0 are read")
+    try:
+        with warnings.catch_warnings():  # a damaged header's escape sequences warn as numpy parses it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", SyntaxWarning)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(stream)
+    except (ValueError, SyntaxError, TypeError) as error:
+        raise EventFileError(path, f"array {key!r} has a damaged .npy header ({error})") from error
+    if dtype.hasobject or dtype.itemsize == 0:
+        raise EventFileError(path, f"array {key!r} has dtype {dtype}; it must hold numbers "
+                                   "(arrays of Python objects are never unpickled)")
+    count = math.prod(shape)
+    declared = size - stream.tell()
+    if count * dtype.itemsize != declared:
+        raise EventFileError(path, f"array {key!r} declares shape {shape} of {dtype} "
+                                   f"({count * dtype.itemsize} bytes); {declared} bytes follow its header")
+    array = np.empty(count, dtype=dtype)
+    read = stream.readinto(array.view(np.uint8)) if count else 0
     if read != count * dtype.itemsize:
         raise EventFileError(path, f"array {key!r} ends after {read} of its {count * dtype.itemsize} bytes")
     if fortran_order:
@@ -90,7 +109,16 @@ def _read_array(path, archive: zipfile.ZipFile, key: str, info: zipfile.ZipInfo,
     return array.reshape(shape)
 
 
-def _whole_numbers(path, name: str, array: np.ndarray) -> np.ndarray:
+def event_column(path, name: str, array: np.ndarray, raw_integers: bool = False) -> np.ndarray:
+    """``whole_numbers(array)``; with ``raw_integers``, a 1-D array of integers in native byte order
+    as it is (no int64 copy: for ``counting``, which reads any integer type and refuses what
+    ``read_events`` would)."""
+    if raw_integers and array.ndim == 1 and array.dtype.kind in "iu" and array.dtype.isnative:
+        return array
+    return whole_numbers(path, name, array)
+
+
+def whole_numbers(path, name: str, array: np.ndarray) -> np.ndarray:
     if array.ndim != 1:
         raise EventFileError(path, f"array {name!r} has shape {array.shape}; it must be 1-D")
     if array.dtype == bool:
@@ -100,16 +128,21 @@ def _whole_numbers(path, name: str, array: np.ndarray) -> np.ndarray:
             raise EventFileError(path, f"array {name!r} holds values beyond int64")
         return array.astype(np.int64)
     if np.issubdtype(array.dtype, np.floating):
-        finite = np.isfinite(array)
-        if not finite.all() or (array.size and (np.abs(array).max() >= 2.0**62)):
-            raise EventFileError(path, f"array {name!r} holds non-finite or huge values")
-        if not (array == np.round(array)).all():
+        # One conversion and one comparison: NaN, an infinity or a value beyond int64 converts to
+        # something unequal to it, and so does a fraction.
+        with np.errstate(invalid="ignore"):
+            whole = array.astype(np.int64)
+        if array.size and (whole.min() <= -2**62 or whole.max() >= 2**62 or not np.array_equal(whole, array)):
+            if not np.isfinite(array).all() or np.abs(array[np.isfinite(array)]).max(initial=0) >= 2.0**62:
+                raise EventFileError(path, f"array {name!r} holds non-finite or huge values")
             raise EventFileError(path, f"array {name!r} holds values that are not whole numbers")
-        return array.astype(np.int64)
+        return whole
     raise EventFileError(path, f"array {name!r} has dtype {array.dtype}; it must be numeric")
 
 
-def read_npz_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
+def decode_events(path, data: bytes, raw_integers: bool = False) -> dict[str, np.ndarray]:
+    """The arrays t, x, y, p of an event cache as int64 columns, after the module docstring's checks
+    (``raw_integers``: see ``event_column``)."""
     arrays, names = _load(path, data, EVENT_KEYS)
     missing = [key for key in EVENT_KEYS if key not in arrays]
     if missing:
@@ -118,7 +151,7 @@ def read_npz_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
             path, f"an event cache needs arrays {EVENT_KEYS}; missing {missing}, "
                   f"has {names}{hint}"
         )
-    columns = {key: _whole_numbers(path, key, arrays[key]) for key in EVENT_KEYS}
+    columns = {key: event_column(path, key, arrays[key], raw_integers) for key in EVENT_KEYS}
     lengths = {key: len(column) for key, column in columns.items()}
     if len(set(lengths.values())) > 1:
         raise EventFileError(path, f"arrays t, x, y, p differ in length: {lengths}")
@@ -128,8 +161,20 @@ def read_npz_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
             raise EventFileError(
                 path, f"{key} ranges over [{column.min()}, {column.max()}]; it must be in [0, 32767]"
             )
+    return columns
+
+
+def read_npz_events(path, data: bytes, *, sensor_size=None) -> EventRecording:
+    columns = decode_events(path, data)
     return build_events(path, columns["t"], columns["x"], columns["y"], columns["p"],
                         sensor_size, candidates=SENSOR_SIZES)
+
+
+def read_npz_frames(path, data: bytes, time_steps: int, split_by: str, *, sensor_size=None) -> np.ndarray | None:
+    """The frames of ``read_npz_events`` then ``integrate``, counted from the columns (``counting``), or None."""
+    columns = decode_events(path, data, raw_integers=True)
+    size = resolve_size(path, columns["x"], columns["y"], sensor_size, None, SENSOR_SIZES)
+    return frames_from_columns(columns["t"], columns["x"], columns["y"], columns["p"], time_steps, split_by, size)
 
 
 def read_frames_npz(path) -> np.ndarray:
