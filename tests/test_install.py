@@ -1,7 +1,7 @@
 """What a user gets: the wheel, installed without extras into a fresh virtual environment.
 
-A development environment can hide a missing dependency or package file (ninja came only with the
-test extra, so a plain install fell back to the slow reference neurons). This builds the wheel,
+A development environment can hide a missing dependency or package file (the kernels' build tool once
+came only with the test extra, so a plain install fell back to the slow reference neurons). This builds the wheel,
 installs PyTorch the way ``make`` does (``scripts/install_torch.sh``) and the wheel without extras
 into a new venv, and runs it from a folder where the source tree is not importable. It needs the
 package registries, as the install itself does.

@@ -4,14 +4,14 @@ Each kernel is one C++ source compiled once for the vector instructions PyTorch
 itself uses on this CPU (AVX2, AVX-512), into a cache folder keyed by the source
 (its content and its path), the compiler flags and the PyTorch installation and
 Python version: ``$SPIKEFORMERS_CACHE/kernels`` or, by default,
-``~/.cache/spikeformers/kernels``. Two kinds:
+``~/.cache/spikeformers/kernels``.
 
-- :func:`load_library`: a plain shared library of ``extern "C"`` functions on raw
-  pointers, including only ``cpp_support.h`` (PyTorch's header-only half-precision
-  types and a few helpers), called through ctypes: a few seconds to build. The
-  neuron and max-pool kernels, which the first training run waits for, are these.
-- :func:`load_extension`: a PyTorch extension module (``torch/extension.h`` and
-  pybind11, built by ``torch.utils.cpp_extension``): 20 to 60 s.
+Each is a plain shared library of ``extern "C"`` functions on raw pointers that
+includes only ``cpp_support.h`` (PyTorch's header-only half-precision types and a
+few of ATen's helpers, written there), called through ctypes
+(:func:`load_library`). Not a PyTorch extension module: parsing
+``torch/extension.h`` alone takes a minute and more on a small CPU, and the first
+training run waits for its kernels; these build in seconds.
 
 A kernel that cannot be built (no compiler, a read-only home) is reported as the
 exception that stopped it, and its callers fall back to PyTorch's own operations.
@@ -67,9 +67,8 @@ def cache_dir() -> Path:
 def build_key(source: Path) -> str:
     """The source, flags and toolchain that decide the binary: a change in any builds into a new folder.
 
-    The paths are in it because the build file PyTorch writes names them (the source, PyTorch's
-    headers), and a build file naming other paths is rebuilt: two checkouts, or two PyTorch
-    installations, sharing one folder would rebuild each other's kernel on every switch.
+    The paths are in it: another PyTorch installation has its own headers, and two checkouts keep
+    folders of their own (the recorded build command names the source's path).
     """
     digest = hashlib.sha256(source.read_bytes() + SUPPORT_HEADER.read_bytes())
     paths = (str(Path(source).resolve()), os.path.dirname(torch.__file__))
@@ -78,19 +77,10 @@ def build_key(source: Path) -> str:
 
 
 @functools.cache
-def load_extension(source: Path, prefix: str):
-    """The compiled module of ``source`` (built now if needed), or the exception that stopped its build.
-
-    Cached per process; the binary lives in ``cache_dir() / f"{prefix}-{key}"``.
-    """
-    return build_on_own_thread(source, prefix)
-
-
-@functools.cache
 def load_library(source: Path, prefix: str):
     """The compiled library of ``source`` as a ``ctypes.CDLL`` (built now if needed), or the exception
     that stopped its build. Cached per process; the binary lives in ``cache_dir() / f"{prefix}-{key}"``."""
-    return build_on_own_thread(source, prefix, library=True)
+    return build_on_own_thread(source, prefix)
 
 
 def check(result: bytes | None, kernel: str) -> None:
@@ -111,50 +101,16 @@ def dtype_code(tensor: torch.Tensor, kernel: str) -> int:
         raise TypeError(f"{kernel} takes float32, float64, bfloat16 or float16 tensors, not {tensor.dtype}") from None
 
 
-def build_on_own_thread(source: Path, prefix: str, library: bool = False):
-    """``load_extension`` (or ``load_library``) without its cache: the build (or load) of ``source`` on a
-    thread of its own."""
+def build_on_own_thread(source: Path, prefix: str):
+    """``load_library`` without its cache: the build (or load) of ``source`` on a thread of its own."""
     # Built on a thread of its own: the first call usually comes from inside a model's forward, and
-    # the build machinery keeps some exceptions it caught (setuptools' parser caches them); their
-    # tracebacks would hold every calling frame, and with them that forward's activations, for good.
+    # an exception the build machinery kept (with its traceback) would hold every calling frame and,
+    # with them, that forward's activations, for good.
     result = []
-    build = _build_library if library else _build
-    worker = threading.Thread(target=lambda: result.append(build(source, prefix)), name=f"spikeformers-build-{prefix}")
+    worker = threading.Thread(target=lambda: result.append(_build(source, prefix)), name=f"spikeformers-build-{prefix}")
     worker.start()
     worker.join()
     return result[0]
-
-
-def _build(source: Path, prefix: str):
-    key = build_key(source)
-    build_dir = cache_dir() / f"{prefix}-{key}"
-    try:
-        from torch.utils.cpp_extension import load
-
-        build_dir.mkdir(parents=True, exist_ok=True)
-        # torch's build lock is a plain file: a build killed midway (Ctrl-C, SIGKILL) leaves it behind and
-        # every later process would wait for it forever. Our own lock is an flock, which the system drops
-        # when its holder dies; holding it, any torch lock file left in the folder is a dead build's.
-        name = f"spikeformers_{prefix}_{key}"
-        with open(build_dir / "spikeformers.flock", "w") as guard:
-            fcntl.flock(guard, fcntl.LOCK_EX)
-            (build_dir / "lock").unlink(missing_ok=True)
-            if not (build_dir / f"{name}.so").exists():  # say why the first run pauses
-                print(f"spikeformers: compiling the {source.stem} for this CPU, once (20-60 s); "
-                      f"cached in {build_dir}", file=sys.stderr, flush=True)
-            return load(
-                name=name,
-                sources=[str(source)],
-                build_directory=str(build_dir),
-                extra_cflags=build_flags(),
-                extra_ldflags=["-fopenmp"],
-                verbose=False,
-            )
-    except Exception as err:  # no compiler, no ninja, a read-only home: all mean "use another path"
-        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        print(f"spikeformers: could not build the {source.stem} ({first_line}); using PyTorch's slower "
-              "operations instead", file=sys.stderr, flush=True)
-        return err
 
 
 def compile_command(source: Path, output: Path) -> list[str]:
@@ -164,7 +120,7 @@ def compile_command(source: Path, output: Path) -> list[str]:
             "-I", str(SUPPORT_HEADER.parent), "-I", include, str(source), "-o", str(output)]
 
 
-def _build_library(source: Path, prefix: str):
+def _build(source: Path, prefix: str):
     key = build_key(source)
     build_dir = cache_dir() / f"{prefix}-{key}"
     binary = build_dir / f"spikeformers_{prefix}.so"
