@@ -218,6 +218,37 @@ def get_neuron_class(neuron: str | type[nn.Module]) -> type[nn.Module]:
     raise ValueError(f"Unknown neuron {neuron!r}.{hint} Known: {', '.join(list_neurons())}.")
 
 
+def neuron_keywords(cls: type[nn.Module]) -> list[str] | None:
+    """The keywords ``cls``'s constructor takes, following ``**kwargs`` up to the base classes;
+    None when it takes any keyword at all."""
+    keywords: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        if klass in (nn.Module, object):
+            return None
+        parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        keywords += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                     and p.name not in keywords]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return keywords
+    return keywords
+
+
+def check_keywords(cls: type[nn.Module], given) -> None:
+    """Raise a TypeError naming the neuron and its keywords when ``given`` holds one it does not take."""
+    known = neuron_keywords(cls)
+    if known is None:
+        return
+    bad = [k for k in given if k not in known]
+    if bad:
+        close = difflib.get_close_matches(bad[0], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        shown = [k for k in known if k not in ("channels", "channel_dim")]
+        raise TypeError(f"neuron {cls.__name__} takes no keyword {', '.join(map(repr, bad))}{hint}; its keywords: "
+                        f"{', '.join(shown)}")
+
+
 class NeuronFactory:
     """Builds a part's neurons: ``factory()``, ``factory(v_threshold=0.5)``, ``factory(channels=C, channel_dim=2)``.
 
@@ -237,6 +268,7 @@ class NeuronFactory:
         self.neuron_class = get_neuron_class(neuron)
         self.neuron_kwargs = neuron_kwargs
         self.takes_width = "channels" in inspect.signature(self.neuron_class).parameters
+        check_keywords(self.neuron_class, neuron_kwargs)
         try:  # fail now, naming the bad setting, rather than deep inside a model
             self(channels=1, channel_dim=-1)
         except TypeError as err:

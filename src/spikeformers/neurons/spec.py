@@ -40,6 +40,8 @@ from . import surrogate as surrogates
 LINEAR = 0
 FUSED_KINDS = {"lif": LINEAR, "plif": LINEAR, "if": LINEAR}
 LEARNED_LEAK = ("plif",)  # kinds whose leak factor k = sigmoid(w) is a learned parameter
+# STEP's EIF starts from, and leaks towards, 0 whatever its reset level (BrainCog's membrane starts at 0).
+ZERO_REST = ("eif",)
 
 
 class KernelConstants(NamedTuple):
@@ -86,8 +88,8 @@ class NeuronSpec:
 
     @property
     def rest(self) -> float:
-        """Membrane potential at rest and the level the leak decays towards."""
-        return 0.0 if self.v_reset is None else self.v_reset
+        """The membrane's start ``v[-1]``: the reset level, or 0 (a soft reset, or STEP's EIF)."""
+        return 0.0 if self.v_reset is None or self.kind in ZERO_REST else self.v_reset
 
     @property
     def soft_reset(self) -> bool:
@@ -144,6 +146,15 @@ class NeuronSpec:
             if self.decay_input:
                 return v + (x - (v - self.rest)) * k
             return v - (v - self.rest) * k + x
+        if self.kind == "eif":  # STEP's EIFNode; constants (delta_T, theta_rh, v_rest unused)
+            delta_T, theta_rh, _ = self.constants
+            return v + (x - v + delta_T * torch.exp((v - theta_rh) / delta_T)) / self.tau
+        if self.kind == "eif_sj":  # SpikingJelly's EIFNode; constants (delta_T, theta_rh, v_rest)
+            delta_T, theta_rh, v_rest = self.constants
+            return v + (x + v_rest - v + delta_T * torch.exp((v - theta_rh) / delta_T)) / self.tau
+        if self.kind == "qif":  # SpikingJelly's QIFNode; constants (a0, v_rest, v_c)
+            a0, v_rest, v_c = self.constants
+            return v + (x + a0 * (v - v_rest) * (v - v_c)) / self.tau
         raise ValueError(f"The spec has no PyTorch charge for {self.kind!r}: the neuron's own charge() runs it.")
 
     def reset(self, h: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
