@@ -8,8 +8,8 @@ and defaults. Where STEP and SpikingJelly define a neuron differently,
 ``variant='step'`` (the default) follows STEP and ``variant='spikingjelly'``
 the other; docs/neurons.md lists the differences.
 
-EIF and QIF are :class:`~.neuron.Neuron` subclasses: their charge is in the
-spec, and their recurrence runs in the fused kernels. The others have state a
+EIF, QIF and KLIF are :class:`~.neuron.Neuron` subclasses: their charge is in
+the spec, and their recurrence runs in the fused kernels. The others have state a
 single membrane cannot hold (CLIF's memory, Izhikevich's recovery, GLIF's
 per-step gates), integer spikes (ILIF) or no recurrence at all (PSN), and run
 their own loop in PyTorch operators, written operation for operation as their
@@ -125,9 +125,6 @@ class EIF(Neuron):
     def charge_settings(self) -> dict[str, Any]:
         return {"tau": self.tau, "decay_input": True, "constants": (self.delta_T, self.theta_rh, self.v_rest)}
 
-    def charge(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.spec.charge(v, x)
-
     def charge_repr(self) -> list[str]:
         return [f"variant={self.variant}", f"tau={self.tau}", f"delta_T={self.delta_T}", f"theta_rh={self.theta_rh}"]
 
@@ -150,9 +147,6 @@ class QIF(Neuron):
 
     def charge_settings(self) -> dict[str, Any]:
         return {"tau": self.tau, "decay_input": True, "constants": (self.a0, self.v_rest, self.v_c)}
-
-    def charge(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.spec.charge(v, x)
 
     def charge_repr(self) -> list[str]:
         return [f"tau={self.tau}", f"v_c={self.v_c}", f"a0={self.a0}", f"v_rest={self.v_rest}"]
@@ -258,62 +252,63 @@ class NILIF(ILIF):
 
 
 @register_neuron("klif")
-class KLIF(ZooNeuron):
+class KLIF(Neuron):
     """KLIF (Jiang & Zhang 2023): LIF's charge scaled by a learned ``k`` and rectified,
     ``h = relu(k * lif(v, x))``; ``k`` starts at 1.
 
     STEP (default): hard reset to 0 with a detached spike, from ``v = 0``. SpikingJelly:
     ``decay_input``, ``v_reset`` (None: soft), ``scale_reset`` (reset ``h / k`` against
-    ``v_threshold / k``), the reset's spike not detached.
+    ``v_threshold / k``), the reset's spike not detached. All but ``scale_reset`` run in
+    the fused kernels.
     """
 
+    kind = "klif"
     source = "STEP cls/models/utils/node.py KLIFNode; SpikingJelly 2.0 KLIFNode (variant='spikingjelly')"
 
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  decay_input: bool = True, scale_reset: bool = False, detach_reset: bool | None = None,
                  detach_mem: bool = False, surrogate: str = "sigmoid", alpha: float | None = None,
                  variant: str = "step"):
-        super().__init__(v_threshold, surrogate, alpha)
         self.variant = _variant("KLIF", variant)
         if variant == "step" and (scale_reset or not decay_input or v_reset != 0.0):
             raise ValueError("KLIF: scale_reset, decay_input=False and v_reset other than 0 are variant='spikingjelly''s; "
                              "STEP's KLIF resets to 0")
+        super().__init__(v_threshold, v_reset, (variant == "step") if detach_reset is None else detach_reset,
+                         detach_mem, surrogate, alpha)
         if not tau > 1.0:
             raise ValueError(f"KLIF: tau must be > 1, got {tau}")
         self.tau, self.decay_input, self.scale_reset = float(tau), bool(decay_input), bool(scale_reset)
-        self.v_reset = None if v_reset is None else float(v_reset)
-        self.detach_reset = (variant == "step") if detach_reset is None else bool(detach_reset)
-        self.detach_mem = bool(detach_mem)
         self.k = nn.Parameter(torch.tensor(1.0))
 
+    def charge_settings(self) -> dict[str, Any]:
+        return {"tau": self.tau, "decay_input": self.decay_input}
+
+    def charge_parameter(self) -> torch.Tensor:
+        return self.k
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.scale_reset:
+            return super().forward(x)
+        # SpikingJelly's scale_reset resets h / k against v_threshold / k: not the spec's reset, so its own loop
         self.check_input(x)
         dtype = _compute_dtype(x)
-        xc, k = x.to(dtype), self.k.to(dtype)
-        rest = 0.0 if self.v_reset is None else self.v_reset
-        v = torch.full_like(xc[0], rest)
+        xc, k, spec = x.to(dtype), self.k.to(dtype), self.spec
+        v = torch.full_like(xc[0], spec.rest)
         spikes = []
         for x_t in xc:
             if self.detach_mem:
                 v = v.detach()
-            if self.decay_input:
-                h = v + (x_t - (v - rest)) / self.tau
-            else:
-                h = v - (v - rest) / self.tau + x_t
-            h = torch.relu(k * h)
-            s = self.fire(h - self.v_threshold)
+            h = spec.charge(v, x_t, k)
+            s = fire(h - self.v_threshold, self.surrogate, self.alpha)
             r = s.detach() if self.detach_reset else s
-            if self.variant == "step":
-                v = h * (1 - r)
-            else:
-                level, threshold = (h / k, self.v_threshold / k) if self.scale_reset else (h, self.v_threshold)
-                v = level - r * threshold if self.v_reset is None else r * self.v_reset + (1.0 - r) * level
+            level, threshold = h / k, self.v_threshold / k
+            v = level - r * threshold if self.v_reset is None else r * self.v_reset + (1.0 - r) * level
             spikes.append(s)
         return torch.stack(spikes).to(x.dtype)
 
-    def extra_repr(self) -> str:
-        return (f"variant={self.variant}, tau={self.tau}, k={self.k.item():.4g} (learned), v_threshold={self.v_threshold}, "
-                f"v_reset={self.v_reset}, surrogate={self.surrogate}(alpha={self.alpha})")
+    def charge_repr(self) -> list[str]:
+        return [f"variant={self.variant}", f"tau={self.tau}", f"k={self.k.item():.4g} (learned)",
+                f"scale_reset={self.scale_reset}"]
 
 
 @register_neuron("clif")

@@ -43,7 +43,7 @@ def multistep(x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec, charge:
     compute_dtype = torch.promote_types(x.dtype, torch.float32)
     xc = x.to(compute_dtype)
     if charge is None:
-        k = spec.leak_factor(w, compute_dtype) if w is not None else None  # differentiable: PLIF's gradient
+        k = spec.parameter_value(w, compute_dtype) if w is not None else None  # differentiable: PLIF's, KLIF's gradient
         charge = lambda v, x_t: spec.charge(v, x_t, k)  # noqa: E731
     v = torch.full(x.shape[1:], spec.rest, dtype=compute_dtype, device=x.device)
     spikes = []
