@@ -71,11 +71,20 @@ class ZooNeuron(nn.Module):
         if x.dim() < 1 or x.shape[0] == 0:
             raise ValueError(f"{type(self).__name__} expects a sequence [T, ...] with T >= 1, got shape {tuple(x.shape)}")
 
-    def _check_steps(self, x: torch.Tensor, T: int):
+    def _check_steps(self, x: torch.Tensor, T: int, causal: bool = False):
+        """``causal``: a neuron whose step t reads only steps 0..t also runs the first steps alone (TIM's
+        temporal interaction calls its neurons on the steps so far); one that mixes all T steps cannot."""
         self.check_input(x)
-        if x.shape[0] != T:
-            raise ValueError(f"{type(self).__name__} was built for T={T} (its weights are per step) but got "
-                             f"T={x.shape[0]} in {tuple(x.shape)}")
+        if x.shape[0] == T or (causal and x.shape[0] < T):
+            return
+        if x.shape[0] < T:
+            step_wise = (" It mixes all T steps at once, so it cannot run in a part that calls its neuron on the "
+                         "steps so far (TIM's temporal interaction).")
+        else:
+            step_wise = (" A part that folds the batch into time gives it T*B steps (QKFormer's ssa_batch_leak, "
+                         "the authors' quirk: build that model with ssa_batch_leak=False).")
+        raise ValueError(f"{type(self).__name__} was built for T={T} (its weights are per step) but got "
+                         f"T={x.shape[0]} in {tuple(x.shape)}.{step_wise}")
 
     def fire(self, u: torch.Tensor) -> torch.Tensor:
         return fire(u, self.surrogate, self.alpha)
@@ -388,7 +397,8 @@ class GLIF(ZooNeuron):
     to 0/1 by their sign (``static_gate``), spikes ``u > Vth`` with a rectangular
     surrogate of width 1. SpikingJelly's ``GatedLIFNode``: sigmoid gates, one value
     per channel, ``conduct`` per step, the sigmoid surrogate. ``T`` is required
-    (the parameters are per step); ``gate`` and ``param`` are STEP's initial values.
+    (the parameters are per step; step t reads only step t's, so the first steps also run
+    alone); ``gate`` and ``param`` are STEP's initial values.
     """
 
     source = "STEP cls/models/utils/node.py GLIFTorch; SpikingJelly 2.0 GatedLIFNode (variant='spikingjelly')"
@@ -435,7 +445,7 @@ class GLIF(ZooNeuron):
         return p.view(shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_steps(x, self.T)
+        self._check_steps(x, self.T, causal=True)
         dtype = _compute_dtype(x)
         xc = x.to(dtype)
         return (self._forward_step(xc) if self.variant == "step" else self._forward_sj(xc)).to(x.dtype)
@@ -449,7 +459,7 @@ class GLIF(ZooNeuron):
         u = torch.zeros_like(xc[0])
         o = torch.zeros_like(xc[0])
         spikes = []
-        for t in range(self.T):
+        for t in range(xc.shape[0]):
             at = (lambda p: p[t]) if self.time_wise else (lambda p: p)
             tau, vth, leak, rev = (at(p).to(dtype).sigmoid() for p in (self.tau, self.Vth, self.leak, self.reVth))
             conduct = self.conduct[t].to(dtype).sigmoid()
@@ -473,7 +483,7 @@ class GLIF(ZooNeuron):
         v = torch.zeros_like(xc[0])
         s = torch.zeros_like(xc[0])
         spikes = []
-        for t in range(self.T):
+        for t in range(xc.shape[0]):
             if self.detach_mem:
                 v = v.detach()
             current = xc[t] * (1 - be * (1 - ch(self.conduct[t])))
