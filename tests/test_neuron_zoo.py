@@ -120,3 +120,20 @@ def test_zoo_neuron_keeps_shape_and_dtype_and_gives_gradients(name):
     assert x.grad is not None and torch.isfinite(x.grad).all()
     bf16 = neuron(x.detach().to(torch.bfloat16))
     assert bf16.dtype == torch.bfloat16
+
+
+def test_step_neuron_ablation_recipes_cover_every_step_neuron_on_spikformer_cifar10():
+    from spikeformers.engine.config import list_recipes, load_config, matching_recipe
+
+    ablation = [name for name in list_recipes() if name.startswith("neuron_ablation/")]
+    configs = {load_config(name).neuron: load_config(name) for name in ablation}
+    assert set(configs) == {"eif", "hdlif", "ilif", "nilif", "psn", "glif", "klif", "clif", "plif"}
+    for neuron, cfg in configs.items():
+        assert (cfg.model, cfg.dataset, cfg.time_steps, cfg.epochs) == ("spikformer_cifar10", "cifar10", 4, 400)
+        overrides = cfg.model_overrides()
+        if neuron in ("psn", "glif", "hdlif"):
+            assert overrides["neuron_kwargs"]["T"] == 4, "the model's T reaches a neuron with per-step weights"
+    assert configs["hdlif"].v_threshold == 0.5 and configs["hdlif"].batch_size == 64
+    assert configs["psn"].surrogate is None, "STEP's PSN keeps its own surrogate"
+    # the model's own recipe stays the one main.py and `train` find for the model and data set
+    assert matching_recipe("spikformer_cifar10", "cifar10").parent.name == "spikformer"

@@ -452,10 +452,11 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
 
 
 def matching_recipe(model: str, dataset: str) -> Path | None:
-    """The shipped recipe for this model and data set, if there is one."""
+    """The shipped recipe for this model and data set, if there is one (not a neuron ablation's: those
+    name a neuron, which the model's own recipe leaves to the model)."""
     for name in list_recipes():
         recipe = read_recipe(RECIPES_DIR / f"{name}.yaml")
-        if recipe.get("model") == model and recipe.get("dataset") == dataset:
+        if recipe.get("model") == model and recipe.get("dataset") == dataset and "neuron" not in recipe:
             return RECIPES_DIR / f"{name}.yaml"
     return None
 
