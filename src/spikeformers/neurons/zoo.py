@@ -113,7 +113,7 @@ class EIF(Neuron):
     """
 
     kind = "eif"
-    source = "STEP cls/models/utils/node.py EIFNode; SpikingJelly 2.0 EIFNode (variant='spikingjelly')"
+    source = "STEP's EIFNode; SpikingJelly 2.0 EIFNode (variant='spikingjelly')"
 
     def __init__(self, tau: float = 2.0, delta_T: float = 1.0, theta_rh: float = 0.8, v_threshold: float = 1.0,
                  v_reset: float | None = -0.1, v_rest: float = 0.0, detach_reset: bool | None = None,
@@ -215,7 +215,7 @@ class ILIF(ZooNeuron):
     here the spikes are the integers themselves, with the same gradient.
     """
 
-    source = "STEP cls/models/utils/node.py ILIFNode"
+    source = "STEP's ILIFNode"
     inert = ("v_reset", "detach_reset", "surrogate", "alpha")
     normalised = False
 
@@ -253,7 +253,7 @@ class NILIF(ILIF):
     """Normalised integer LIF (STEP's ``NILIFNode``): ILIF with the clamped membrane divided by D
     before rounding, so spikes are 0 or 1, and the reset subtracts ``spikes * v_threshold``."""
 
-    source = "STEP cls/models/utils/node.py NILIFNode"
+    source = "STEP's NILIFNode"
     normalised = True
 
 
@@ -272,7 +272,7 @@ class KLIF(Neuron):
     """
 
     kind = "klif"
-    source = "STEP cls/models/utils/node.py KLIFNode; SpikingJelly 2.0 KLIFNode (variant='spikingjelly')"
+    source = "STEP's KLIFNode; SpikingJelly 2.0 KLIFNode (variant='spikingjelly')"
 
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  decay_input: bool = True, scale_reset: bool = False, detach_reset: bool | None = None,
@@ -331,7 +331,7 @@ class CLIF(ZooNeuron):
     surrogate of width 1 (``gate``, alpha 2).
     """
 
-    source = ("STEP cls/models/utils/node.py ComplementaryLIFNeuron; SpikingJelly 2.0 ComplementaryLIFNode "
+    source = ("STEP's ComplementaryLIFNeuron; SpikingJelly 2.0 ComplementaryLIFNode "
               "(variant='spikingjelly')")
     inert = ("detach_reset",)
 
@@ -401,7 +401,7 @@ class GLIF(ZooNeuron):
     alone); ``gate`` and ``param`` are STEP's initial values.
     """
 
-    source = "STEP cls/models/utils/node.py GLIFTorch; SpikingJelly 2.0 GatedLIFNode (variant='spikingjelly')"
+    source = "STEP's GLIFTorch; SpikingJelly 2.0 GatedLIFNode (variant='spikingjelly')"
     inert = ("tau", "v_threshold", "v_reset", "detach_reset")
 
     def __init__(self, T: int | None = None, channels: int | None = None, channel_dim: int | None = None,
@@ -520,7 +520,7 @@ class PSN(_PSNBase):
     the atan one, alpha 2 (``variant='spikingjelly'``); the forward is the same.
     """
 
-    source = "STEP cls/models/utils/node.py PSNTorch; SpikingJelly 2.0 PSN (variant='spikingjelly')"
+    source = "STEP's PSNTorch; SpikingJelly 2.0 PSN (variant='spikingjelly')"
 
     def __init__(self, T: int | None = None, v_threshold: float = 1.0, surrogate: str | None = None,
                  alpha: float | None = None, variant: str = "step", tau: float | None = None,
@@ -652,7 +652,7 @@ class HDLIF(ZooNeuron):
     samples (unless B is 1). The default gives each sample the gate of its own T steps.
     """
 
-    source = "STEP cls/models/utils/node.py HDLIFNode"
+    source = "STEP's HDLIFNode"
     inert = ("v_reset", "detach_reset", "surrogate", "alpha")
     experts = ("if", "lif", "plif", "eif")
 
