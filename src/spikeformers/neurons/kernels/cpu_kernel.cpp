@@ -102,44 +102,13 @@ Settings<acc_t> settings(int64_t charge_kind, bool decay_input, const std::vecto
   return s;
 }
 
-template <bool DECAY_INPUT, typename acc_t>
-inline acc_t linear_charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
-  if constexpr (DECAY_INPUT) return v + ((x - (v - s.rest)) * s.mul) / s.div;
-  return (v - ((v - s.rest) * s.mul) / s.div) + x;
-}
-
-template <int KIND, bool DECAY_INPUT, typename acc_t>
-inline acc_t charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
-  if constexpr (KIND == kExp) {
-    return v + (((x + s.p2) - v) + s.p0 * std::exp((v - s.p1) / s.p0)) / s.div;
-  } else if constexpr (KIND == kQuad) {
-    return v + (x + (s.p0 * (v - s.p1)) * (v - s.p2)) / s.div;
-  } else if constexpr (KIND == kScaled) {
-    const acc_t h = s.scale * linear_charge<DECAY_INPUT>(s, v, x);
-    return h > acc_t(0) ? h : acc_t(0);
-  } else {
-    return linear_charge<DECAY_INPUT>(s, v, x);
-  }
-}
-
-// dh[t+1]/dv[t] of a nonlinear charge at v = v[t] (times decay, the detach_mem switch).
-template <int KIND, typename acc_t>
-inline acc_t charge_slope(const Settings<acc_t>& s, acc_t v) {
-  if constexpr (KIND == kExp) return acc_t(1) + (std::exp((v - s.p1) / s.p0) - acc_t(1)) / s.div;
-  else if constexpr (KIND == kQuad) return acc_t(1) + (s.p0 * ((v - s.p1) + (v - s.p2))) / s.div;
-  else return acc_t(1);
-}
-
-template <typename acc_t>
-inline acc_t after_spike(const Settings<acc_t>& s, acc_t h, bool fired) {
-  return fired ? h * s.keep - s.sub : h;
-}
-
-// exp for the sigmoid surrogate. libm's expf is a scalar call that stops the compiler from
-// vectorising the backward loop, where it is most of the work; this one is a few branch-free
+// exp for the sigmoid surrogate and EIF's charge. libm's expf is a scalar call that stops the
+// compiler from vectorising the loops, where it is most of the work; this one is a few branch-free
 // operations: e^x = 2^n * e^r with n = round(x / ln 2), |r| <= ln(2)/2, e^r by its Taylor
 // series to r^7 (truncation error below 5e-9, under one float ulp). Surrogates need not be
-// exact (the tests hold float32 gradients to 1e-6); float64 keeps std::exp.
+// exact (the tests hold float32 gradients to 1e-6); an EIF membrane may differ from PyTorch's
+// (whose own expf is a vector approximation too) by an ulp, which flips a spike only within an
+// ulp of the threshold, as the tests allow; float64 keeps std::exp.
 inline float surrogate_exp(float x) {
   x = std::min(std::max(x, -87.0f), 88.0f);  // e^x stays a normal float
   const float round = 12582912.0f;            // 1.5 * 2^23: adding it rounds to an integer
@@ -159,6 +128,41 @@ inline float surrogate_exp(float x) {
   return p * scale;
 }
 inline double surrogate_exp(double x) { return std::exp(x); }
+
+template <bool DECAY_INPUT, typename acc_t>
+inline acc_t linear_charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
+  if constexpr (DECAY_INPUT) return v + ((x - (v - s.rest)) * s.mul) / s.div;
+  return (v - ((v - s.rest) * s.mul) / s.div) + x;
+}
+
+template <int KIND, bool DECAY_INPUT, typename acc_t>
+inline acc_t charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
+  if constexpr (KIND == kExp) {
+    return v + (((x + s.p2) - v) + s.p0 * surrogate_exp((v - s.p1) / s.p0)) / s.div;
+  } else if constexpr (KIND == kQuad) {
+    return v + (x + (s.p0 * (v - s.p1)) * (v - s.p2)) / s.div;
+  } else if constexpr (KIND == kScaled) {
+    const acc_t h = s.scale * linear_charge<DECAY_INPUT>(s, v, x);
+    return h > acc_t(0) ? h : acc_t(0);
+  } else {
+    return linear_charge<DECAY_INPUT>(s, v, x);
+  }
+}
+
+// dh[t+1]/dv[t] of a nonlinear charge at v = v[t] (times decay, the detach_mem switch).
+template <int KIND, typename acc_t>
+inline acc_t charge_slope(const Settings<acc_t>& s, acc_t v) {
+  if constexpr (KIND == kExp) return acc_t(1) + (surrogate_exp((v - s.p1) / s.p0) - acc_t(1)) / s.div;
+  else if constexpr (KIND == kQuad) return acc_t(1) + (s.p0 * ((v - s.p1) + (v - s.p2))) / s.div;
+  else return acc_t(1);
+}
+
+template <typename acc_t>
+inline acc_t after_spike(const Settings<acc_t>& s, acc_t h, bool fired) {
+  return fired ? h * s.keep - s.sub : h;
+}
+
+
 
 // The surrogates' codes (surrogate.py: kernel_code); kGiven: values computed by the user's Python function.
 enum SurrogateKind { kSigmoid = 0, kAtan = 1, kQGate = 2, kGate = 3, kGiven = 4 };
