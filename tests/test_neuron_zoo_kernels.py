@@ -1,4 +1,4 @@
-"""The zoo's fused charges (EIF, QIF, KLIF) in every kernel against the reference loop.
+"""The zoo's fused charges (EIF, QIF, KLIF, ILIF, NILIF) in every kernel against the reference loop.
 
 The same comparison as test_neuron_kernels.py (``compare``): float64 spikes identical and
 gradients (input, and KLIF's k) within 1e-9; float32 gradients within 1e-6 and spikes
@@ -12,7 +12,7 @@ import zlib
 import pytest
 import torch
 
-from spikeformers.neurons import EIF, KLIF, QIF
+from spikeformers.neurons import EIF, ILIF, KLIF, NILIF, QIF
 from spikeformers.neurons.kernels import multistep
 from spikeformers.neurons.kernels import cpu as cpu_backend
 from spikeformers.neurons.kernels import triton as triton_backend
@@ -47,6 +47,9 @@ def zoo_neurons():
             with torch.no_grad():
                 neuron.k.fill_(1.3)
         out.append((f"{kind} v_reset={v_reset} detach_reset={detach_reset} detach_mem={detach_mem} {surrogate}", neuron))
+    for detach_mem in (True, False):  # integer spikes: no surrogate, no reset options
+        out.append((f"ilif detach_mem={detach_mem}", ILIF(D=3, v_threshold=0.4, detach_mem=detach_mem)))
+        out.append((f"nilif detach_mem={detach_mem}", NILIF(D=2, v_threshold=0.3, detach_mem=detach_mem)))
     return out
 
 
@@ -86,7 +89,7 @@ def test_triton_kernel_matches_reference_for_zoo_charges_float32(monkeypatch):
 
 @needs_cpu_kernel
 def test_zoo_neurons_pick_the_fused_kernel():
-    for neuron in (EIF(), QIF(), KLIF()):
+    for neuron in (EIF(), QIF(), KLIF(), ILIF(), NILIF()):
         assert neuron.spec.fused
         out = neuron(torch.randn(3, 5, requires_grad=True))
         assert type(out.grad_fn).__name__ == "GeneratedBackwardFor_spikeformers_neuron_cpu_defaultBackward"

@@ -38,8 +38,11 @@ from . import surrogate as surrogates
 # The charges of the fused kernels (reference, C++, Triton), and the code each kernel knows it by.
 # LIF, PLIF and IF are one kernel charge: a linear leak towards rest, by 1/tau or by PLIF's learned k.
 # EXP: EIF (STEP's, and SpikingJelly's with its v_rest); QUAD: QIF; SCALED: KLIF's relu(k * LIF charge).
-LINEAR, EXP, QUAD, SCALED = 0, 1, 2, 3
-FUSED_KINDS = {"lif": LINEAR, "plif": LINEAR, "if": LINEAR, "eif": EXP, "eif_sj": EXP, "qif": QUAD, "klif": SCALED}
+# INTEGER: ILIF's and NILIF's LIF charge with integer spikes round(clamp(h / v_threshold, 0, D) / divisor)
+# and the reset h - spikes * v_threshold (constants (D, divisor): divisor 1 for ILIF, D for NILIF).
+LINEAR, EXP, QUAD, SCALED, INTEGER = 0, 1, 2, 3, 4
+FUSED_KINDS = {"lif": LINEAR, "plif": LINEAR, "if": LINEAR, "eif": EXP, "eif_sj": EXP, "qif": QUAD, "klif": SCALED,
+               "ilif": INTEGER, "nilif": INTEGER}
 LEARNED_LEAK = ("plif",)  # kinds whose leak factor k = sigmoid(w) is a learned parameter
 LEARNED_SCALE = ("klif",)  # kinds whose learned parameter k is used as it is (KLIF's scale)
 # STEP's EIF starts from, and leaks towards, 0 whatever its reset level (BrainCog's membrane starts at 0).
@@ -117,6 +120,17 @@ class NeuronSpec:
         return self.kind in LEARNED_LEAK
 
     @property
+    def integer_spikes(self) -> bool:
+        """True when spikes are integers 0..D with a straight-through gradient (ILIF, NILIF)."""
+        return FUSED_KINDS.get(self.kind) == INTEGER
+
+    def integer_spike_values(self, h: torch.Tensor) -> torch.Tensor:
+        """ILIF's spikes ``round(clamp(h / v_threshold, 0, D) / divisor)``, as STEP computes them."""
+        D, divisor = self.constants
+        u = torch.clamp(h / self.v_threshold, min=0, max=D)
+        return torch.round(u / divisor if divisor != 1.0 else u)
+
+    @property
     def learned_scale(self) -> bool:
         """True when the learned parameter is a scale used as it is (KLIF's ``k``)."""
         return self.kind in LEARNED_SCALE
@@ -166,6 +180,8 @@ class NeuronSpec:
             # SpikingJelly's EIFNode; STEP's has no v_rest and writes x - v, which x + 0 - v equals exactly
             delta_T, theta_rh, v_rest = self.constants
             return v + (x + v_rest - v + delta_T * torch.exp((v - theta_rh) / delta_T)) / self.tau
+        if self.kind in ("ilif", "nilif"):  # STEP's mem + (x - mem) / tau (v - 0.0 is v exactly)
+            return v + (x - (v - self.rest)) / self.tau
         if self.kind == "klif":  # relu(k * LIF's charge)
             if self.decay_input:
                 return torch.relu(k * (v + (x - (v - self.rest)) / self.tau))
@@ -225,6 +241,8 @@ class NeuronSpec:
             mul, div, factor = 1.0, self.tau, 1.0 / self.tau
         if code in (EXP, QUAD):
             factor, p = 0.0, tuple(self.constants)  # dh[t+1]/dv[t] is evaluated per step: decay is a switch
+        if code == INTEGER:
+            p = (*self.constants, 0.0)
         if code == SCALED:
             scale = k
         if self.soft_reset:

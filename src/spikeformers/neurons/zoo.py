@@ -8,10 +8,10 @@ and defaults. Where STEP and SpikingJelly define a neuron differently,
 ``variant='step'`` (the default) follows STEP and ``variant='spikingjelly'``
 the other; docs/neurons.md lists the differences.
 
-EIF, QIF and KLIF are :class:`~.neuron.Neuron` subclasses: their charge is in
-the spec, and their recurrence runs in the fused kernels. The others have state a
+EIF, QIF, KLIF, ILIF and NILIF are :class:`~.neuron.Neuron` subclasses: their
+charge is in the spec, and their recurrence runs in the fused kernels. The others have state a
 single membrane cannot hold (CLIF's memory, Izhikevich's recovery, GLIF's
-per-step gates), integer spikes (ILIF) or no recurrence at all (PSN), and run
+per-step gates) or no recurrence at all (PSN), and run
 their own loop in PyTorch operators, written operation for operation as their
 reference writes it, so that float64 results agree with it.
 """
@@ -207,42 +207,30 @@ class Izhikevich(ZooNeuron):
 
 
 @register_neuron("ilif")
-class ILIF(ZooNeuron):
+class ILIF(Neuron):
     """Integer LIF (STEP's ``ILIFNode``): LIF's charge, spikes ``round(clamp(v / v_threshold, 0, D))``
     (integers 0..D) with a straight-through gradient, reset ``v -= spikes * v_threshold``.
 
     STEP adds the straight-through term as ``hard - u + u``, which can land an ulp off the integer;
-    here the spikes are the integers themselves, with the same gradient.
+    here the spikes are the integers themselves, with the same gradient. Runs in the fused kernels.
     """
 
+    kind = "ilif"
     source = "STEP's ILIFNode"
     inert = ("v_reset", "detach_reset", "surrogate", "alpha")
-    normalised = False
 
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, D: int = 2, detach_mem: bool = False,
                  v_reset: float | None = None, detach_reset: bool = True, surrogate: str = "sigmoid",
                  alpha: float | None = None):
-        super().__init__(v_threshold, surrogate, alpha)
+        # the spikes' gradient is straight-through and the reset's spikes carry none: no surrogate, no reset level
+        super().__init__(v_threshold, None, True, detach_mem, "sigmoid", None)
         if not tau > 1.0 or int(D) != D or D < 1:
             raise ValueError(f"{type(self).__name__}: tau must be > 1 and D a positive integer, got tau={tau}, D={D}")
-        self.tau, self.D, self.detach_mem = float(tau), int(D), bool(detach_mem)
+        self.tau, self.D = float(tau), int(D)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        xc = x.to(_compute_dtype(x))
-        v = torch.zeros_like(xc[0])
-        spikes = []
-        for x_t in xc:
-            if self.detach_mem:
-                v = v.detach()
-            v = v + (x_t - v) / self.tau
-            u = torch.clamp(v / self.v_threshold, min=0, max=self.D)
-            if self.normalised:
-                u = u / self.D
-            hard = torch.round(u.detach())
-            spikes.append(hard + (u - u.detach()))
-            v = v - hard * self.v_threshold
-        return torch.stack(spikes).to(x.dtype)
+    def charge_settings(self) -> dict[str, Any]:
+        divisor = float(self.D) if self.kind == "nilif" else 1.0
+        return {"tau": self.tau, "decay_input": True, "constants": (float(self.D), divisor)}
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, v_threshold={self.v_threshold}, D={self.D}, detach_mem={self.detach_mem}"
@@ -253,8 +241,8 @@ class NILIF(ILIF):
     """Normalised integer LIF (STEP's ``NILIFNode``): ILIF with the clamped membrane divided by D
     before rounding, so spikes are 0 or 1, and the reset subtracts ``spikes * v_threshold``."""
 
+    kind = "nilif"
     source = "STEP's NILIFNode"
-    normalised = True
 
 
 # Learned-scale and gated LIFs.

@@ -85,13 +85,15 @@ struct Settings {
 //   kScaled: h = max(scale * linear(v, x), 0), linear with mul 1, div tau    (KLIF)
 // The nonlinear charges' dh[t+1]/dv[t] depends on v[t]: backward evaluates it per step, and decay
 // is then only the detach_mem switch (1 or 0).
-enum ChargeKind { kLinear = 0, kExp = 1, kQuad = 2, kScaled = 3 };
+//   kInteger: the linear charge (mul 1, div tau); spikes round(clamp(h / threshold, 0, p0) / p1), integers,
+//             and the reset h - spikes * threshold                               (ILIF, NILIF)
+enum ChargeKind { kLinear = 0, kExp = 1, kQuad = 2, kScaled = 3, kInteger = 4 };
 
 constexpr int kConstants = 16;
 
 template <typename acc_t>
 Settings<acc_t> settings(int64_t charge_kind, bool decay_input, const std::vector<double>& c) {
-  TORCH_CHECK(charge_kind >= kLinear && charge_kind <= kScaled, "unknown charge kind ", charge_kind);
+  TORCH_CHECK(charge_kind >= kLinear && charge_kind <= kInteger, "unknown charge kind ", charge_kind);
   TORCH_CHECK(c.size() == kConstants, "expected ", kConstants, " kernel constants, got ", c.size());
   Settings<acc_t> s{};
   s.mul = acc_t(c[0]); s.div = acc_t(c[1]); s.rest = acc_t(c[2]); s.threshold = acc_t(c[3]);
@@ -162,6 +164,18 @@ inline acc_t after_spike(const Settings<acc_t>& s, acc_t h, bool fired) {
   return fired ? h * s.keep - s.sub : h;
 }
 
+// kInteger's spikes, as torch computes round(clamp(h / threshold, 0, D) / divisor): adding and taking
+// away 2^23 (float) or 2^52 (double) rounds a value in [0, 2^22) to the nearest integer, ties to even,
+// as torch.round does, in two operations the compiler can vectorise.
+template <typename acc_t>
+inline acc_t integer_spike(const Settings<acc_t>& s, acc_t h) {
+  acc_t u = h / s.threshold;
+  u = u < acc_t(0) ? acc_t(0) : (u > s.p0 ? s.p0 : u);
+  u = u / s.p1;  // ILIF's divisor is 1: exact
+  const acc_t magic = sizeof(acc_t) == 4 ? acc_t(8388608.0) : acc_t(4503599627370496.0);
+  return (u + magic) - magic;
+}
+
 
 
 // The surrogates' codes (surrogate.py: kernel_code); kGiven: values computed by the user's Python function.
@@ -216,11 +230,17 @@ void forward_loop(const Settings<acc_t>& s, const scalar_t* x, scalar_t* spikes,
     const int64_t base = t * N + start;
     for (int64_t i = 0; i < len; ++i) {
       const acc_t h = charge<KIND, DECAY_INPUT>(s, v[i], load<scalar_t, acc_t>(x, base + i));
-      const bool fired = h >= s.threshold;
-      if constexpr (SPIKES) store<scalar_t, acc_t>(spikes, base + i, fired ? acc_t(1) : acc_t(0));
       if constexpr (H_LOCAL) h_local[t * len + i] = h;  // the chunk's own [T, len] buffer
       if constexpr (H_FULL) h_full[base + i] = h;       // the whole [T, N] tensor
-      v[i] = after_spike(s, h, fired);
+      if constexpr (KIND == kInteger) {
+        const acc_t spike = integer_spike(s, h);
+        if constexpr (SPIKES) store<scalar_t, acc_t>(spikes, base + i, spike);
+        v[i] = h - spike * s.threshold;
+      } else {
+        const bool fired = h >= s.threshold;
+        if constexpr (SPIKES) store<scalar_t, acc_t>(spikes, base + i, fired ? acc_t(1) : acc_t(0));
+        v[i] = after_spike(s, h, fired);
+      }
     }
   }
 }
@@ -272,6 +292,7 @@ std::vector<torch::Tensor> forward(torch::Tensor x, int64_t charge_kind, bool de
           case kExp: forward_chunk<kExp, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data()); break;
           case kQuad: forward_chunk<kQuad, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data()); break;
           case kScaled: forward_chunk<kScaled, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data()); break;
+          case kInteger: forward_chunk<kInteger, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data()); break;
           default: forward_chunk<kLinear, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data());
         }
       }
@@ -301,6 +322,19 @@ void backward_chunk(const Settings<acc_t>& s, const scalar_t* grad_spikes, const
     const int64_t base = t * N + start;
     const acc_t* ht = h + t * hstride;
     const acc_t* hprev = t > 0 ? h + (t - 1) * hstride : nullptr;
+    if constexpr (KIND == kInteger) {
+      // the spikes' straight-through gradient inside 0 <= h / threshold <= D (torch.clamp's rule), divided
+      // as the forward divides; the reset subtracts the spikes, which carry no gradient there
+      for (int64_t i = 0; i < len; ++i) {
+        const acc_t u = ht[i] / s.threshold;
+        const bool inside = u >= acc_t(0) && u <= s.p0;
+        const acc_t g = load<scalar_t, acc_t>(grad_spikes, base + i);
+        const acc_t gh = (inside ? (g / s.p1) / s.threshold : acc_t(0)) + carry[i] * s.decay;
+        carry[i] = gh;
+        store<scalar_t, acc_t>(grad_x, base + i, (gh * s.x_mul) / s.x_div);
+      }
+      continue;
+    }
     for (int64_t i = 0; i < len; ++i) {
       const acc_t hv = ht[i];
       const acc_t sg = SURROGATE == kGiven ? sg_given[base + i] : surrogate<SURROGATE, acc_t>(hv - s.threshold, s.alpha);
@@ -380,6 +414,7 @@ void backward_impl(int64_t charge_kind, const Settings<at::opmath_type<scalar_t>
         case kExp: run_kind(std::integral_constant<int, kExp>{}, std::false_type{}); break;
         case kQuad: run_kind(std::integral_constant<int, kQuad>{}, std::false_type{}); break;
         case kScaled: run_kind(std::integral_constant<int, kScaled>{}, std::true_type{}); break;
+        case kInteger: run_kind(std::integral_constant<int, kInteger>{}, std::false_type{}); break;
         default: run_kind(K{}, std::true_type{});
       }
     }

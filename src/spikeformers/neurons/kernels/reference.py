@@ -47,6 +47,14 @@ def forward(x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec) -> tuple[
     k = spec.parameter_value(w, compute_dtype) if w is not None else None
     h_seq = torch.empty(x.shape, dtype=compute_dtype, device=x.device)
     v = torch.full(x.shape[1:], spec.rest, dtype=compute_dtype, device=x.device)
+    if spec.integer_spikes:  # ILIF: integer spikes, subtracted from the membrane
+        spikes = torch.empty_like(h_seq)
+        for t in range(x.shape[0]):
+            h = _charge(spec, v, xc[t], k)
+            h_seq[t] = h
+            spikes[t] = spec.integer_spike_values(h)
+            v = h - spikes[t] * spec.v_threshold
+        return spikes.to(x.dtype), h_seq
     for t in range(x.shape[0]):
         h = _charge(spec, v, xc[t], k)
         h_seq[t] = h
@@ -57,6 +65,8 @@ def forward(x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec) -> tuple[
 def backward(grad_spikes: torch.Tensor, x: torch.Tensor | None, w: torch.Tensor | None, h_seq: torch.Tensor,
              sg: torch.Tensor | None, spec: NeuronSpec, want_grad_w: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(dL/dx, dL/dw, or an empty tensor when not wanted); ``sg``: a user surrogate's values, else None."""
+    if spec.integer_spikes:
+        return _integer_backward(grad_spikes, h_seq, spec)
     fired = h_seq >= spec.v_threshold
     if sg is None:
         sg = spec.surrogate_fn(h_seq - spec.v_threshold, spec.alpha)
@@ -113,3 +123,17 @@ def backward(grad_spikes: torch.Tensor, x: torch.Tensor | None, w: torch.Tensor 
             grad_k = (grad_h * spec.charge_grad_k(xc, v_prev)).sum(dtype=torch.float64)
         grad_w = spec.parameter_grad(grad_k, k, w)
     return grad_x.to(grad_spikes.dtype), grad_w
+
+
+def _integer_backward(grad_spikes: torch.Tensor, h_seq: torch.Tensor, spec: NeuronSpec):
+    """ILIF: the spikes' straight-through gradient passes where ``0 <= h / v_threshold <= D`` (torch.clamp's
+    rule), divided as the forward divides; the reset subtracts the spikes, which carry no gradient there."""
+    c = spec.kernel_constants()
+    u = h_seq / spec.v_threshold
+    inside = (u >= 0) & (u <= c.p0)
+    grad_h = torch.where(inside, grad_spikes.to(h_seq.dtype) / c.p1 / spec.v_threshold, torch.zeros_like(h_seq))
+    if c.decay != 0.0:
+        for t in range(h_seq.shape[0] - 2, -1, -1):
+            grad_h[t] += grad_h[t + 1] * c.decay
+    grad_x = grad_h * c.x_mul / c.x_div
+    return grad_x.to(grad_spikes.dtype), grad_spikes.new_empty(0)

@@ -100,7 +100,7 @@ def _forward_kernel(x_ptr, spikes_ptr, h_ptr, c_ptr, k_ptr, N, T,
         x = tl.load(x_ptr + step, mask=mask, other=0.0).to(h_ptr.dtype.element_ty)
         # The charge with the kernel constants, operation for operation as the CPU kernel computes it.
         # Correctly rounded division: float32 '/' is approximate on a GPU, float64's is exact.
-        if CHARGE == 0 or CHARGE == 3:
+        if CHARGE == 0 or CHARGE == 3 or CHARGE == 4:
             if DECAY_INPUT:
                 a = (x - (v - rest)) * mul
             else:
@@ -130,13 +130,30 @@ def _forward_kernel(x_ptr, spikes_ptr, h_ptr, c_ptr, k_ptr, N, T,
                 h = v + a / div
             else:
                 h = v + tl.math.div_rn(a, tl.full([BLOCK], 0.0, v.dtype) + div)
-        fired = h >= threshold
-        tl.store(spikes_ptr + step, fired.to(spikes_ptr.dtype.element_ty), mask=mask)
         tl.store(h_ptr + step, h, mask=mask)
-        if SOFT:
-            v = tl.where(fired, h - threshold, h)
+        if CHARGE == 4:
+            # ILIF: round(clamp(h / threshold, 0, D) / divisor), ties to even as torch.round (adding and
+            # taking away 2^23, or 2^52, rounds a value in [0, 2^22)); the reset subtracts the spikes
+            if FP64:
+                u = h / threshold
+            else:
+                u = tl.math.div_rn(h, tl.full([BLOCK], 0.0, v.dtype) + threshold)
+            u = tl.where(u < 0.0, 0.0, tl.where(u > p0, p0, u)).to(v.dtype)
+            if FP64:
+                u = u / p1
+                spike = (u + 4503599627370496.0) - 4503599627370496.0
+            else:
+                u = tl.math.div_rn(u, tl.full([BLOCK], 0.0, v.dtype) + p1)
+                spike = (u + 8388608.0) - 8388608.0
+            tl.store(spikes_ptr + step, spike.to(spikes_ptr.dtype.element_ty), mask=mask)
+            v = h - spike * threshold
         else:
-            v = tl.where(fired, v_reset, h)
+            fired = h >= threshold
+            tl.store(spikes_ptr + step, fired.to(spikes_ptr.dtype.element_ty), mask=mask)
+            if SOFT:
+                v = tl.where(fired, h - threshold, h)
+            else:
+                v = tl.where(fired, v_reset, h)
 
 
 def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, c_ptr, k_ptr, N, T,
@@ -169,6 +186,16 @@ def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, c_p
         t = T - 1 - i
         step = offs + t * n64
         g = tl.load(grad_ptr + step, mask=mask, other=0.0).to(h.dtype)
+        if CHARGE == 4:
+            # ILIF: the straight-through gradient inside 0 <= h / threshold <= D, divided as forward divides
+            if FP64:
+                ratio = h / threshold
+                g_st = (g / p1) / threshold
+            else:
+                ratio = tl.math.div_rn(h, tl.full([BLOCK], 0.0, h.dtype) + threshold)
+                g_st = tl.math.div_rn(tl.math.div_rn(g, tl.full([BLOCK], 0.0, h.dtype) + p1),
+                                      tl.full([BLOCK], 0.0, h.dtype) + threshold)
+            g = tl.where((ratio >= 0.0) & (ratio <= p0), g_st, 0.0).to(h.dtype)
         u = h - threshold
         if SURROGATE == 0:
             sig = 1.0 / (1.0 + tl.exp(-alpha * u))
@@ -188,7 +215,9 @@ def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, c_p
             dv_dh = 1.0 - reset_grad * threshold * sg
         else:
             dv_dh = tl.where(fired, 0.0, 1.0).to(h.dtype) + reset_grad * (v_reset - h) * sg
-        if CHARGE == 1 or CHARGE == 2:
+        if CHARGE == 4:
+            gh = g + carry * decay
+        elif CHARGE == 1 or CHARGE == 2:
             # dh[t+1]/dv[t] at v[t]; decay is the detach_mem switch
             if SOFT:
                 v_t = tl.where(fired, h - threshold, h)
