@@ -60,7 +60,8 @@ class TrainConfig:
         "model overrides, e.g. img_size=64 (flag: --model-option KEY=VALUE, repeatable)"))
 
     # Neurons: every setting reaches every neuron the model builds
-    neuron: str | None = field(default=None, metadata=_help("neuron for every layer: lif, plif, if, eif, ... (`spikeformers neurons`)"))
+    neuron: str | None = field(default=None, metadata=_help(
+        "neuron for every layer: lif, plif, if, eif, ... (`spikeformers neurons`)"))
     tau: float | None = field(default=None, metadata=_help(
         "membrane time constant of every neuron", range="(1, inf)"))
     v_threshold: float | None = field(default=None, metadata=_help(

@@ -37,12 +37,28 @@ def _variant(cls_name: str, variant: str) -> str:
     return variant
 
 
+class _Fire(torch.autograd.Function):
+    """The step in forward, the surrogate in backward only (computing it in forward would double the
+    cost of PSN's forward pass)."""
+
+    @staticmethod
+    def forward(ctx, u, surrogate: str, alpha: float):
+        ctx.save_for_backward(u)
+        ctx.surrogate, ctx.alpha = surrogate, alpha
+        return (u >= 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (u,) = ctx.saved_tensors
+        return grad * get_surrogate(ctx.surrogate).grad(u, ctx.alpha), None, None
+
+
 def fire(u: torch.Tensor, surrogate: str, alpha: float) -> torch.Tensor:
-    """Spikes ``u >= 0`` (0 or 1); backward: the surrogate's derivative at ``u``."""
-    spikes = (u >= 0).to(u.dtype)
+    """Spikes ``u >= 0`` (0 or 1); backward: the surrogate's derivative at ``u``. Without a gradient
+    (inference, export), plain PyTorch operators."""
     if u.requires_grad:
-        spikes = spikes + (u - u.detach()) * get_surrogate(surrogate).grad(u.detach(), alpha)
-    return spikes
+        return _Fire.apply(u, surrogate, alpha)
+    return (u >= 0).to(u.dtype)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -69,7 +85,8 @@ class ZooNeuron(nn.Module):
 
     def check_input(self, x: torch.Tensor):
         if x.dim() < 1 or x.shape[0] == 0:
-            raise ValueError(f"{type(self).__name__} expects a sequence [T, ...] with T >= 1, got shape {tuple(x.shape)}")
+            raise ValueError(f"{type(self).__name__} expects a sequence [T, ...] with T >= 1, "
+                             f"got shape {tuple(x.shape)}")
 
     def _check_steps(self, x: torch.Tensor, T: int, causal: bool = False):
         """``causal``: a neuron whose step t reads only steps 0..t also runs the first steps alone (TIM's
@@ -268,8 +285,8 @@ class KLIF(Neuron):
                  variant: str = "step"):
         self.variant = _variant("KLIF", variant)
         if variant == "step" and (scale_reset or not decay_input or v_reset != 0.0):
-            raise ValueError("KLIF: scale_reset, decay_input=False and v_reset other than 0 are variant='spikingjelly''s; "
-                             "STEP's KLIF resets to 0")
+            raise ValueError("KLIF: scale_reset, decay_input=False and v_reset other than 0 are "
+                             "variant='spikingjelly''s; STEP's KLIF resets to 0")
         super().__init__(v_threshold, v_reset, (variant == "step") if detach_reset is None else detach_reset,
                          detach_mem, surrogate, alpha)
         if not tau > 1.0:
@@ -652,7 +669,8 @@ class HDLIF(ZooNeuron):
         self.T = _require_T("HDLIF", T)
         self.step_gate_rows = bool(step_gate_rows)
         self.channels, self.channel_dim = int(channels), 2 if channel_dim is None else int(channel_dim)
-        self.tau, self.detach_mem, self.k_MoE, self.v_th_MoE = float(tau), bool(detach_mem), float(k_MoE), float(v_th_MoE)
+        self.tau, self.detach_mem = float(tau), bool(detach_mem)
+        self.k_MoE, self.v_th_MoE = float(k_MoE), float(v_th_MoE)
         self.w = nn.Parameter(torch.tensor(-math.log(self.tau - 1.0)))  # the PLIF expert's leak
         self.gate = nn.Conv1d(self.channels * self.T, len(self.experts), 1)
 
