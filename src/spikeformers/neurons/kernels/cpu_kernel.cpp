@@ -304,9 +304,10 @@ std::vector<torch::Tensor> forward(torch::Tensor x, int64_t charge_kind, bool de
 namespace {
 
 template <int KIND, int SURROGATE, bool SOFT, bool GRAD_K, typename scalar_t, typename acc_t>
-void backward_chunk(const Settings<acc_t>& s, const scalar_t* grad_spikes, const scalar_t* x, const acc_t* h_given,
-                    const acc_t* sg_given, scalar_t* grad_x, int64_t T, int64_t N, int64_t start, int64_t len,
-                    acc_t* hbuf, acc_t* v, acc_t* carry, double& grad_k) {
+void backward_chunk(const Settings<acc_t>& s, const scalar_t* __restrict__ grad_spikes, const scalar_t* __restrict__ x,
+                    const acc_t* h_given, const acc_t* __restrict__ sg_given, scalar_t* __restrict__ grad_x, int64_t T,
+                    int64_t N, int64_t start, int64_t len, acc_t* hbuf, acc_t* __restrict__ v,
+                    acc_t* __restrict__ carry, double* __restrict__ k_lanes, double& grad_k) {
   // The chunk's membranes, recomputed from x (or read back when Python kept them).
   const acc_t* h = hbuf;
   int64_t hstride = len;
@@ -317,11 +318,16 @@ void backward_chunk(const Settings<acc_t>& s, const scalar_t* grad_spikes, const
     forward_chunk<KIND, scalar_t, acc_t>(s, x, nullptr, hbuf, nullptr, T, N, start, len, v);
   }
   for (int64_t i = 0; i < len; ++i) carry[i] = acc_t(0);
-  double k_sum = 0.0;
+  // dL/dk per neuron, summed over t in float64, then over the neurons in order after the loop: one
+  // running sum inside the loop would keep the compiler from vectorising it.
+  if constexpr (GRAD_K)
+    for (int64_t i = 0; i < len; ++i) k_lanes[i] = 0.0;
   for (int64_t t = T - 1; t >= 0; --t) {
     const int64_t base = t * N + start;
-    const acc_t* ht = h + t * hstride;
-    const acc_t* hprev = t > 0 ? h + (t - 1) * hstride : nullptr;
+    const acc_t* __restrict__ ht = h + t * hstride;
+    // at t = 0 there is no h[t-1]; pointing at h[t] keeps every load valid, so the selects vectorise
+    const bool has_prev = t > 0;
+    const acc_t* __restrict__ hprev = has_prev ? h + (t - 1) * hstride : ht;
     if constexpr (KIND == kInteger) {
       // the spikes' straight-through gradient inside 0 <= h / threshold <= D (torch.clamp's rule), divided
       // as the forward divides; the reset subtracts the spikes, which carry no gradient there
@@ -359,19 +365,23 @@ void backward_chunk(const Settings<acc_t>& s, const scalar_t* grad_spikes, const
       store<scalar_t, acc_t>(grad_x, base + i, (g_inner * s.x_mul) / s.x_div);
       if constexpr (GRAD_K && KIND == kScaled) {
         // dh[t]/dk = the linear charge of v[t-1] and x[t], where the rectifier passes
-        const acc_t v_prev = hprev ? after_spike(s, hprev[i], hprev[i] >= s.threshold) : s.rest;
+        const acc_t v_prev = has_prev ? after_spike(s, hprev[i], hprev[i] >= s.threshold) : s.rest;
         const acc_t inner = s.decay_input ? linear_charge<true>(s, v_prev, load<scalar_t, acc_t>(x, base + i))
                                           : linear_charge<false>(s, v_prev, load<scalar_t, acc_t>(x, base + i));
-        k_sum += static_cast<double>(hv > acc_t(0) ? gh * inner : acc_t(0));
+        k_lanes[i] += static_cast<double>(hv > acc_t(0) ? gh * inner : acc_t(0));
       } else if constexpr (GRAD_K) {
         // dh[t]/dk = x[t] - (v[t-1] - rest) (decay_input) or -(v[t-1] - rest)
-        const acc_t leak = hprev ? after_spike(s, hprev[i], hprev[i] >= s.threshold) - s.rest : acc_t(0);
+        const acc_t leak = has_prev ? after_spike(s, hprev[i], hprev[i] >= s.threshold) - s.rest : acc_t(0);
         const acc_t dk = s.decay_input ? load<scalar_t, acc_t>(x, base + i) - leak : -leak;
-        k_sum += static_cast<double>(gh * dk);
+        k_lanes[i] += static_cast<double>(gh * dk);
       }
     }
   }
-  grad_k += k_sum;
+  if constexpr (GRAD_K) {
+    double k_sum = 0.0;
+    for (int64_t i = 0; i < len; ++i) k_sum += k_lanes[i];
+    grad_k += k_sum;
+  }
 }
 
 template <int SURROGATE, typename scalar_t>
@@ -392,12 +402,13 @@ void backward_impl(int64_t charge_kind, const Settings<at::opmath_type<scalar_t>
   std::vector<double> partial(chunks, 0.0);
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> hbuf(hp ? 0 : T * C), v(C), carry(C);
+    std::vector<double> k_lanes(want_grad_k ? C : 0);
     for (int64_t c = begin; c < end; ++c) {
       const int64_t start = c * C, len = std::min(C, N - start);
       auto run = [&](auto kind, auto soft, auto grad_k) {
         backward_chunk<decltype(kind)::value, SURROGATE, decltype(soft)::value, decltype(grad_k)::value, scalar_t,
                        acc_t>(s, gp, xp, hp, sgp, gxp, T, N, start, len, hbuf.data(), v.data(), carry.data(),
-                              partial[c]);
+                              k_lanes.data(), partial[c]);
       };
       // Only LIF/PLIF's and KLIF's charges have a learned parameter: the other kinds skip that variant.
       auto run_kind = [&](auto kind, auto learnable) {
