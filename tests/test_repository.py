@@ -56,3 +56,11 @@ def test_every_kernel_source_ships_in_the_package():
     for source in sources:
         relative = source.relative_to(package)
         assert any(relative.match(pattern) for pattern in patterns), f"{relative} is not in package-data"
+
+
+def test_readme_neuron_table_is_the_registry():
+    from spikeformers.cli.neurons import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- neurons:start -->\n", 1)[1].split("<!-- neurons:end -->", 1)[0]
+    assert table.strip() == markdown_table().strip(), "regenerate with: spikeformers neurons --markdown"

@@ -72,3 +72,22 @@ def test_a_seed_flag_spikeformers_does_not_map_is_an_error_not_ignored():
     result = subprocess.run([sys.executable, str(ROOT / "main.py"), "--gp", "avg"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and "--gp" in result.stderr and "not supported" in result.stderr
+
+
+@pytest.mark.parametrize("node_type, neuron", [
+    ("EIFNode", "EIF"), ("HDLIFNode", "HDLIF"), ("ILIFNode", "ILIF"), ("NILIFNode", "NILIF"), ("PSNTorch", "PSN"),
+    ("GLIFTorch", "GLIF"), ("KLIFNode", "KLIF"), ("ComplementaryLIFNeuron", "CLIF"),
+])
+def test_step_node_types_build_the_zoo_neurons(node_type, neuron):
+    """STEP's --node-type names reach every neuron of the model, with the model's T for those that need it."""
+    from spikeformers.engine.config import TrainConfig
+    from spikeformers.neurons import get_neuron_class
+
+    values = translate(build_parser().parse_args(["--dataset", "cifar10", "--model", "spikformer", "--step", "2",
+                                                  "--node-type", node_type]), cuda_available=False)
+    values["model_options"] = {"embed_dim": 32, "depth": 1, "num_heads": 2}  # small: only the neurons matter
+    overrides = TrainConfig(**values).model_overrides()
+    model = create_model(values["model"], **overrides)
+    built = {type(m).__name__ for m in model.modules()}
+    assert get_neuron_class(values["neuron"]).__name__ == neuron
+    assert neuron in built and "LIF" not in built, "every neuron of the model is the one named"

@@ -1,4 +1,4 @@
-"""The command line: ``spikeformers train | eval | models | convert | profile | data | export | predict``.
+"""The command line: ``spikeformers train | eval | models | neurons | convert | profile | data | export | predict``.
 
 Each subcommand is one module here with ``register(subparsers)`` (adds its
 parser, sets ``func``) and ``run(args)``; :data:`COMMANDS` lists them in the
@@ -18,7 +18,7 @@ from typing import NoReturn, Sequence
 from .. import __version__
 from .train import add_train_flags  # noqa: F401  (re-exported for tests and plugins)
 
-COMMANDS = ("train", "evaluate", "models", "convert", "profile", "data", "export", "predict")
+COMMANDS = ("train", "evaluate", "models", "neurons", "convert", "profile", "data", "export", "predict")
 
 
 class Parser(argparse.ArgumentParser):

@@ -37,7 +37,10 @@ MODELS = {
     ("sdt", "cifar100"): "spike_driven_cifar100", ("qkformer", "cifar10_dvs"): "qkformer_dvs",
     ("qkformer", "cifar10"): "qkformer_cifar10", ("qkformer", "cifar100"): "qkformer_cifar100",
 }
-NODES = {"LIFNode": "lif", "PLIFNode": "plif", "IFNode": "if"}
+# seed / STEP --node-type -> registered neuron (STEP's names, cls/models/utils/node.py)
+NODES = {"LIFNode": "lif", "PLIFNode": "plif", "IFNode": "if", "EIFNode": "eif", "HDLIFNode": "hdlif",
+         "ILIFNode": "ilif", "NILIFNode": "nilif", "PSNTorch": "psn", "GLIFTorch": "glif", "KLIFNode": "klif",
+         "ComplementaryLIFNeuron": "clif"}
 SURROGATES = {"QGateGrad": "qgate", "SigmoidGrad": "sigmoid", "AtanGrad": "atan", "GateGrad": "gate"}
 
 

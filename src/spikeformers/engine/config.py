@@ -60,7 +60,8 @@ class TrainConfig:
         "model overrides, e.g. img_size=64 (flag: --model-option KEY=VALUE, repeatable)"))
 
     # Neurons: every setting reaches every neuron the model builds
-    neuron: str | None = field(default=None, metadata=_help("neuron for every layer: lif, plif, if"))
+    neuron: str | None = field(default=None, metadata=_help(
+        "neuron for every layer: lif, plif, if, eif, ... (`spikeformers neurons`)"))
     tau: float | None = field(default=None, metadata=_help(
         "membrane time constant of every neuron", range="(1, inf)"))
     v_threshold: float | None = field(default=None, metadata=_help(
@@ -167,6 +168,15 @@ class TrainConfig:
                          if getattr(self, k) is not None}
         if neuron_kwargs:
             overrides["neuron_kwargs"] = {**overrides.get("neuron_kwargs", {}), **neuron_kwargs}
+        neuron = overrides.get("neuron")
+        if neuron is not None and "T" not in overrides.get("neuron_kwargs", {}):
+            from ..neurons.neuron import get_neuron_class, neuron_keywords
+
+            if "T" in (neuron_keywords(get_neuron_class(neuron)) or ()):  # PSN, GLIF, HD-LIF: weights per step
+                if "time_steps" not in overrides:
+                    raise ConfigError(f"neuron {neuron!r} has weights per time step: set time_steps (the model's T)",
+                                      {"time_steps": f"required by neuron {neuron!r}"})
+                overrides["neuron_kwargs"] = {**overrides.get("neuron_kwargs", {}), "T": overrides["time_steps"]}
         return overrides
 
 
@@ -443,10 +453,11 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
 
 
 def matching_recipe(model: str, dataset: str) -> Path | None:
-    """The shipped recipe for this model and data set, if there is one."""
+    """The shipped recipe for this model and data set, if there is one (not a neuron ablation's: those
+    name a neuron, which the model's own recipe leaves to the model)."""
     for name in list_recipes():
         recipe = read_recipe(RECIPES_DIR / f"{name}.yaml")
-        if recipe.get("model") == model and recipe.get("dataset") == dataset:
+        if recipe.get("model") == model and recipe.get("dataset") == dataset and "neuron" not in recipe:
             return RECIPES_DIR / f"{name}.yaml"
     return None
 

@@ -45,6 +45,8 @@ class Neuron(nn.Module):
     """
 
     kind: str | None = None  # the charge, as the spec names it
+    source: str = ""  # where its equations come from (``spikeformers neurons`` lists it)
+    inert: tuple[str, ...] = ()  # common settings it accepts and has no use for
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -84,7 +86,8 @@ class Neuron(nn.Module):
     def charge(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``h[t]`` from ``v[t-1]`` and ``x[t]`` in PyTorch: the spec's, for a kind the kernels know."""
         w = self.charge_parameter()
-        return self.spec.charge(v, x, None if w is None else NeuronSpec.leak_factor(w, v.dtype))
+        spec = self.spec
+        return spec.charge(v, x, None if w is None else spec.parameter_value(w, v.dtype))
 
     @property
     def spec(self) -> NeuronSpec:
@@ -129,6 +132,7 @@ class LIF(Neuron):
     """
 
     kind = "lif"
+    source = "SpikingJelly LIFNode (decay_input=True); BrainCog's and STEP's LIFNode"
 
     def __init__(
         self,
@@ -163,6 +167,7 @@ class PLIF(LIF):
     """
 
     kind = "plif"
+    source = "SpikingJelly ParametricLIFNode (Fang et al., ICCV 2021); STEP's PLIFNode"
 
     def __init__(self, init_tau: float = 2.0, **kwargs):
         kwargs.setdefault("tau", init_tau)
@@ -180,6 +185,8 @@ class IF(LIF):
     """Integrate-and-fire: ``h = v + x``, LIF without leak (``tau`` and ``decay_input`` are ignored)."""
 
     kind = "if"
+    source = "SpikingJelly IFNode; STEP's IFNode"
+    inert = ("tau", "decay_input")
 
     def __init__(self, v_threshold: float = 1.0, v_reset: float | None = 0.0, **kwargs):
         kwargs.pop("tau", None)
@@ -218,6 +225,52 @@ def get_neuron_class(neuron: str | type[nn.Module]) -> type[nn.Module]:
     raise ValueError(f"Unknown neuron {neuron!r}.{hint} Known: {', '.join(list_neurons())}.")
 
 
+def neuron_keywords(cls: type[nn.Module]) -> list[str] | None:
+    """The keywords ``cls``'s constructor takes, following ``**kwargs`` up to the base classes;
+    None when it takes any keyword at all."""
+    keywords: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        if klass in (nn.Module, object):
+            return None
+        parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        keywords += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                     and p.name not in keywords]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return keywords
+    return keywords
+
+
+def neuron_defaults(cls: type[nn.Module]) -> dict[str, Any]:
+    """Each keyword of ``cls``'s constructor with its default (``inspect.Parameter.empty``: required)."""
+    defaults: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass in (nn.Module, object):
+            continue
+        parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        for p in parameters:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in defaults:
+                defaults[p.name] = p.default
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return defaults
+
+
+def check_keywords(cls: type[nn.Module], given) -> None:
+    """Raise a TypeError naming the neuron and its keywords when ``given`` holds one it does not take."""
+    known = neuron_keywords(cls)
+    if known is None:
+        return
+    bad = [k for k in given if k not in known]
+    if bad:
+        close = difflib.get_close_matches(bad[0], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        shown = [k for k in known if k not in ("channels", "channel_dim")]
+        raise TypeError(f"neuron {cls.__name__} takes no keyword {', '.join(map(repr, bad))}{hint}; its keywords: "
+                        f"{', '.join(shown)}")
+
+
 class NeuronFactory:
     """Builds a part's neurons: ``factory()``, ``factory(v_threshold=0.5)``, ``factory(channels=C, channel_dim=2)``.
 
@@ -237,6 +290,7 @@ class NeuronFactory:
         self.neuron_class = get_neuron_class(neuron)
         self.neuron_kwargs = neuron_kwargs
         self.takes_width = "channels" in inspect.signature(self.neuron_class).parameters
+        check_keywords(self.neuron_class, neuron_kwargs)
         try:  # fail now, naming the bad setting, rather than deep inside a model
             self(channels=1, channel_dim=-1)
         except TypeError as err:

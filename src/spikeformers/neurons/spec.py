@@ -37,9 +37,16 @@ from . import surrogate as surrogates
 
 # The charges of the fused kernels (reference, C++, Triton), and the code each kernel knows it by.
 # LIF, PLIF and IF are one kernel charge: a linear leak towards rest, by 1/tau or by PLIF's learned k.
-LINEAR = 0
-FUSED_KINDS = {"lif": LINEAR, "plif": LINEAR, "if": LINEAR}
+# EXP: EIF (STEP's, and SpikingJelly's with its v_rest); QUAD: QIF; SCALED: KLIF's relu(k * LIF charge).
+# INTEGER: ILIF's and NILIF's LIF charge with integer spikes round(clamp(h / v_threshold, 0, D) / divisor)
+# and the reset h - spikes * v_threshold (constants (D, divisor): divisor 1 for ILIF, D for NILIF).
+LINEAR, EXP, QUAD, SCALED, INTEGER = 0, 1, 2, 3, 4
+FUSED_KINDS = {"lif": LINEAR, "plif": LINEAR, "if": LINEAR, "eif": EXP, "eif_sj": EXP, "qif": QUAD, "klif": SCALED,
+               "ilif": INTEGER, "nilif": INTEGER}
 LEARNED_LEAK = ("plif",)  # kinds whose leak factor k = sigmoid(w) is a learned parameter
+LEARNED_SCALE = ("klif",)  # kinds whose learned parameter k is used as it is (KLIF's scale)
+# STEP's EIF starts from, and leaks towards, 0 whatever its reset level (BrainCog's membrane starts at 0).
+ZERO_REST = ("eif",)
 
 
 class KernelConstants(NamedTuple):
@@ -52,6 +59,11 @@ class KernelConstants(NamedTuple):
     textbook formula (:meth:`NeuronSpec.charge`). The reset is ``v = h * keep - sub``
     where the neuron fired, else ``h``: soft ``keep`` 1, ``sub`` threshold; hard ``keep``
     0, ``sub`` -v_reset.
+
+    The nonlinear charges: EXP ``h = v + (((x + p2) - v) + p0 exp((v - p1) / p0)) / div``,
+    QUAD ``h = v + (x + p0 (v - p1)(v - p2)) / div``, whose ``dh[t+1]/dv[t]`` the kernels
+    evaluate at each step (``decay`` is then 1, or 0 with detach_mem); SCALED ``h =
+    max(scale * linear(v, x), 0)``, with LINEAR's constants for the inner charge.
     """
 
     mul: float
@@ -66,6 +78,10 @@ class KernelConstants(NamedTuple):
     x_mul: float  # dh[t]/dx[t] = x_mul / x_div
     x_div: float
     alpha: float  # the surrogate's
+    scale: float  # SCALED's learned k (1 for the other charges)
+    p0: float  # the charge's own constants: EXP (delta_T, theta_rh, v_rest), QUAD (a0, v_rest, v_c)
+    p1: float
+    p2: float
 
 
 @dataclass(frozen=True)
@@ -86,8 +102,8 @@ class NeuronSpec:
 
     @property
     def rest(self) -> float:
-        """Membrane potential at rest and the level the leak decays towards."""
-        return 0.0 if self.v_reset is None else self.v_reset
+        """The membrane's start ``v[-1]``: the reset level, or 0 (a soft reset, or STEP's EIF)."""
+        return 0.0 if self.v_reset is None or self.kind in ZERO_REST else self.v_reset
 
     @property
     def soft_reset(self) -> bool:
@@ -102,6 +118,22 @@ class NeuronSpec:
     def learned_leak(self) -> bool:
         """True when the leak factor is ``sigmoid(w)`` of a learned parameter ``w`` (PLIF)."""
         return self.kind in LEARNED_LEAK
+
+    @property
+    def integer_spikes(self) -> bool:
+        """True when spikes are integers 0..D with a straight-through gradient (ILIF, NILIF)."""
+        return FUSED_KINDS.get(self.kind) == INTEGER
+
+    def integer_spike_values(self, h: torch.Tensor) -> torch.Tensor:
+        """ILIF's spikes ``round(clamp(h / v_threshold, 0, D) / divisor)``, as STEP computes them."""
+        D, divisor = self.constants
+        u = torch.clamp(h / self.v_threshold, min=0, max=D)
+        return torch.round(u / divisor if divisor != 1.0 else u)
+
+    @property
+    def learned_scale(self) -> bool:
+        """True when the learned parameter is a scale used as it is (KLIF's ``k``)."""
+        return self.kind in LEARNED_SCALE
 
     @property
     def charge_code(self) -> int:
@@ -144,6 +176,19 @@ class NeuronSpec:
             if self.decay_input:
                 return v + (x - (v - self.rest)) * k
             return v - (v - self.rest) * k + x
+        if self.kind in ("eif", "eif_sj"):  # constants (delta_T, theta_rh, v_rest)
+            # SpikingJelly's EIFNode; STEP's has no v_rest and writes x - v, which x + 0 - v equals exactly
+            delta_T, theta_rh, v_rest = self.constants
+            return v + (x + v_rest - v + delta_T * torch.exp((v - theta_rh) / delta_T)) / self.tau
+        if self.kind in ("ilif", "nilif"):  # STEP's mem + (x - mem) / tau (v - 0.0 is v exactly)
+            return v + (x - (v - self.rest)) / self.tau
+        if self.kind == "klif":  # relu(k * LIF's charge)
+            if self.decay_input:
+                return torch.relu(k * (v + (x - (v - self.rest)) / self.tau))
+            return torch.relu(k * (v - (v - self.rest) / self.tau + x))
+        if self.kind == "qif":  # SpikingJelly's QIFNode; constants (a0, v_rest, v_c)
+            a0, v_rest, v_c = self.constants
+            return v + (x + a0 * (v - v_rest) * (v - v_c)) / self.tau
         raise ValueError(f"The spec has no PyTorch charge for {self.kind!r}: the neuron's own charge() runs it.")
 
     def reset(self, h: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
@@ -158,6 +203,16 @@ class NeuronSpec:
         """dh[t]/dk of a learned leak, with v[t-1] held fixed."""
         leak = v_prev - self.rest
         return x - leak if self.decay_input else -leak
+
+    def parameter_value(self, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The charge's ``k`` from its learned parameter ``w``: PLIF's ``sigmoid(w)``, KLIF's ``w``."""
+        return w.to(dtype) if self.learned_scale else self.leak_factor(w, dtype)
+
+    def parameter_grad(self, grad_k: torch.Tensor, k: torch.Tensor | float, w: torch.Tensor) -> torch.Tensor:
+        """dL/dw from dL/dk (a float64 sum)."""
+        if self.learned_scale:
+            return grad_k.to(w.dtype).reshape(w.shape)
+        return self.leak_grad(grad_k, k, w)
 
     @staticmethod
     def leak_factor(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -176,12 +231,20 @@ class NeuronSpec:
         """The constants of the kernels' charge/reset expression (see :class:`KernelConstants`),
         for the learned leak ``k`` (PLIF; ignored by the other kinds)."""
         self.require_fused()
+        code = self.charge_code
+        scale, p = 1.0, (0.0, 0.0, 0.0)
         if self.kind == "if":
             mul, div, factor = 0.0, 1.0, 0.0  # no leak
         elif self.learned_leak:
             mul, div, factor = k, 1.0, k
         else:
             mul, div, factor = 1.0, self.tau, 1.0 / self.tau
+        if code in (EXP, QUAD):
+            factor, p = 0.0, tuple(self.constants)  # dh[t+1]/dv[t] is evaluated per step: decay is a switch
+        if code == INTEGER:
+            p = (*self.constants, 0.0)
+        if code == SCALED:
+            scale = k
         if self.soft_reset:
             keep, sub = 1.0, self.v_threshold
         else:
@@ -190,7 +253,8 @@ class NeuronSpec:
         return KernelConstants(
             mul=mul, div=div, rest=self.rest, threshold=self.v_threshold, keep=keep, sub=sub,
             decay=0.0 if self.detach_mem else 1.0 - factor, reset_grad=0.0 if self.detach_reset else 1.0,
-            v_reset=self.rest, x_mul=x_mul, x_div=x_div, alpha=self.alpha,
+            v_reset=self.rest if self.v_reset is None else self.v_reset, x_mul=x_mul, x_div=x_div, alpha=self.alpha,
+            scale=scale, p0=p[0], p1=p[1], p2=p[2],
         )
 
     def kernel_constants_affine(self) -> tuple[KernelConstants, KernelConstants]:

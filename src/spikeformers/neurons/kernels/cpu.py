@@ -127,9 +127,9 @@ def keeps_input(spec: NeuronSpec, learned: bool) -> bool:
     return True
 
 
-def _leak(w: torch.Tensor | None, dtype: torch.dtype) -> float:
+def _leak(spec: NeuronSpec, w: torch.Tensor | None, dtype: torch.dtype) -> float:
     # k in the compute dtype, as the reference rounds it; a float carries it exactly.
-    return float(NeuronSpec.leak_factor(w, dtype)) if w is not None else 0.0
+    return float(spec.parameter_value(w, dtype)) if w is not None else 0.0
 
 
 def forward(x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,19 +137,19 @@ def forward(x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec) -> tuple[
     keep_h = keeps_membrane(spec)
     x2 = x.reshape(x.shape[0], -1).contiguous()
     spikes, h = extension().forward(x2, spec.charge_code, spec.input_decays,
-                                    list(spec.kernel_constants(_leak(w, compute_dtype))), keep_h)
+                                    list(spec.kernel_constants(_leak(spec, w, compute_dtype))), keep_h)
     return spikes.view(x.shape), h.view(x.shape) if keep_h else x.new_empty(0, dtype=compute_dtype)
 
 
 def backward(grad_spikes: torch.Tensor, x: torch.Tensor, w: torch.Tensor | None, h: torch.Tensor | None,
              sg: torch.Tensor | None, spec: NeuronSpec, want_grad_w: bool) -> tuple[torch.Tensor, torch.Tensor]:
     compute_dtype = torch.promote_types(x.dtype, torch.float32)
-    k = _leak(w, compute_dtype)
+    k = _leak(spec, w, compute_dtype)
     x2 = x.reshape(x.shape[0], -1).contiguous()
     grad2 = grad_spikes.reshape(x2.shape).to(x2.dtype).contiguous()
     h2 = h.reshape(x2.shape).contiguous() if sg is not None else None
     sg2 = sg.reshape(x2.shape).contiguous() if sg is not None else None
     grad_x, grad_k = extension().backward(grad2, x2, h2, sg2, spec.charge_code, spec.input_decays,
                                           list(spec.kernel_constants(k)), spec.surrogate_code, want_grad_w)
-    grad_w = spec.leak_grad(grad_k, k, w) if want_grad_w else grad_spikes.new_empty(0)
+    grad_w = spec.parameter_grad(grad_k, k, w) if want_grad_w else grad_spikes.new_empty(0)
     return grad_x.view(x.shape), grad_w

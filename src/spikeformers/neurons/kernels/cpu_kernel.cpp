@@ -1,4 +1,4 @@
-// Fused multi-step LIF / PLIF / IF for the CPU: one pass over T forward, one backward.
+// Fused multi-step neurons (LIF, PLIF, IF, EIF, QIF, KLIF) for the CPU: one pass over T forward, one backward.
 //
 // x is [T, N] (N neurons, contiguous). Forward writes only the spikes; backward
 // recomputes the membrane from the saved input, a cache-sized chunk of neurons
@@ -70,43 +70,44 @@ struct Settings {
   acc_t v_reset;      // hard reset level (unused for soft)
   acc_t x_mul, x_div; // dh/dx = x_mul / x_div
   acc_t alpha;
+  acc_t scale;        // kScaled's learned k
+  acc_t p0, p1, p2;   // kExp (delta_T, theta_rh, v_rest), kQuad (a0, v_rest, v_c)
   bool decay_input;
 };
 
 // The kernels' charges, by the spec's code (FUSED_KINDS in spec.py). A new charge is a new
 // code here, in charge() and in the backward's derivatives, and in the Triton kernels.
-enum ChargeKind { kLinear = 0 };
+//   kExp:    h = v + (((x + p2) - v) + p0 * exp((v - p1) / p0)) / div      (EIF)
+//   kQuad:   h = v + (x + p0 * (v - p1) * (v - p2)) / div                   (QIF)
+//   kScaled: h = max(scale * linear(v, x), 0), linear with mul 1, div tau    (KLIF)
+// The nonlinear charges' dh[t+1]/dv[t] depends on v[t]: backward evaluates it per step, and decay
+// is then only the detach_mem switch (1 or 0).
+//   kInteger: the linear charge (mul 1, div tau); spikes round(clamp(h / threshold, 0, p0) / p1), integers,
+//             and the reset h - spikes * threshold                               (ILIF, NILIF)
+enum ChargeKind { kLinear = 0, kExp = 1, kQuad = 2, kScaled = 3, kInteger = 4 };
 
-constexpr int kConstants = 12;
+constexpr int kConstants = 16;
 
 template <typename acc_t>
 Settings<acc_t> settings(int64_t charge_kind, bool decay_input, const std::vector<double>& c) {
-  TORCH_CHECK(charge_kind == kLinear, "unknown charge kind ", charge_kind);
+  TORCH_CHECK(charge_kind >= kLinear && charge_kind <= kInteger, "unknown charge kind ", charge_kind);
   TORCH_CHECK(c.size() == kConstants, "expected ", kConstants, " kernel constants, got ", c.size());
   Settings<acc_t> s{};
   s.mul = acc_t(c[0]); s.div = acc_t(c[1]); s.rest = acc_t(c[2]); s.threshold = acc_t(c[3]);
   s.keep = acc_t(c[4]); s.sub = acc_t(c[5]); s.decay = acc_t(c[6]); s.reset_grad = acc_t(c[7]);
   s.v_reset = acc_t(c[8]); s.x_mul = acc_t(c[9]); s.x_div = acc_t(c[10]); s.alpha = acc_t(c[11]);
+  s.scale = acc_t(c[12]); s.p0 = acc_t(c[13]); s.p1 = acc_t(c[14]); s.p2 = acc_t(c[15]);
   s.decay_input = decay_input;
   return s;
 }
 
-template <bool DECAY_INPUT, typename acc_t>
-inline acc_t charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
-  if constexpr (DECAY_INPUT) return v + ((x - (v - s.rest)) * s.mul) / s.div;
-  return (v - ((v - s.rest) * s.mul) / s.div) + x;
-}
-
-template <typename acc_t>
-inline acc_t after_spike(const Settings<acc_t>& s, acc_t h, bool fired) {
-  return fired ? h * s.keep - s.sub : h;
-}
-
-// exp for the sigmoid surrogate. libm's expf is a scalar call that stops the compiler from
-// vectorising the backward loop, where it is most of the work; this one is a few branch-free
+// exp for the sigmoid surrogate and EIF's charge. libm's expf is a scalar call that stops the
+// compiler from vectorising the loops, where it is most of the work; this one is a few branch-free
 // operations: e^x = 2^n * e^r with n = round(x / ln 2), |r| <= ln(2)/2, e^r by its Taylor
 // series to r^7 (truncation error below 5e-9, under one float ulp). Surrogates need not be
-// exact (the tests hold float32 gradients to 1e-6); float64 keeps std::exp.
+// exact (the tests hold float32 gradients to 1e-6); an EIF membrane may differ from PyTorch's
+// (whose own expf is a vector approximation too) by an ulp, which flips a spike only within an
+// ulp of the threshold, as the tests allow; float64 keeps std::exp.
 inline float surrogate_exp(float x) {
   x = std::min(std::max(x, -87.0f), 88.0f);  // e^x stays a normal float
   const float round = 12582912.0f;            // 1.5 * 2^23: adding it rounds to an integer
@@ -126,6 +127,53 @@ inline float surrogate_exp(float x) {
   return p * scale;
 }
 inline double surrogate_exp(double x) { return std::exp(x); }
+
+template <bool DECAY_INPUT, typename acc_t>
+inline acc_t linear_charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
+  if constexpr (DECAY_INPUT) return v + ((x - (v - s.rest)) * s.mul) / s.div;
+  return (v - ((v - s.rest) * s.mul) / s.div) + x;
+}
+
+template <int KIND, bool DECAY_INPUT, typename acc_t>
+inline acc_t charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
+  if constexpr (KIND == kExp) {
+    return v + (((x + s.p2) - v) + s.p0 * surrogate_exp((v - s.p1) / s.p0)) / s.div;
+  } else if constexpr (KIND == kQuad) {
+    return v + (x + (s.p0 * (v - s.p1)) * (v - s.p2)) / s.div;
+  } else if constexpr (KIND == kScaled) {
+    const acc_t h = s.scale * linear_charge<DECAY_INPUT>(s, v, x);
+    return h > acc_t(0) ? h : acc_t(0);
+  } else {
+    return linear_charge<DECAY_INPUT>(s, v, x);
+  }
+}
+
+// dh[t+1]/dv[t] of a nonlinear charge at v = v[t] (times decay, the detach_mem switch).
+template <int KIND, typename acc_t>
+inline acc_t charge_slope(const Settings<acc_t>& s, acc_t v) {
+  if constexpr (KIND == kExp) return acc_t(1) + (surrogate_exp((v - s.p1) / s.p0) - acc_t(1)) / s.div;
+  else if constexpr (KIND == kQuad) return acc_t(1) + (s.p0 * ((v - s.p1) + (v - s.p2))) / s.div;
+  else return acc_t(1);
+}
+
+template <typename acc_t>
+inline acc_t after_spike(const Settings<acc_t>& s, acc_t h, bool fired) {
+  return fired ? h * s.keep - s.sub : h;
+}
+
+// kInteger's spikes, as torch computes round(clamp(h / threshold, 0, D) / divisor): adding and taking
+// away 2^23 (float) or 2^52 (double) rounds a value in [0, 2^22) to the nearest integer, ties to even,
+// as torch.round does, in two operations the compiler can vectorise.
+template <typename acc_t>
+inline acc_t integer_spike(const Settings<acc_t>& s, acc_t h) {
+  acc_t u = h / s.threshold;
+  u = u < acc_t(0) ? acc_t(0) : (u > s.p0 ? s.p0 : u);
+  u = u / s.p1;  // ILIF's divisor is 1: exact
+  const acc_t magic = sizeof(acc_t) == 4 ? acc_t(8388608.0) : acc_t(4503599627370496.0);
+  return (u + magic) - magic;
+}
+
+
 
 // The surrogates' codes (surrogate.py: kernel_code); kGiven: values computed by the user's Python function.
 enum SurrogateKind { kSigmoid = 0, kAtan = 1, kQGate = 2, kGate = 3, kGiven = 4 };
@@ -169,36 +217,42 @@ int64_t chunk_size(int64_t T, int64_t elem_size) {
 
 // The loops below branch only on template parameters, so each compiles to straight-line
 // code that the compiler can vectorise.
-template <bool DECAY_INPUT, bool SPIKES, bool H_LOCAL, bool H_FULL, typename scalar_t, typename acc_t>
+template <int KIND, bool DECAY_INPUT, bool SPIKES, bool H_LOCAL, bool H_FULL, typename scalar_t, typename acc_t>
 void forward_loop(const Settings<acc_t>& s, const scalar_t* x, scalar_t* spikes, acc_t* h_local, acc_t* h_full,
                   int64_t T, int64_t N, int64_t start, int64_t len, acc_t* v) {
   for (int64_t i = 0; i < len; ++i) v[i] = s.rest;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t base = t * N + start;
     for (int64_t i = 0; i < len; ++i) {
-      const acc_t h = charge<DECAY_INPUT>(s, v[i], load<scalar_t, acc_t>(x, base + i));
-      const bool fired = h >= s.threshold;
-      if constexpr (SPIKES) store<scalar_t, acc_t>(spikes, base + i, fired ? acc_t(1) : acc_t(0));
+      const acc_t h = charge<KIND, DECAY_INPUT>(s, v[i], load<scalar_t, acc_t>(x, base + i));
       if constexpr (H_LOCAL) h_local[t * len + i] = h;  // the chunk's own [T, len] buffer
       if constexpr (H_FULL) h_full[base + i] = h;       // the whole [T, N] tensor
-      v[i] = after_spike(s, h, fired);
+      if constexpr (KIND == kInteger) {
+        const acc_t spike = integer_spike(s, h);
+        if constexpr (SPIKES) store<scalar_t, acc_t>(spikes, base + i, spike);
+        v[i] = h - spike * s.threshold;
+      } else {
+        const bool fired = h >= s.threshold;
+        if constexpr (SPIKES) store<scalar_t, acc_t>(spikes, base + i, fired ? acc_t(1) : acc_t(0));
+        v[i] = after_spike(s, h, fired);
+      }
     }
   }
 }
 
 // One chunk of neurons [start, start + len) over all T: writes the spikes (and h into the
 // [T, N] tensor h_full) when spikes is given, else only h into the chunk buffer h_local.
-template <typename scalar_t, typename acc_t>
+template <int KIND, typename scalar_t, typename acc_t>
 void forward_chunk(const Settings<acc_t>& s, const scalar_t* x, scalar_t* spikes, acc_t* h_local, acc_t* h_full,
                    int64_t T, int64_t N, int64_t start, int64_t len, acc_t* v) {
   auto run = [&](auto decay_input) {
     constexpr bool D = decltype(decay_input)::value;
     if (!spikes)
-      forward_loop<D, false, true, false>(s, x, spikes, h_local, h_full, T, N, start, len, v);
+      forward_loop<KIND, D, false, true, false>(s, x, spikes, h_local, h_full, T, N, start, len, v);
     else if (h_full)
-      forward_loop<D, true, false, true>(s, x, spikes, h_local, h_full, T, N, start, len, v);
+      forward_loop<KIND, D, true, false, true>(s, x, spikes, h_local, h_full, T, N, start, len, v);
     else
-      forward_loop<D, true, false, false>(s, x, spikes, h_local, h_full, T, N, start, len, v);
+      forward_loop<KIND, D, true, false, false>(s, x, spikes, h_local, h_full, T, N, start, len, v);
   };
   if (s.decay_input)
     run(std::true_type{});
@@ -230,7 +284,13 @@ extern "C" const char* neuron_forward(int dtype, const void* x, void* spikes, vo
       std::vector<acc_t> v(C);
       for (int64_t c = begin; c < end; ++c) {
         const int64_t start = c * C, len = std::min(C, N - start);
-        forward_chunk<scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data());
+        switch (charge_kind) {
+          case kExp: forward_chunk<kExp, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data()); break;
+          case kQuad: forward_chunk<kQuad, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data()); break;
+          case kScaled: forward_chunk<kScaled, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data()); break;
+          case kInteger: forward_chunk<kInteger, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data()); break;
+          default: forward_chunk<kLinear, scalar_t, acc_t>(s, xp, sp, nullptr, hp, T, N, start, len, v.data());
+        }
       }
     });
   });
@@ -239,10 +299,11 @@ extern "C" const char* neuron_forward(int dtype, const void* x, void* spikes, vo
 
 namespace {
 
-template <int SURROGATE, bool SOFT, bool GRAD_K, typename scalar_t, typename acc_t>
-void backward_chunk(const Settings<acc_t>& s, const scalar_t* grad_spikes, const scalar_t* x, const acc_t* h_given,
-                    const acc_t* sg_given, scalar_t* grad_x, int64_t T, int64_t N, int64_t start, int64_t len,
-                    acc_t* hbuf, acc_t* v, acc_t* carry, double& grad_k) {
+template <int KIND, int SURROGATE, bool SOFT, bool GRAD_K, typename scalar_t, typename acc_t>
+void backward_chunk(const Settings<acc_t>& s, const scalar_t* __restrict__ grad_spikes, const scalar_t* __restrict__ x,
+                    const acc_t* h_given, const acc_t* __restrict__ sg_given, scalar_t* __restrict__ grad_x, int64_t T,
+                    int64_t N, int64_t start, int64_t len, acc_t* hbuf, acc_t* __restrict__ v,
+                    acc_t* __restrict__ carry, double* __restrict__ k_lanes, double& grad_k) {
   // The chunk's membranes, recomputed from x (or read back when Python kept them).
   const acc_t* h = hbuf;
   int64_t hstride = len;
@@ -250,14 +311,32 @@ void backward_chunk(const Settings<acc_t>& s, const scalar_t* grad_spikes, const
     h = h_given + start;
     hstride = N;
   } else {
-    forward_chunk<scalar_t, acc_t>(s, x, nullptr, hbuf, nullptr, T, N, start, len, v);
+    forward_chunk<KIND, scalar_t, acc_t>(s, x, nullptr, hbuf, nullptr, T, N, start, len, v);
   }
   for (int64_t i = 0; i < len; ++i) carry[i] = acc_t(0);
-  double k_sum = 0.0;
+  // dL/dk per neuron, summed over t in float64, then over the neurons in order after the loop: one
+  // running sum inside the loop would keep the compiler from vectorising it.
+  if constexpr (GRAD_K)
+    for (int64_t i = 0; i < len; ++i) k_lanes[i] = 0.0;
   for (int64_t t = T - 1; t >= 0; --t) {
     const int64_t base = t * N + start;
-    const acc_t* ht = h + t * hstride;
-    const acc_t* hprev = t > 0 ? h + (t - 1) * hstride : nullptr;
+    const acc_t* __restrict__ ht = h + t * hstride;
+    // at t = 0 there is no h[t-1]; pointing at h[t] keeps every load valid, so the selects vectorise
+    const bool has_prev = t > 0;
+    const acc_t* __restrict__ hprev = has_prev ? h + (t - 1) * hstride : ht;
+    if constexpr (KIND == kInteger) {
+      // the spikes' straight-through gradient inside 0 <= h / threshold <= D (torch.clamp's rule), divided
+      // as the forward divides; the reset subtracts the spikes, which carry no gradient there
+      for (int64_t i = 0; i < len; ++i) {
+        const acc_t u = ht[i] / s.threshold;
+        const bool inside = u >= acc_t(0) && u <= s.p0;
+        const acc_t g = load<scalar_t, acc_t>(grad_spikes, base + i);
+        const acc_t gh = (inside ? (g / s.p1) / s.threshold : acc_t(0)) + carry[i] * s.decay;
+        carry[i] = gh;
+        store<scalar_t, acc_t>(grad_x, base + i, (gh * s.x_mul) / s.x_div);
+      }
+      continue;
+    }
     for (int64_t i = 0; i < len; ++i) {
       const acc_t hv = ht[i];
       const acc_t sg = SURROGATE == kGiven ? sg_given[base + i] : surrogate<SURROGATE, acc_t>(hv - s.threshold, s.alpha);
@@ -268,25 +347,43 @@ void backward_chunk(const Settings<acc_t>& s, const scalar_t* grad_spikes, const
         dv_dh = acc_t(1) - s.reset_grad * s.threshold * sg;
       else                 // hard: v = h * (1 - s) + v_reset * s
         dv_dh = (fired ? acc_t(0) : acc_t(1)) + s.reset_grad * (s.v_reset - hv) * sg;
-      // carry holds dL/dh[t+1]; it reaches h[t] through the leak and the reset.
-      const acc_t gh = load<scalar_t, acc_t>(grad_spikes, base + i) * sg + carry[i] * s.decay * dv_dh;
-      carry[i] = gh;
-      store<scalar_t, acc_t>(grad_x, base + i, (gh * s.x_mul) / s.x_div);
-      if constexpr (GRAD_K) {
+      // carry holds dL/dh[t+1] (kScaled: through its rectifier and scale); it reaches h[t] through
+      // the leak and the reset.
+      acc_t gh;
+      if constexpr (KIND == kExp || KIND == kQuad)
+        gh = load<scalar_t, acc_t>(grad_spikes, base + i) * sg +
+             ((carry[i] * s.decay) * charge_slope<KIND>(s, after_spike(s, hv, fired))) * dv_dh;
+      else
+        gh = load<scalar_t, acc_t>(grad_spikes, base + i) * sg + carry[i] * s.decay * dv_dh;
+      acc_t g_inner = gh;  // dL/d(the linear charge inside kScaled's rectifier)
+      if constexpr (KIND == kScaled) g_inner = hv > acc_t(0) ? gh * s.scale : acc_t(0);
+      carry[i] = g_inner;
+      store<scalar_t, acc_t>(grad_x, base + i, (g_inner * s.x_mul) / s.x_div);
+      if constexpr (GRAD_K && KIND == kScaled) {
+        // dh[t]/dk = the linear charge of v[t-1] and x[t], where the rectifier passes
+        const acc_t v_prev = has_prev ? after_spike(s, hprev[i], hprev[i] >= s.threshold) : s.rest;
+        const acc_t inner = s.decay_input ? linear_charge<true>(s, v_prev, load<scalar_t, acc_t>(x, base + i))
+                                          : linear_charge<false>(s, v_prev, load<scalar_t, acc_t>(x, base + i));
+        k_lanes[i] += static_cast<double>(hv > acc_t(0) ? gh * inner : acc_t(0));
+      } else if constexpr (GRAD_K) {
         // dh[t]/dk = x[t] - (v[t-1] - rest) (decay_input) or -(v[t-1] - rest)
-        const acc_t leak = hprev ? after_spike(s, hprev[i], hprev[i] >= s.threshold) - s.rest : acc_t(0);
+        const acc_t leak = has_prev ? after_spike(s, hprev[i], hprev[i] >= s.threshold) - s.rest : acc_t(0);
         const acc_t dk = s.decay_input ? load<scalar_t, acc_t>(x, base + i) - leak : -leak;
-        k_sum += static_cast<double>(gh * dk);
+        k_lanes[i] += static_cast<double>(gh * dk);
       }
     }
   }
-  grad_k += k_sum;
+  if constexpr (GRAD_K) {
+    double k_sum = 0.0;
+    for (int64_t i = 0; i < len; ++i) k_sum += k_lanes[i];
+    grad_k += k_sum;
+  }
 }
 
 template <int SURROGATE, typename scalar_t>
-void backward_impl(const Settings<at::opmath_type<scalar_t>>& s, const scalar_t* gp, const scalar_t* xp,
-                   const at::opmath_type<scalar_t>* hp, const at::opmath_type<scalar_t>* sgp, scalar_t* gxp,
-                   int64_t T, int64_t N, bool want_grad_k, double& grad_k) {
+void backward_impl(int64_t charge_kind, const Settings<at::opmath_type<scalar_t>>& s, const scalar_t* gp,
+                   const scalar_t* xp, const at::opmath_type<scalar_t>* hp, const at::opmath_type<scalar_t>* sgp,
+                   scalar_t* gxp, int64_t T, int64_t N, bool want_grad_k, double& grad_k) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t C = chunk_size(T, sizeof(acc_t));
   const int64_t chunks = (N + C - 1) / C;
@@ -295,17 +392,32 @@ void backward_impl(const Settings<at::opmath_type<scalar_t>>& s, const scalar_t*
   std::vector<double> partial(chunks, 0.0);
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> hbuf(hp ? 0 : T * C), v(C), carry(C);
+    std::vector<double> k_lanes(want_grad_k ? C : 0);
     for (int64_t c = begin; c < end; ++c) {
       const int64_t start = c * C, len = std::min(C, N - start);
-      auto run = [&](auto soft, auto grad_k) {
-        backward_chunk<SURROGATE, decltype(soft)::value, decltype(grad_k)::value, scalar_t, acc_t>(
-            s, gp, xp, hp, sgp, gxp, T, N, start, len, hbuf.data(), v.data(), carry.data(), partial[c]);
+      auto run = [&](auto kind, auto soft, auto grad_k) {
+        backward_chunk<decltype(kind)::value, SURROGATE, decltype(soft)::value, decltype(grad_k)::value, scalar_t,
+                       acc_t>(s, gp, xp, hp, sgp, gxp, T, N, start, len, hbuf.data(), v.data(), carry.data(),
+                              k_lanes.data(), partial[c]);
       };
-      const bool soft = s.keep == acc_t(1);
-      if (soft && want_grad_k) run(std::true_type{}, std::true_type{});
-      else if (soft) run(std::true_type{}, std::false_type{});
-      else if (want_grad_k) run(std::false_type{}, std::true_type{});
-      else run(std::false_type{}, std::false_type{});
+      // Only LIF/PLIF's and KLIF's charges have a learned parameter: the other kinds skip that variant.
+      auto run_kind = [&](auto kind, auto learnable) {
+        const bool soft = s.keep == acc_t(1);
+        if constexpr (decltype(learnable)::value) {
+          if (soft && want_grad_k) return run(kind, std::true_type{}, std::true_type{});
+          if (!soft && want_grad_k) return run(kind, std::false_type{}, std::true_type{});
+        }
+        if (soft) run(kind, std::true_type{}, std::false_type{});
+        else run(kind, std::false_type{}, std::false_type{});
+      };
+      using K = std::integral_constant<int, kLinear>;
+      switch (charge_kind) {
+        case kExp: run_kind(std::integral_constant<int, kExp>{}, std::false_type{}); break;
+        case kQuad: run_kind(std::integral_constant<int, kQuad>{}, std::false_type{}); break;
+        case kScaled: run_kind(std::integral_constant<int, kScaled>{}, std::true_type{}); break;
+        case kInteger: run_kind(std::integral_constant<int, kInteger>{}, std::false_type{}); break;
+        default: run_kind(K{}, std::true_type{});
+      }
     }
   });
   for (double p : partial) grad_k += p;
@@ -335,11 +447,11 @@ extern "C" const char* neuron_backward(int dtype, const void* grad_spikes, const
     advise_huge_pages(gxp, T * N * int64_t(sizeof(scalar_t)));
     const bool k = want_grad_k != 0;
     switch (surrogate_kind) {
-      case kSigmoid: backward_impl<kSigmoid, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
-      case kAtan: backward_impl<kAtan, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
-      case kQGate: backward_impl<kQGate, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
-      case kGate: backward_impl<kGate, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
-      case kGiven: backward_impl<kGiven, scalar_t>(s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
+      case kSigmoid: backward_impl<kSigmoid, scalar_t>(charge_kind, s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
+      case kAtan: backward_impl<kAtan, scalar_t>(charge_kind, s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
+      case kQGate: backward_impl<kQGate, scalar_t>(charge_kind, s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
+      case kGate: backward_impl<kGate, scalar_t>(charge_kind, s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
+      case kGiven: backward_impl<kGiven, scalar_t>(charge_kind, s, gp, xp, hp, sgp, gxp, T, N, k, *grad_k); break;
       default: TORCH_CHECK(false, "unknown surrogate kind ", surrogate_kind);
     }
   });

@@ -71,12 +71,14 @@ def keeps_membrane(spec: NeuronSpec) -> bool:
 
 
 def keeps_input(spec: NeuronSpec, learned: bool) -> bool:
-    """Whether backward needs ``x``: only for a learned leak's gradient with decay_input."""
-    return learned and spec.input_decays
+    """Whether backward needs ``x``: only for a learned parameter's gradient that reads it (PLIF's with
+    decay_input, KLIF's)."""
+    return learned and (spec.input_decays or spec.learned_scale)
 
 
 # The kernels load each constant as c[i] + c[NUM + i] * k, i in KernelConstants' order:
-# 0 mul, 1 div, 2 rest, 3 threshold, 4 keep, 5 sub, 6 decay, 7 reset_grad, 8 v_reset, 9 x_mul, 10 x_div, 11 alpha.
+# 0 mul, 1 div, 2 rest, 3 threshold, 4 keep, 5 sub, 6 decay, 7 reset_grad, 8 v_reset, 9 x_mul, 10 x_div, 11 alpha,
+# 12 scale, 13 p0, 14 p1, 15 p2. CHARGE: the spec's codes (0 linear, 1 EIF's exp, 2 QIF's quadratic, 3 KLIF's scaled).
 def _forward_kernel(x_ptr, spikes_ptr, h_ptr, c_ptr, k_ptr, N, T,
                     CHARGE: tl.constexpr, DECAY_INPUT: tl.constexpr, SOFT: tl.constexpr, DIVIDE: tl.constexpr,
                     FP64: tl.constexpr, NUM: tl.constexpr, BLOCK: tl.constexpr):
@@ -88,13 +90,17 @@ def _forward_kernel(x_ptr, spikes_ptr, h_ptr, c_ptr, k_ptr, N, T,
     rest = tl.load(c_ptr + 2) + tl.load(c_ptr + NUM + 2) * k
     threshold = tl.load(c_ptr + 3) + tl.load(c_ptr + NUM + 3) * k
     v_reset = tl.load(c_ptr + 8) + tl.load(c_ptr + NUM + 8) * k
+    scale = tl.load(c_ptr + 12) + tl.load(c_ptr + NUM + 12) * k
+    p0 = tl.load(c_ptr + 13) + tl.load(c_ptr + NUM + 13) * k
+    p1 = tl.load(c_ptr + 14) + tl.load(c_ptr + NUM + 14) * k
+    p2 = tl.load(c_ptr + 15) + tl.load(c_ptr + NUM + 15) * k
     v = tl.full([BLOCK], 0.0, h_ptr.dtype.element_ty) + rest
     for t in range(T):
         step = offs + t * N.to(tl.int64)
         x = tl.load(x_ptr + step, mask=mask, other=0.0).to(h_ptr.dtype.element_ty)
         # The charge with the kernel constants, operation for operation as the CPU kernel computes it.
         # Correctly rounded division: float32 '/' is approximate on a GPU, float64's is exact.
-        if CHARGE == 0:
+        if CHARGE == 0 or CHARGE == 3 or CHARGE == 4:
             if DECAY_INPUT:
                 a = (x - (v - rest)) * mul
             else:
@@ -108,13 +114,46 @@ def _forward_kernel(x_ptr, spikes_ptr, h_ptr, c_ptr, k_ptr, N, T,
                 h = v + a
             else:
                 h = (v - a) + x
-        fired = h >= threshold
-        tl.store(spikes_ptr + step, fired.to(spikes_ptr.dtype.element_ty), mask=mask)
-        tl.store(h_ptr + step, h, mask=mask)
-        if SOFT:
-            v = tl.where(fired, h - threshold, h)
+            if CHARGE == 3:
+                h = scale * h
+                h = tl.where(h > 0.0, h, 0.0).to(v.dtype)
         else:
-            v = tl.where(fired, v_reset, h)
+            if CHARGE == 1:
+                if FP64:
+                    e = tl.exp((v - p1) / p0)
+                else:
+                    e = tl.exp(tl.math.div_rn(v - p1, tl.full([BLOCK], 0.0, v.dtype) + p0))
+                a = ((x + p2) - v) + p0 * e
+            else:
+                a = x + (p0 * (v - p1)) * (v - p2)
+            if FP64:
+                h = v + a / div
+            else:
+                h = v + tl.math.div_rn(a, tl.full([BLOCK], 0.0, v.dtype) + div)
+        tl.store(h_ptr + step, h, mask=mask)
+        if CHARGE == 4:
+            # ILIF: round(clamp(h / threshold, 0, D) / divisor), ties to even as torch.round (adding and
+            # taking away 2^23, or 2^52, rounds a value in [0, 2^22)); the reset subtracts the spikes
+            if FP64:
+                u = h / threshold
+            else:
+                u = tl.math.div_rn(h, tl.full([BLOCK], 0.0, v.dtype) + threshold)
+            u = tl.where(u < 0.0, 0.0, tl.where(u > p0, p0, u)).to(v.dtype)
+            if FP64:
+                u = u / p1
+                spike = (u + 4503599627370496.0) - 4503599627370496.0
+            else:
+                u = tl.math.div_rn(u, tl.full([BLOCK], 0.0, v.dtype) + p1)
+                spike = (u + 8388608.0) - 8388608.0
+            tl.store(spikes_ptr + step, spike.to(spikes_ptr.dtype.element_ty), mask=mask)
+            v = h - spike * threshold
+        else:
+            fired = h >= threshold
+            tl.store(spikes_ptr + step, fired.to(spikes_ptr.dtype.element_ty), mask=mask)
+            if SOFT:
+                v = tl.where(fired, h - threshold, h)
+            else:
+                v = tl.where(fired, v_reset, h)
 
 
 def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, c_ptr, k_ptr, N, T,
@@ -133,6 +172,12 @@ def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, c_p
     x_mul = tl.load(c_ptr + 9) + tl.load(c_ptr + NUM + 9) * k
     x_div = tl.load(c_ptr + 10) + tl.load(c_ptr + NUM + 10) * k
     alpha = tl.load(c_ptr + 11) + tl.load(c_ptr + NUM + 11) * k
+    mul = tl.load(c_ptr + 0) + tl.load(c_ptr + NUM + 0) * k
+    div = tl.load(c_ptr + 1) + tl.load(c_ptr + NUM + 1) * k
+    scale = tl.load(c_ptr + 12) + tl.load(c_ptr + NUM + 12) * k
+    p0 = tl.load(c_ptr + 13) + tl.load(c_ptr + NUM + 13) * k
+    p1 = tl.load(c_ptr + 14) + tl.load(c_ptr + NUM + 14) * k
+    p2 = tl.load(c_ptr + 15) + tl.load(c_ptr + NUM + 15) * k
     n64 = N.to(tl.int64)
     h = tl.load(h_ptr + offs + (T - 1) * n64, mask=mask, other=0.0)
     carry = tl.full([BLOCK], 0.0, h.dtype)
@@ -141,6 +186,16 @@ def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, c_p
         t = T - 1 - i
         step = offs + t * n64
         g = tl.load(grad_ptr + step, mask=mask, other=0.0).to(h.dtype)
+        if CHARGE == 4:
+            # ILIF: the straight-through gradient inside 0 <= h / threshold <= D, divided as forward divides
+            if FP64:
+                ratio = h / threshold
+                g_st = (g / p1) / threshold
+            else:
+                ratio = tl.math.div_rn(h, tl.full([BLOCK], 0.0, h.dtype) + threshold)
+                g_st = tl.math.div_rn(tl.math.div_rn(g, tl.full([BLOCK], 0.0, h.dtype) + p1),
+                                      tl.full([BLOCK], 0.0, h.dtype) + threshold)
+            g = tl.where((ratio >= 0.0) & (ratio <= p0), g_st, 0.0).to(h.dtype)
         u = h - threshold
         if SURROGATE == 0:
             sig = 1.0 / (1.0 + tl.exp(-alpha * u))
@@ -160,14 +215,39 @@ def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, c_p
             dv_dh = 1.0 - reset_grad * threshold * sg
         else:
             dv_dh = tl.where(fired, 0.0, 1.0).to(h.dtype) + reset_grad * (v_reset - h) * sg
-        gh = g * sg + carry * decay * dv_dh
+        if CHARGE == 4:
+            gh = g + carry * decay
+        elif CHARGE == 1 or CHARGE == 2:
+            # dh[t+1]/dv[t] at v[t]; decay is the detach_mem switch
+            if SOFT:
+                v_t = tl.where(fired, h - threshold, h)
+            else:
+                v_t = tl.where(fired, v_reset, h)
+            if CHARGE == 1:
+                if FP64:
+                    slope = 1.0 + (tl.exp((v_t - p1) / p0) - 1.0) / div
+                else:
+                    slope = 1.0 + tl.math.div_rn(tl.exp(tl.math.div_rn(v_t - p1, tl.full([BLOCK], 0.0, h.dtype) + p0))
+                                                 - 1.0, tl.full([BLOCK], 0.0, h.dtype) + div)
+            else:
+                if FP64:
+                    slope = 1.0 + (p0 * ((v_t - p1) + (v_t - p2))) / div
+                else:
+                    slope = 1.0 + tl.math.div_rn(p0 * ((v_t - p1) + (v_t - p2)), tl.full([BLOCK], 0.0, h.dtype) + div)
+            gh = g * sg + ((carry * decay) * slope) * dv_dh
+        else:
+            gh = g * sg + carry * decay * dv_dh
+        if CHARGE == 3:  # through KLIF's rectifier and scale
+            g_inner = tl.where(h > 0.0, gh * scale, 0.0).to(h.dtype)
+        else:
+            g_inner = gh
         if X_DIVIDE:
             if FP64:
-                grad_x = (gh * x_mul) / x_div
+                grad_x = (g_inner * x_mul) / x_div
             else:
-                grad_x = tl.math.div_rn(gh * x_mul, tl.full([BLOCK], 0.0, gh.dtype) + x_div)
+                grad_x = tl.math.div_rn(g_inner * x_mul, tl.full([BLOCK], 0.0, gh.dtype) + x_div)
         else:
-            grad_x = gh * x_mul
+            grad_x = g_inner * x_mul
         tl.store(grad_x_ptr + step, grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
         # h[t-1]: the next step's membrane, and for PLIF the v[t-1] of dh[t]/dk.
         has_prev = mask & ((offs * 0 + t) > 0)
@@ -185,8 +265,28 @@ def _backward_kernel(grad_ptr, h_ptr, x_ptr, sg_ptr, grad_x_ptr, grad_k_ptr, c_p
                     dk = x - leak
                 else:
                     dk = -leak
+            else:  # KLIF: dh[t]/dk = the linear charge of v[t-1] and x[t], where the rectifier passes
+                if SOFT:
+                    v_prev = tl.where(h_prev >= threshold, h_prev - threshold, h_prev)
+                else:
+                    v_prev = tl.where(h_prev >= threshold, v_reset, h_prev)
+                v_prev = tl.where(has_prev, v_prev, rest)
+                x = tl.load(x_ptr + step, mask=mask, other=0.0).to(h.dtype)
+                if DECAY_INPUT:
+                    a = (x - (v_prev - rest)) * mul
+                else:
+                    a = (v_prev - rest) * mul
+                if FP64:
+                    a = a / div
+                else:
+                    a = tl.math.div_rn(a, tl.full([BLOCK], 0.0, h.dtype) + div)
+                if DECAY_INPUT:
+                    inner = v_prev + a
+                else:
+                    inner = (v_prev - a) + x
+                dk = tl.where(h > 0.0, inner, 0.0)
             grad_k += tl.where(mask, (gh * dk).to(tl.float64), 0.0)
-        carry = gh
+        carry = g_inner
         h = h_prev
     if WANT_GRAD_K:
         # One partial sum per neuron, added up by PyTorch in a fixed order: deterministic.
@@ -213,7 +313,7 @@ def _constants(spec: NeuronSpec, dtype: torch.dtype, device: torch.device) -> tu
 
 def _leak(spec: NeuronSpec, w: torch.Tensor | None, dtype: torch.dtype, device: torch.device):
     constants, zero = _constants(spec, dtype, device)
-    return constants, (NeuronSpec.leak_factor(w, dtype).reshape(1) if w is not None else zero)
+    return constants, (spec.parameter_value(w, dtype).reshape(1) if w is not None else zero)
 
 
 def _block(n: int) -> int:
@@ -264,5 +364,5 @@ def backward(grad_spikes: torch.Tensor, x: torch.Tensor | None, w: torch.Tensor 
         X_DIVIDE=_divides(spec, "x_div"), SURROGATE=spec.surrogate_code,
         WANT_GRAD_K=want_grad_w, FP64=h.dtype == torch.float64, NUM=_NUM, BLOCK=block,
     )
-    grad_w = spec.leak_grad(grad_k.sum(), k, w) if want_grad_w else grad_spikes.new_empty(0)
+    grad_w = spec.parameter_grad(grad_k.sum(), k, w) if want_grad_w else grad_spikes.new_empty(0)
     return grad_x.view(grad_spikes.shape), grad_w

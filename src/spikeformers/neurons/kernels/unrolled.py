@@ -22,7 +22,13 @@ Charge = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def fire(h: torch.Tensor, spec: NeuronSpec) -> torch.Tensor:
-    """The spikes ``h >= v_threshold`` (0 or 1), with the surrogate's derivative for backward."""
+    """The spikes ``h >= v_threshold`` (0 or 1), with the surrogate's derivative for backward; ILIF's
+    integers with their straight-through gradient."""
+    if spec.integer_spikes:
+        D, divisor = spec.constants
+        u = torch.clamp(h / spec.v_threshold, min=0, max=D)
+        u = u / divisor if divisor != 1.0 else u
+        return torch.round(u.detach()) + (u - u.detach())
     spikes = (h >= spec.v_threshold).to(h.dtype)
     if h.requires_grad:
         u = h - spec.v_threshold
@@ -32,7 +38,7 @@ def fire(h: torch.Tensor, spec: NeuronSpec) -> torch.Tensor:
 
 def reset(h: torch.Tensor, spikes: torch.Tensor, spec: NeuronSpec) -> torch.Tensor:
     """v[t] by the textbook formulas, so the gradient through the spikes is autograd's own."""
-    s = spikes.detach() if spec.detach_reset else spikes
+    s = spikes.detach() if spec.detach_reset or spec.integer_spikes else spikes
     if spec.soft_reset:
         return h - spec.v_threshold * s
     return h * (1.0 - s) + spec.v_reset * s
@@ -43,7 +49,7 @@ def multistep(x: torch.Tensor, w: torch.Tensor | None, spec: NeuronSpec, charge:
     compute_dtype = torch.promote_types(x.dtype, torch.float32)
     xc = x.to(compute_dtype)
     if charge is None:
-        k = spec.leak_factor(w, compute_dtype) if w is not None else None  # differentiable: PLIF's gradient
+        k = spec.parameter_value(w, compute_dtype) if w is not None else None  # differentiable: PLIF's, KLIF's gradient
         charge = lambda v, x_t: spec.charge(v, x_t, k)  # noqa: E731
     v = torch.full(x.shape[1:], spec.rest, dtype=compute_dtype, device=x.device)
     spikes = []
