@@ -20,7 +20,7 @@ from spikeformers.models import create_model
 
 REFERENCE_DIR = Path(__file__).parent / "data" / "authors_reference"
 MODELS = ["spikformer_dvs", "spike_driven_dvs", "qkformer_dvs", "tim_dvs", "spikingformer_dvs", "sglformer_dvs",
-          "meta_spikformer"]  # file stems; each file names its registered model
+          "meta_spikformer", "cml_spikingformer_dvs", "cml_spikformer_cifar10"]  # file stems; each file names its registered model
 LOGIT_ATOL = 1e-9  # float64: two faithful implementations differ only by rounding
 GRAD_RTOL = 1e-6  # relative to the largest reference gradient entry
 
@@ -118,6 +118,9 @@ def test_references_are_not_degenerate(name):
     ("spike_driven_dvs", dict(erode="spatial"), "eval"),  # 3x3 erode over (H, W), not over flattened tokens
     # RepConv's padded BN border from batch statistics in training, not from the running ones
     ("meta_spikformer", dict(official_quirks=False), "train"),
+    # CML's point: the stem pools the BN output before the neuron; the base families pool the spikes
+    ("cml_spikingformer_dvs", dict(cml=False), "eval"),
+    ("cml_spikformer_cifar10", dict(cml=False), "eval"),
 ])
 def test_the_authors_quirk_is_what_matches_their_code(name, option, mode):
     """The reference files pin each quirk: the model with the paper's (or a corrected) module instead

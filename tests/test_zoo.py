@@ -67,6 +67,8 @@ ONE_PER_FAMILY = {
     "tim_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
     "spikformer_v2_dvs": (32, dict(embed_dim=16, depth=1, num_heads=2)),
     "spikingformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
+    "cml_spikformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
+    "cml_spikingformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
     "spike_driven_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
     "qkformer_dvs": (32, dict(embed_dim=16, depths=(1, 1), num_heads=2)),
     "sglformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from spikeformers.data import DVSDigits
-from spikeformers.models import (QKFormer, SGLFormer, SpikeDrivenTransformer, Spikformer, SpikformerV2, Spikingformer,
-                                 TIMSpikformer, create_model, list_models)
+from spikeformers.models import (CMLSpikformer, CMLSpikingformer, QKFormer, SGLFormer, SpikeDrivenTransformer,
+                                 Spikformer, SpikformerV2, Spikingformer, TIMSpikformer, create_model, list_models)
 from spikeformers.models.meta_spikeformer import MetaSpikeFormer
 from spikeformers.models.registry import model_entry
 
@@ -30,6 +30,8 @@ TINY = {
     TIMSpikformer: dict(embed_dim=16, depth=1, num_heads=2),
     SpikformerV2: dict(embed_dim=16, depth=1, num_heads=2),
     Spikingformer: dict(embed_dim=16, depth=1, num_heads=2),
+    CMLSpikformer: dict(embed_dim=16, depth=1, num_heads=2),
+    CMLSpikingformer: dict(embed_dim=16, depth=1, num_heads=2),
     SpikeDrivenTransformer: dict(embed_dim=16, depth=1, num_heads=2),
     QKFormer: dict(embed_dim=16, depths=(1, 1), num_heads=2),
     SGLFormer: dict(embed_dim=16, depth=1, num_heads=2),
