@@ -22,7 +22,7 @@ from spikeformers.models.meta_spikeformer import MetaSpikeFormer
 from spikeformers.models.registry import model_entry
 
 TIME_STEPS, SAMPLES, BATCH = 2, 64, 16
-SENSOR_32 = ("qkformer_dvs", "spikformer_v2_*")  # four 2x2 downsamplings that must divide exactly
+SENSOR_32 = ("qkformer_dvs", "qkformer_gesture", "spikformer_v2_*")  # four 2x2 downsamplings that must divide exactly
 
 # Per family, the size overrides that make a model tiny; the data set fixes input and classes.
 TINY = {
