@@ -20,7 +20,8 @@ from spikeformers.models import create_model
 
 REFERENCE_DIR = Path(__file__).parent / "data" / "authors_reference"
 MODELS = ["spikformer_dvs", "spike_driven_dvs", "qkformer_dvs", "tim_dvs", "spikingformer_dvs", "sglformer_dvs",
-          "meta_spikformer", "cml_spikingformer_dvs", "cml_spikformer_cifar10"]  # file stems; each file names its registered model
+          "meta_spikformer", "cml_spikingformer_dvs", "cml_spikformer_cifar10",
+          "e_spikeformer"]  # file stems; each file names its registered model
 LOGIT_ATOL = 1e-9  # float64: two faithful implementations differ only by rounding
 GRAD_RTOL = 1e-6  # relative to the largest reference gradient entry
 

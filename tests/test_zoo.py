@@ -72,6 +72,7 @@ ONE_PER_FAMILY = {
     "spike_driven_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
     "qkformer_dvs": (32, dict(embed_dim=16, depths=(1, 1), num_heads=2)),
     "sglformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
+    "e_spikeformer_s": (24, dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2)),
     "meta_spikformer_dvs": (24, dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2, kd=True)),
 }
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Subset
 from spikeformers.data import DVSDigits
 from spikeformers.models import (CMLSpikformer, CMLSpikingformer, QKFormer, SGLFormer, SpikeDrivenTransformer,
                                  Spikformer, SpikformerV2, Spikingformer, TIMSpikformer, create_model, list_models)
+from spikeformers.models.e_spikeformer import ESpikeFormer
 from spikeformers.models.meta_spikeformer import MetaSpikeFormer
 from spikeformers.models.registry import model_entry
 
@@ -36,6 +37,7 @@ TINY = {
     QKFormer: dict(embed_dim=16, depths=(1, 1), num_heads=2),
     SGLFormer: dict(embed_dim=16, depth=1, num_heads=2),
     MetaSpikeFormer: dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2),
+    ESpikeFormer: dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2),
 }
 
 
