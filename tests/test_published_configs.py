@@ -31,6 +31,25 @@ def test_parameter_count_is_the_authors(name, authors, unused):
     assert count_parameters(create_model(name)) == authors - unused
 
 
+# The READMEs' smaller CIFAR models: their tables round the counts as created (the unused LayerNorms
+# included) to 0.01M; the exact counts are pinned, and checked against the rounding.
+@pytest.mark.parametrize("name, exact, readme_millions, depth, dim", [
+    ("spikingformer_cifar10_4_256", 4_152_106, 4.15, 4, 256),
+    ("spikingformer_cifar10_2_384", 5_762_746, 5.76, 2, 384),
+    ("cml_spikingformer_cifar10_4_256", 4_152_106, 4.15, 4, 256),
+    ("cml_spikingformer_cifar10_2_384", 5_762_746, 5.76, 2, 384),
+    ("cml_spikformer_cifar10_4_256", 4_155_178, 4.15, 4, 256),
+    ("cml_spikformer_cifar10_2_384", 5_765_050, 5.76, 2, 384),
+    ("spikingformer_cifar100_4_256", 4_175_236, None, 4, 256),
+    ("cml_spikformer_cifar100_2_384", 5_799_700, None, 2, 384),
+])
+def test_smaller_cifar_models_match_the_readme_counts(name, exact, readme_millions, depth, dim):
+    count = count_parameters(create_model(name))
+    assert count == exact
+    if readme_millions is not None:
+        assert int((count + depth * 4 * dim) / 1e4) / 100 == readme_millions  # the README truncates
+
+
 def test_gesture_configurations_have_eleven_classes_and_the_dvs_geometry():
     with torch.device("meta"):
         for name in ("spikingformer_gesture", "qkformer_gesture", "sglformer_gesture", "spike_driven_gesture"):

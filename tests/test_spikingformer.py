@@ -130,7 +130,8 @@ def test_parameter_counts_are_the_specs(name):
 
 def test_registered_configurations():
     assert list_models("spikingformer*") == [
-        "spikingformer_cifar10", "spikingformer_cifar100", "spikingformer_dvs", "spikingformer_dvs_t10",
+        "spikingformer_cifar10", "spikingformer_cifar100", "spikingformer_cifar100_2_384", "spikingformer_cifar100_4_256",
+        "spikingformer_cifar10_2_384", "spikingformer_cifar10_4_256", "spikingformer_dvs", "spikingformer_dvs_t10",
         "spikingformer_gesture", "spikingformer_gesture_t10", "spikingformer_imagenet_8_384",
         "spikingformer_imagenet_8_512", "spikingformer_imagenet_8_768"]
     with torch.device("meta"):
