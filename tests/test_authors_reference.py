@@ -21,7 +21,7 @@ from spikeformers.models import create_model
 REFERENCE_DIR = Path(__file__).parent / "data" / "authors_reference"
 MODELS = ["spikformer_dvs", "spike_driven_dvs", "qkformer_dvs", "tim_dvs", "spikingformer_dvs", "sglformer_dvs",
           "meta_spikformer", "cml_spikingformer_dvs", "cml_spikformer_cifar10",
-          "e_spikeformer"]  # file stems; each file names its registered model
+          "e_spikeformer", "e_spikeformer_hardvs"]  # file stems; each file names its registered model
 LOGIT_ATOL = 1e-9  # float64: two faithful implementations differ only by rounding
 GRAD_RTOL = 1e-6  # relative to the largest reference gradient entry
 
@@ -122,6 +122,8 @@ def test_references_are_not_degenerate(name):
     # CML's point: the stem pools the BN output before the neuron; the base families pool the spikes
     ("cml_spikingformer_dvs", dict(cml=False), "eval"),
     ("cml_spikformer_cifar10", dict(cml=False), "eval"),
+    # the HARDVS model's spikes are counts 0..4, not divided by 4 (the authors' D_Norm=1)
+    ("e_spikeformer_hardvs", dict(spike_norm=None), "eval"),
 ])
 def test_the_authors_quirk_is_what_matches_their_code(name, option, mode):
     """The reference files pin each quirk: the model with the paper's (or a corrected) module instead

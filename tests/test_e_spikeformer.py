@@ -59,6 +59,7 @@ def test_both_product_orders_give_the_same_attention():
     ("e_spikeformer_m", 10_023_112),
     ("e_spikeformer_s", 5_105_608),
     ("e_spikeformer_t", 2_702_048),
+    ("e_spikeformer_hardvs", 18_740_004),  # Efficient_Spiking_Transformer_scaling_8_19M, built from their file
 ])
 def test_parameter_counts(name, authors):
     assert count_parameters(create_model(name)) == authors
@@ -78,3 +79,28 @@ def test_bad_arguments_name_the_culprit():
         ESpikeFormer(depths=(1, 1, 1))
     with pytest.raises(ValueError, match="mlp_ratio"):
         ESpikeFormer(mlp_ratio=2.5)
+
+
+def test_hardvs_model_fires_undivided_counts_and_scales_its_branches():
+    with torch.device("meta"):
+        model = create_model("e_spikeformer_hardvs")
+    assert (model.time_steps, model.in_channels, model.num_classes) == (8, 2, 300)
+    neurons = [m for m in model.modules() if isinstance(m, MultiSpike)]
+    assert neurons and all(n.norm == 1 and n.max_value == 4 for n in neurons)
+    assert model.head.gain == 1
+    block = model.stages[3][1]
+    assert block.scaled and block.layer_scale1.shape == (256,)
+
+
+def test_layer_scale_multiplies_each_branch_per_channel():
+    torch.manual_seed(0)
+    model = create_model("e_spikeformer_t", embed_dims=(8, 8, 8, 16), num_heads=2, img_size=32,
+                         layer_scale=0.0).eval()
+    block = model.stages[3][1]
+    x = torch.rand(1, 2, 8, 2, 2) * 3
+    assert torch.equal(block(x), x)  # every branch scaled to nothing
+
+
+def test_spike_norm_needs_the_multispike_neuron():
+    with pytest.raises(ValueError, match="spike_norm"):
+        create_model("e_spikeformer_t", neuron="lif", spike_norm=1)

@@ -19,9 +19,9 @@ Layout (widths ``embed_dims = (D0, D1, D2, D3)``): Conv 7x7 stride 2 to D0/2
 neuron, Conv 3x3 stride 2 to D1 -> 2 conv blocks; neuron, Conv 3x3 stride 2 to
 D2 -> 6 transformer blocks; neuron, Conv 3x3 stride 1 to D3 -> 2 transformer
 blocks; mean over tokens -> neuron (integer counts, not divided by D) ->
-Linear. The large models' spike masked-autoencoder pre-training and the HARDVS
-model (another architecture: docs/models.md, "E-SpikeFormer") are not
-implemented.
+Linear. The HARDVS configuration (T=8 event frames, undivided counts, layer
+scales) and what is not implemented (the large models' spike masked-autoencoder
+pre-training): docs/models.md, "E-SpikeFormer".
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..layers import ConvUnit, MembraneMLP
-from ..neurons import NeuronFactory, register_neuron
+from ..neurons import NeuronFactory, neuron_factory, register_neuron
 from .base import SpikingClassifier
 from .registry import Config, register_configs
 
@@ -54,21 +54,25 @@ class _Quantise(torch.autograd.Function):
 
 @register_neuron("multispike")
 class MultiSpike(nn.Module):
-    """E-SpikeFormer's integer spiking neuron: ``round(clamp(x, 0, max_value)) / max_value`` per element
-    and time step, no state. The gradient is the identity inside ``[0, max_value]`` and zero outside (the
-    authors' straight-through estimator). ``max_value`` is the paper's D (4)."""
+    """E-SpikeFormer's integer spiking neuron: ``round(clamp(x, 0, max_value)) / norm`` per element and
+    time step, no state. The gradient is the identity inside ``[0, max_value]`` and zero outside (the
+    authors' straight-through estimator). ``max_value`` is the paper's D (4); ``norm`` (default D) divides
+    the count, 1 in the authors' HARDVS model (their ``D_Norm``)."""
 
-    def __init__(self, max_value: int = 4):
+    def __init__(self, max_value: int = 4, norm: float | None = None):
         super().__init__()
         if max_value < 1:
             raise ValueError(f"max_value must be >= 1, got {max_value}")
         self.max_value = int(max_value)
+        self.norm = float(self.max_value if norm is None else norm)
+        if not self.norm > 0:
+            raise ValueError(f"norm must be positive, got {norm}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _Quantise.apply(x, 0.0, float(self.max_value)) / self.max_value
+        return _Quantise.apply(x, 0.0, float(self.max_value)) / self.norm
 
     def extra_repr(self) -> str:
-        return f"max_value={self.max_value}"
+        return f"max_value={self.max_value}, norm={self.norm:g}"
 
 
 class SepConvSpike(nn.Module):
@@ -136,24 +140,34 @@ class LinearSpikingAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """``x = x + SepConvSpike3x3(x); x = x + LinearSpikingAttention(x); x = x + MLP(x)``."""
+    """``x = x + SepConvSpike3x3(x); x = x + LinearSpikingAttention(x); x = x + MLP(x)``. ``layer_scale``
+    (the authors' HARDVS model, initial value 1e-6): each branch is scaled per channel by a learned vector
+    (``layer_scale1``, ``2``, ``3``) before it is added."""
 
-    def __init__(self, dim: int, num_heads: int, neuron: NeuronFactory, mlp_ratio: float = 4.0, v_ratio: int = 4):
+    def __init__(self, dim: int, num_heads: int, neuron: NeuronFactory, mlp_ratio: float = 4.0, v_ratio: int = 4,
+                 layer_scale: float | None = None):
         super().__init__()
         self.sep = SepConvSpike(dim, neuron, kernel_size=3)
         self.attn = LinearSpikingAttention(dim, num_heads, neuron, v_ratio=v_ratio)
         self.mlp = MembraneMLP(dim, neuron, mlp_ratio, inner_shortcut=False)
+        self.scaled = layer_scale is not None
+        if self.scaled:
+            for i in (1, 2, 3):
+                setattr(self, f"layer_scale{i}", nn.Parameter(torch.full((dim,), float(layer_scale))))
+
+    def _branch(self, i: int, y: torch.Tensor) -> torch.Tensor:
+        return y * getattr(self, f"layer_scale{i}").view(-1, 1, 1) if self.scaled else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.sep(x)
-        x = x + self.attn(x)
-        return x + self.mlp(x)
+        x = x + self._branch(1, self.sep(x))
+        x = x + self._branch(2, self.attn(x))
+        return x + self._branch(3, self.mlp(x))
 
 
 class CountHead(nn.Module):
     """Mean over tokens -> neuron -> times ``gain`` -> Linear -> mean over T: logits ``[B, classes]``. The
     authors' head neuron is not normalised (``MultiSpike(Norm=1)``: counts 0..D), which is the model's
-    neuron times D (``gain``, exact in floating point for D a power of 2)."""
+    neuron times its ``norm`` (``gain``; exact in floating point for a power of 2)."""
 
     def __init__(self, dim: int, num_classes: int, neuron: NeuronFactory, gain: float):
         super().__init__()
@@ -177,8 +191,10 @@ class ESpikeFormer(SpikingClassifier):
     """``embed_dims``: the four stage widths; ``depths``: blocks per stage (conv blocks of the two halves of
     stage 1, of stage 2, then transformer blocks of stages 3 and 4; the authors' 1, 1, 2, 6, 2);
     ``mlp_ratio`` (4; the conv blocks' must be an integer); ``v_ratio``: the attention value's width over
-    q's (4). The neuron is :class:`MultiSpike` (D=4) unless ``neuron`` says otherwise; the head's gain is its
-    D (1 for another neuron)."""
+    q's (4). The neuron is :class:`MultiSpike` (D=4) unless ``neuron`` says otherwise; ``spike_norm``: what
+    MultiSpike divides its counts by (default D; 1 in the authors' HARDVS model); the head's gain undoes
+    it (1 for another neuron); ``layer_scale``: the initial value of learned per-channel branch scales in the
+    transformer blocks (None: none; 1e-6 in the authors' HARDVS model)."""
 
     # BICLab/Spike-Driven-Transformer-V3 SDT_V3/Classification/Model_Base/models.py
     official_renames = (
@@ -194,13 +210,20 @@ class ESpikeFormer(SpikingClassifier):
          lambda m: f"stages.{m[1]}.{int(m[2]) + 1}.attn.{m[3]}.{'conv' if m[4] == '0' else 'bn'}.{m[5]}"),
         (r"^block([34])\.(\d+)\.mlp\.(fc[12])_(conv|bn)\.(.+)$",
          lambda m: f"stages.{m[1]}.{int(m[2]) + 1}.mlp.{m[3]}.{m[4]}.{m[5]}"),
+        (r"^block([34])\.(\d+)\.(layer_scale[123])$", lambda m: f"stages.{m[1]}.{int(m[2]) + 1}.{m[3]}"),
         (r"^head\.(weight|bias)$", r"head.fc.\1"),
     )
 
     def __init__(self, embed_dims: Sequence[int] = (32, 64, 128, 192), depths: Sequence[int] = (1, 1, 2, 6, 2),
-                 num_heads: int = 8, mlp_ratio: float = 4.0, v_ratio: int = 4,
+                 num_heads: int = 8, mlp_ratio: float = 4.0, v_ratio: int = 4, spike_norm: float | None = None,
+                 layer_scale: float | None = None,
                  neuron: str | type[nn.Module] = "multispike", **common: Any):
         super().__init__(neuron=neuron, **common)
+        if spike_norm is not None:
+            if self.neuron_factory.neuron_class is not MultiSpike:
+                raise ValueError(f"spike_norm applies to the multispike neuron, not {neuron!r}")
+            settings = {**self.neuron_factory.neuron_kwargs, "norm": spike_norm}
+            self.neuron_factory = neuron_factory(MultiSpike, **settings)
         embed_dims, depths = [int(d) for d in embed_dims], [int(d) for d in depths]
         if len(embed_dims) != 4 or embed_dims[0] % 2:
             raise ValueError(f"embed_dims must be 4 stage widths, the first even, got {embed_dims}")
@@ -223,7 +246,8 @@ class ESpikeFormer(SpikingClassifier):
 
         def attention_stage(c_in, c_out, n, stride):
             return nn.Sequential(down(c_in, c_out, 3, stride),
-                                 *[TransformerBlock(c_out, num_heads, neuron, mlp_ratio, v_ratio) for _ in range(n)])
+                                 *[TransformerBlock(c_out, num_heads, neuron, mlp_ratio, v_ratio, layer_scale)
+                                   for _ in range(n)])
 
         self.stages = nn.Sequential(
             conv_stage(self.in_channels, D0 // 2, depths[0], kernel=7, first=True),
@@ -233,7 +257,7 @@ class ESpikeFormer(SpikingClassifier):
             attention_stage(D2, D3, depths[4], stride=1),
         )
         head_neuron = neuron(channels=D3, channel_dim=-1)
-        self.head = CountHead(D3, self.num_classes, neuron, gain=getattr(head_neuron, "max_value", 1))
+        self.head = CountHead(D3, self.num_classes, neuron, gain=getattr(head_neuron, "norm", 1))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Membrane map ``[T, B, D3, h, w]`` after the last block, for an already checked input."""
@@ -257,4 +281,9 @@ register_configs(ESpikeFormer, PAPER, {
                               note="widths 48-96-192-240 (10M); integer spikes D=4, T=1"),
     "e_spikeformer_l": Config({**_IMAGENET, "embed_dims": (64, 128, 256, 360)}, "ImageNet", "79.8", ABSTRACT,
                               note="widths 64-128-256-360 (19M); integer spikes D=4, T=1"),
+    # SDT_V3/DVS/Hardvs: Efficient_Spiking_Transformer_scaling_8_19M, T = main_finetune.py's --time-steps 8
+    "e_spikeformer_hardvs": Config({**_IMAGENET, "in_channels": 2, "num_classes": 300, "time_steps": 8,
+                                    "embed_dims": (64, 128, 256, 360), "spike_norm": 1, "layer_scale": 1e-6}, "HARDVS",
+                                   source="authors' Efficient_Spiking_Transformer_scaling_8_19M (no result readable)",
+                                   note="19M; 2x224x224 event frames, T=8, integer spikes 0..4 not divided"),
 })
