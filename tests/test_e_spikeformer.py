@@ -101,6 +101,8 @@ def test_layer_scale_multiplies_each_branch_per_channel():
     assert torch.equal(block(x), x)  # every branch scaled to nothing
 
 
-def test_spike_norm_needs_the_multispike_neuron():
-    with pytest.raises(ValueError, match="spike_norm"):
-        create_model("e_spikeformer_t", neuron="lif", spike_norm=1)
+def test_spike_norm_sets_multispike_and_leaves_another_neuron_alone():
+    lif = create_model("e_spikeformer_hardvs", embed_dims=(8, 8, 8, 16), num_heads=2, img_size=32, neuron="lif")
+    assert not any(isinstance(m, MultiSpike) for m in lif.modules()) and lif.head.gain == 1.0
+    counts = create_model("e_spikeformer_t", embed_dims=(8, 8, 8, 16), num_heads=2, img_size=32, spike_norm=2)
+    assert {m.norm for m in counts.modules() if isinstance(m, MultiSpike)} == {2.0} and counts.head.gain == 2.0

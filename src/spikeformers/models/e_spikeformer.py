@@ -192,8 +192,8 @@ class ESpikeFormer(SpikingClassifier):
     stage 1, of stage 2, then transformer blocks of stages 3 and 4; the authors' 1, 1, 2, 6, 2);
     ``mlp_ratio`` (4; the conv blocks' must be an integer); ``v_ratio``: the attention value's width over
     q's (4). The neuron is :class:`MultiSpike` (D=4) unless ``neuron`` says otherwise; ``spike_norm``: what
-    MultiSpike divides its counts by (default D; 1 in the authors' HARDVS model); the head's gain undoes
-    it (1 for another neuron); ``layer_scale``: the initial value of learned per-channel branch scales in the
+    MultiSpike divides its counts by (default D; 1 in the authors' HARDVS model; no effect on another
+    neuron); the head's gain undoes it (1 for another neuron); ``layer_scale``: the initial value of learned per-channel branch scales in the
     transformer blocks (None: none; 1e-6 in the authors' HARDVS model)."""
 
     # BICLab/Spike-Driven-Transformer-V3 SDT_V3/Classification/Model_Base/models.py
@@ -219,9 +219,8 @@ class ESpikeFormer(SpikingClassifier):
                  layer_scale: float | None = None,
                  neuron: str | type[nn.Module] = "multispike", **common: Any):
         super().__init__(neuron=neuron, **common)
-        if spike_norm is not None:
-            if self.neuron_factory.neuron_class is not MultiSpike:
-                raise ValueError(f"spike_norm applies to the multispike neuron, not {neuron!r}")
+        # a setting of MultiSpike's: a registered configuration keeps it when another neuron is asked for
+        if spike_norm is not None and self.neuron_factory.neuron_class is MultiSpike:
             settings = {**self.neuron_factory.neuron_kwargs, "norm": spike_norm}
             self.neuron_factory = neuron_factory(MultiSpike, **settings)
         embed_dims, depths = [int(d) for d in embed_dims], [int(d) for d in depths]
