@@ -21,7 +21,8 @@ from spikeformers.models import create_model
 REFERENCE_DIR = Path(__file__).parent / "data" / "authors_reference"
 MODELS = ["spikformer_dvs", "spike_driven_dvs", "qkformer_dvs", "tim_dvs", "spikingformer_dvs", "sglformer_dvs",
           "meta_spikformer", "spikingresformer_dvs", "spikingresformer_gesture", "spikformer_semm_cifar",
-          "swt_dvs", "swt_cifar"]  # file stems; each file names its registered model
+          "swt_dvs", "swt_cifar", "cml_spikingformer_dvs", "cml_spikformer_cifar10",
+          "e_spikeformer", "e_spikeformer_hardvs"]  # file stems; each file names its registered model
 LOGIT_ATOL = 1e-9  # float64: two faithful implementations differ only by rounding
 GRAD_RTOL = 1e-6  # relative to the largest reference gradient entry
 
@@ -120,6 +121,11 @@ def test_references_are_not_degenerate(name):
     # RepConv's padded BN border from batch statistics in training, not from the running ones
     ("meta_spikformer", dict(official_quirks=False), "train"),
     ("spikformer_semm_cifar", dict(official_quirks=False), "eval"),  # each token's own router gates
+    # CML's point: the stem pools the BN output before the neuron; the base families pool the spikes
+    ("cml_spikingformer_dvs", dict(cml=False), "eval"),
+    ("cml_spikformer_cifar10", dict(cml=False), "eval"),
+    # the HARDVS model's spikes are counts 0..4, not divided by 4 (the authors' D_Norm=1)
+    ("e_spikeformer_hardvs", dict(spike_norm=None), "eval"),
 ])
 def test_the_authors_quirk_is_what_matches_their_code(name, option, mode):
     """The reference files pin each quirk: the model with the paper's (or a corrected) module instead

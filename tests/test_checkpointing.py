@@ -28,6 +28,8 @@ FAMILIES = {
     "qkformer_dvs": (32, dict(embed_dim=16, depths=(1, 1), num_heads=2)),
     "sglformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
     "meta_spikformer_dvs": (24, dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2)),
+    "cml_spikingformer_dvs": (24, dict(embed_dim=16, depth=1, num_heads=2)),
+    "e_spikeformer_hardvs": (24, dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2)),
 }
 T, B = 2, 3
 

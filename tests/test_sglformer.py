@@ -178,7 +178,8 @@ def test_parameter_counts_are_the_specs(name, T):
 
 
 def test_registered_configurations():
-    assert list_models("sglformer*") == ["sglformer_dvs", "sglformer_dvs_t10"]
+    assert list_models("sglformer*") == ["sglformer_cifar10", "sglformer_cifar100", "sglformer_dvs",
+                                         "sglformer_dvs_t10", "sglformer_gesture", "sglformer_gesture_t10"]
     with torch.device("meta"):
         dvs, t10 = create_model("sglformer_dvs"), create_model("sglformer_dvs_t10")
     assert dvs.time_steps == 16 and t10.time_steps == 10 and t10.head.time_steps == 10

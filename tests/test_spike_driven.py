@@ -155,7 +155,8 @@ def test_registered_configurations():
 
 def check_registered_configurations():
     assert list_models("spike_driven*") == ["spike_driven_cifar10", "spike_driven_cifar100",
-                                           "spike_driven_cifar10_2_256", "spike_driven_dvs", "spike_driven_dvs_t10"]
+                                           "spike_driven_cifar10_2_256", "spike_driven_dvs", "spike_driven_dvs_t10",
+                                           "spike_driven_gesture", "spike_driven_gesture_t10"]
     dvs = create_model("spike_driven_dvs")
     assert dvs.time_steps == 16 and create_model("spike_driven_dvs_t10").time_steps == 10
     assert dvs.img_size == (128, 128) and dvs.input_pool == 2 and dvs.patch_embed.grid_size == (16, 16)

@@ -62,7 +62,7 @@ def test_registrations_name_the_paper_and_reported_numbers():
 # ---------------------------------------------------------------- the stem, step by step
 
 
-def reference_stem(stem, x, training, mid_neuron, residual, rates):
+def reference_stem(stem, x, training, mid_neuron, residual, rates, out_neuron="every"):
     """Spec section 6, on [T, B, C, H, W]: per stage a 2x2 stride-2 conv (no bias) -> BN -> LIF, then
     3x3 conv C -> 4C -> BN [-> LIF] -> 3x3 conv 4C -> C -> BN [+ the stage's spikes]; conv and BN act on
     the T-major folded [T*B, ...] view; finally [T, B, D, h, w] -> tokens [T, B, h*w, D]."""
@@ -78,6 +78,9 @@ def reference_stem(stem, x, training, mid_neuron, residual, rates):
         y = batch_norm(F.conv2d(y, stage.reduce.conv.weight, padding=1), stage.reduce.bn, training)
         y = y.reshape(T, B, *y.shape[1:])
         x = s + y if residual else y
+        if out_neuron == "every" or (out_neuron == "last" and stage is stem.stages[-1]):
+            x = lif(x)
+            rates.append(x.mean().item())
     return x.flatten(3).transpose(2, 3)
 
 
@@ -99,23 +102,25 @@ def calibrate_batch_norms(stem, x, generator):
         m.running_var *= 1.0 + 0.2 * torch.rand(c, generator=generator, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("mid_neuron,residual", [(True, False), (False, False), (True, True), (False, True)])
+@pytest.mark.parametrize("mid_neuron,residual,out_neuron", [
+    (True, False, "every"), (False, False, "every"), (True, True, "every"), (False, True, "every"),
+    (True, False, "last"), (True, False, "none"), (False, True, "none")])
 @pytest.mark.parametrize("training", [False, True])
-def test_stem_matches_the_specs_description_in_float64(training, mid_neuron, residual):
+def test_stem_matches_the_specs_description_in_float64(training, mid_neuron, residual, out_neuron):
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     stem = SpikingConvolutionalStem(3, 32, neuron_factory("lif"), img_size=(32, 48),
-                                    mid_neuron=mid_neuron, residual=residual).double()
+                                    mid_neuron=mid_neuron, residual=residual, out_neuron=out_neuron).double()
     calibrate_batch_norms(stem, 3 * torch.rand(3, 2, 3, 32, 48, generator=g, dtype=torch.float64), g)
     stem.train(training)
     x = 3 * torch.rand(3, 2, 3, 32, 48, generator=g, dtype=torch.float64)
     rates = []
-    expected = reference_stem(stem, x, training, mid_neuron, residual, rates)
+    expected = reference_stem(stem, x, training, mid_neuron, residual, rates, out_neuron)
     got = stem(x)
     assert got.shape == (3, 2, 2 * 3, 32)  # 32x48 / 16 = 2x3 tokens of D = 32
     torch.testing.assert_close(got, expected, atol=1e-9, rtol=0)
     assert all(0.0 < r < 1.0 for r in rates), rates  # every neuron both fired and stayed silent somewhere
-    assert len(rates) == 4 * (2 if mid_neuron else 1)
+    assert len(rates) == 4 * (2 if mid_neuron else 1) + {"every": 4, "last": 1, "none": 0}[out_neuron]
 
 
 def test_stem_widths_and_the_down_sampling_by_16():
@@ -165,7 +170,8 @@ def test_neuron_and_its_settings_reach_every_neuron(neuron, cls, mid_neuron):
     model = tiny(depth=2, neuron=neuron, scs_mid_neuron=mid_neuron,
                  neuron_kwargs=dict(v_threshold=0.8, surrogate="atan", alpha=3.0, detach_mem=True))
     neurons = [m for m in model.modules() if isinstance(m, LIF)]
-    assert len(neurons) == 4 * (2 if mid_neuron else 1) + 2 * (5 + 2)  # stem; per block q/k/v/attn/proj + MLP
+    # stem (down, mid, out per stage); per block q/k/v/attn/proj + MLP
+    assert len(neurons) == 4 * (3 if mid_neuron else 2) + 2 * (5 + 2)
     assert all(type(n) is cls and n.surrogate == "atan" and n.alpha == 3.0 and n.detach_mem for n in neurons)
     attn_neurons = {id(m.attn_neuron) for m in model.modules() if isinstance(m, SpikingSelfAttention)}
     assert len(attn_neurons) == 2
@@ -220,3 +226,37 @@ def test_stem_alone_rejects_a_wrong_size_naming_its_own():
 def test_size_not_divisible_by_16_is_refused_at_construction(size):
     with pytest.raises(ValueError, match="must be divisible by 2\\^num_stages = 16"):
         create_model("spikformer_v2_dvs", img_size=size)
+
+
+# ---------------------------------------------------------------- the stem's output neurons (docs/models.md)
+
+
+def mac_layers(**options):
+    """The layers that multiply real values (MACs) in a shrunk V2, profiled on batch statistics."""
+    from spikeformers.analysis.profile import profile_model
+
+    torch.manual_seed(0)
+    model = tiny("spikformer_v2_imagenet_8_384", img_size=32, **options)
+    x = (torch.rand(2, 2, 3, 32, 32) * 2 - 1)
+    report = profile_model(model, x, batch_norm="batch")
+    return {r.layer for r in report.layers if r.macs_per_step > 0}
+
+
+def test_with_spiking_stem_outputs_only_the_first_convolution_multiplies():
+    """The adopted reading: every stage ends in a neuron, so only the encoding conv and the classifier read
+    real values, which is what the published 4.69 / 9.36 mJ allow."""
+    assert mac_layers() == {"patch_embed.stages.0.down", "head.fc"}
+
+
+def test_a_real_valued_stem_output_makes_every_block_multiply():
+    """The former reading (no neuron after the stages' last BN): the residual stream carries the stem's real
+    values through every block, so every projection multiplies (33 mJ of MACs at 8-384, over 4.69 mJ)."""
+    macs = mac_layers(scs_out_neuron="none")
+    assert {"patch_embed.stages.1.down", "blocks.0.attn.q.linear", "blocks.0.mlp.fc1.linear"} <= macs
+    last = mac_layers(scs_out_neuron="last")
+    assert "patch_embed.stages.1.down" in last and "blocks.0.attn.q.linear" not in last
+
+
+def test_out_neuron_option_is_checked():
+    with pytest.raises(ValueError, match="out_neuron"):
+        tiny(scs_out_neuron="first")

@@ -129,7 +129,11 @@ def test_parameter_counts_are_the_specs(name):
 
 
 def test_registered_configurations():
-    assert list_models("spikingformer*") == ["spikingformer_dvs", "spikingformer_dvs_t10"]
+    assert list_models("spikingformer*") == [
+        "spikingformer_cifar10", "spikingformer_cifar100", "spikingformer_cifar100_2_384", "spikingformer_cifar100_4_256",
+        "spikingformer_cifar10_2_384", "spikingformer_cifar10_4_256", "spikingformer_dvs", "spikingformer_dvs_t10",
+        "spikingformer_gesture", "spikingformer_gesture_t10", "spikingformer_imagenet_8_384",
+        "spikingformer_imagenet_8_512", "spikingformer_imagenet_8_768"]
     with torch.device("meta"):
         dvs, t10 = create_model("spikingformer_dvs"), create_model("spikingformer_dvs_t10")
     assert dvs.time_steps == 16 and t10.time_steps == 10
@@ -137,6 +141,11 @@ def test_registered_configurations():
     assert all(b.attn.num_heads == 16 and b.attn.scale == 0.125 for b in dvs.blocks)
     assert model_entry("spikingformer_dvs").info.reported == "81.3"
     assert model_entry("spikingformer_dvs_t10").info.reported == "79.9"
+    with torch.device("meta"):
+        cifar, imagenet = create_model("spikingformer_cifar10"), create_model("spikingformer_imagenet_8_384")
+    # the CIFAR file pools after its third and fourth convolutions only: 32 -> 8
+    assert cifar.patch_embed.grid_size == (8, 8) and imagenet.patch_embed.grid_size == (14, 14)
+    assert {float(m.tau) for m in cifar.modules() if hasattr(m, "tau")} == {2.0}  # the CIFAR and ImageNet files' tau
 
 
 TINY = dict(img_size=32, embed_dim=32, num_heads=4, time_steps=2, num_classes=5)

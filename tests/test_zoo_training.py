@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from spikeformers.data import DVSDigits
-from spikeformers.models import (QKFormer, SGLFormer, SpikeDrivenTransformer, Spikformer, SpikformerV2, Spikingformer,
-                                 TIMSpikformer, create_model, list_models)
+from spikeformers.models import (CMLSpikformer, CMLSpikingformer, QKFormer, SGLFormer, SpikeDrivenTransformer,
+                                 Spikformer, SpikformerV2, Spikingformer, TIMSpikformer, create_model, list_models)
+from spikeformers.models.e_spikeformer import ESpikeFormer
 from spikeformers.models.meta_spikeformer import MetaSpikeFormer
 from spikeformers.models.spiking_wavelet import SpikingWaveletTransformer
 from spikeformers.models.spikformer_semm import SpikformerSEMM
@@ -27,7 +28,7 @@ from spikeformers.models.registry import model_entry
 TIME_STEPS, SAMPLES, BATCH = 2, 64, 16
 # four 2x2 downsamplings that must divide exactly; SpikingResformer's ImageNet stem (by 4) before a 4x4 patch;
 # the Spiking Wavelet Transformer's Haar transform needs a power-of-2 token grid
-SENSOR_32 = ("qkformer_dvs", "spikformer_v2_*", "spikingresformer_imagenet_*", "swt_*")
+SENSOR_32 = ("qkformer_dvs", "qkformer_gesture", "spikformer_v2_*", "spikingresformer_imagenet_*", "swt_*")
 
 # Per family, the size overrides that make a model tiny; the data set fixes input and classes.
 TINY = {
@@ -35,6 +36,8 @@ TINY = {
     TIMSpikformer: dict(embed_dim=16, depth=1, num_heads=2),
     SpikformerV2: dict(embed_dim=16, depth=1, num_heads=2),
     Spikingformer: dict(embed_dim=16, depth=1, num_heads=2),
+    CMLSpikformer: dict(embed_dim=16, depth=1, num_heads=2),
+    CMLSpikingformer: dict(embed_dim=16, depth=1, num_heads=2),
     SpikeDrivenTransformer: dict(embed_dim=16, depth=1, num_heads=2),
     QKFormer: dict(embed_dim=16, depths=(1, 1), num_heads=2),
     SGLFormer: dict(embed_dim=16, depth=1, num_heads=2),
@@ -42,6 +45,7 @@ TINY = {
     SpikingResformer: dict(dims=(8, 16, 24), depths=(1, 1, 1), num_heads=(1, 2, 3), group_size=8),
     SpikformerSEMM: dict(embed_dim=16, depth=1, expert_dim=8),
     SpikingWaveletTransformer: dict(embed_dim=16, depth=1),
+    ESpikeFormer: dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1, 1), num_heads=2),
 }
 
 

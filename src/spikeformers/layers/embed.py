@@ -48,6 +48,11 @@ class SpikingPatchSplitting(nn.Module):
       neuron-[pool]-Conv-BN unit per later width, so every other conv reads spikes and the stem ends in a BN;
       stage i's pool is the one after conv i. Spikingformer builds no RPE (``rpe=False``).
 
+    ``cml`` (Zhou et al., "Enhancing the Performance of Transformer-based Spiking Neural Networks by
+    SNN-optimized Downsampling with Precise Gradient Backpropagation", arXiv 2305.05954): every pool takes
+    the BN output, before the neuron, rather than the spikes (conv-BN-pool-neuron; in the pre-activation
+    stream each pool follows its BN). The modules and their names are the same either way.
+
     ``tokens``: return ``[T, B, h*w, D]`` tokens (row-major positions, as the authors flatten) rather than
     the ``[T, B, D, h, w]`` map.
     """
@@ -73,6 +78,7 @@ class SpikingPatchSplitting(nn.Module):
         widths: Sequence[int] | None = None,
         stream: str = "spikes",
         tokens: bool = True,
+        cml: bool = False,
     ):
         super().__init__()
         if stream not in STREAMS:
@@ -84,17 +90,23 @@ class SpikingPatchSplitting(nn.Module):
         poolable = num_stages - 1 if stream == "pre_activation" else num_stages  # nothing follows the last conv
         if any(not 0 <= i < poolable for i in pool_stages):
             raise ValueError(f"pool_stages {pool_stages} must lie in 0..{poolable - 1}")
-        self.stream, self.tokens = stream, tokens
+        self.stream, self.tokens, self.cml = stream, tokens, bool(cml)
         c = [in_channels] + widths
         pool = [" pool" if i in pool_stages else "" for i in range(num_stages)]  # the pool after conv i
 
         if stream == "pre_activation":
-            self.first = ConvUnit(c[0], c[1], order="conv bn")
-            self.stages = nn.Sequential(*[ConvUnit(c[i], c[i + 1], neuron, f"neuron{pool[i - 1]} conv bn")
-                                          for i in range(1, num_stages)])
+            if cml:
+                self.first = ConvUnit(c[0], c[1], order=f"conv bn{pool[0]}")
+                orders = [f"neuron conv bn{pool[i]}" for i in range(1, num_stages)]
+            else:
+                self.first = ConvUnit(c[0], c[1], order="conv bn")
+                orders = [f"neuron{pool[i - 1]} conv bn" for i in range(1, num_stages)]
+            self.stages = nn.Sequential(*[ConvUnit(c[i], c[i + 1], neuron, order)
+                                          for i, order in zip(range(1, num_stages), orders)])
         else:
             firing = num_stages if stream == "spikes" else num_stages - 1
-            self.stages = nn.Sequential(*[ConvUnit(c[i], c[i + 1], neuron, f"conv bn neuron{pool[i]}")
+            unit = "conv bn{} neuron" if cml else "conv bn neuron{}"
+            self.stages = nn.Sequential(*[ConvUnit(c[i], c[i + 1], neuron, unit.format(pool[i]))
                                           for i in range(firing)])
             if stream == "membrane":
                 self.last = ConvUnit(c[-2], c[-1], order=f"conv bn{pool[-1]}")

@@ -1,7 +1,9 @@
 """Model families (one file per paper) and the registry that builds them by name."""
 
-from . import meta_spikeformer, qkformer, sglformer, spike_driven, spiking_wavelet, spikformer, spikformer_semm, spikformer_v2, spikingformer, spikingresformer, tim  # noqa: F401  (register their configurations)
+from . import cml, e_spikeformer, meta_spikeformer, qkformer, sglformer, spike_driven, spiking_wavelet, spikformer, spikformer_semm, spikformer_v2, spikingformer, spikingresformer, tim  # noqa: F401  (register their configurations)
 from .base import SpikingClassifier
+from .cml import CMLSpikformer, CMLSpikingformer
+from .e_spikeformer import ESpikeFormer
 from .meta_spikeformer import MetaSpikeFormer
 from .qkformer import QKFormer
 from .registry import Config, count_parameters, create_model, list_models, model_entry, register_configs, register_model
@@ -18,4 +20,5 @@ from .tim import TIMSpikformer
 __all__ = ["create_model", "list_models", "register_model", "register_configs", "Config", "model_entry",
            "count_parameters", "SpikingClassifier", "Spikformer", "SpikeDrivenTransformer", "QKFormer",
            "TIMSpikformer", "SpikformerV2", "Spikingformer", "SGLFormer", "MetaSpikeFormer",
-           "SpikingResformer", "SpikformerSEMM", "SpikingWaveletTransformer"]
+           "SpikingResformer", "SpikformerSEMM", "SpikingWaveletTransformer", "CMLSpikformer", "CMLSpikingformer",
+           "ESpikeFormer"]

@@ -151,6 +151,9 @@ README = "authors' README"
 
 register_configs(QKFormer, "QKFormer (NeurIPS 2024)", {
     "qkformer_dvs": Config(_DVS, "CIFAR10-DVS", "84.0", "paper, as quoted by third parties (authors' log: 84.1)"),
+    "qkformer_gesture": Config({**_DVS, "num_classes": 11, "mlp_ratio": 4.0}, "DVS128 Gesture", "98.6",
+                               "paper, as quoted by third parties (unverified)",
+                               note="the authors' dvs128-gesture/model.py: MLP ratio 4"),
     "qkformer_cifar10": Config(_CIFAR, "CIFAR10", "96.18", "paper (unverified; authors' log: 96.21)"),
     "qkformer_cifar100": Config({**_CIFAR, "num_classes": 100}, "CIFAR100", "81.15", "paper (unverified)"),
     "qkformer_imagenet_10_384": Config({**_IMAGENET, "embed_dim": 384, "num_heads": 6}, "ImageNet", "78.80", README),

@@ -156,7 +156,8 @@ class SGLFormer(SpikingClassifier):
     """``depth`` counts SGL blocks (1 in the authors' model, which has 3 SSAs); ``num_global`` the global
     SSA + MLP pairs per block (2); ``local_partition`` the LocalSSA's sub-lattice split per side (2: four
     interleaved 4x4 sub-images of the 8x8 map); ``attn_scale`` (0.125); ``stem_width`` (default D // 6,
-    the authors' 42); ``tokenizer_widths`` (default D/4, D/2, D, D)."""
+    the authors' 42); ``tokenizer_widths`` (default D/4, D/2, D, D); ``tokenizer_pool_stages``: the tokenizer
+    stages that max-pool (default all; the authors' CIFAR file pools in the last two only, 32 -> 8)."""
 
     weights_tied_to_time_steps = "the head's full-size convolution spans the T steps"
     official_renames = (
@@ -176,7 +177,8 @@ class SGLFormer(SpikingClassifier):
     def __init__(self, embed_dim: int = 256, depth: int = 1, num_heads: int = 16, mlp_ratio: float = 4.0,
                  num_global: int = 2, local_partition: int = 2, attn_scale: float = 0.125,
                  attn_threshold: float = 0.5, stem_width: int | None = None,
-                 tokenizer_widths: Sequence[int] | None = None, **common: Any):
+                 tokenizer_widths: Sequence[int] | None = None, tokenizer_pool_stages: Sequence[int] | None = None,
+                 **common: Any):
         super().__init__(**common)
         if embed_dim % 4:
             raise ValueError(f"embed_dim {embed_dim} must be divisible by 4 (tokenizer widths D/4, D/2, D, D)")
@@ -185,13 +187,17 @@ class SGLFormer(SpikingClassifier):
         widths = list(tokenizer_widths or [embed_dim // 4, embed_dim // 2, embed_dim, embed_dim])
         if not widths or widths[-1] != embed_dim:
             raise ValueError(f"tokenizer_widths {widths} must end in embed_dim {embed_dim}")
-        self.grid_size = tuple(pooled_size(s, len(widths)) for s in self.img_size)
+        pools = tuple(range(len(widths)) if tokenizer_pool_stages is None else tokenizer_pool_stages)
+        if any(not 0 <= i < len(widths) for i in pools):
+            raise ValueError(f"tokenizer_pool_stages {pools} must lie in 0..{len(widths) - 1}")
+        self.grid_size = tuple(pooled_size(s, len(pools)) for s in self.img_size)
         if any(s % local_partition for s in self.grid_size):
             raise ValueError(f"the {self.grid_size[0]}x{self.grid_size[1]} token grid (img_size {self.img_size}) "
                              f"is not divisible by local_partition {local_partition}")
         self.stem = ConvUnit(self.in_channels, stem_width, neuron)
-        self.tokenizer = nn.Sequential(*[ConvUnit(c_in, c_out, neuron, "conv bn pool neuron")
-                                         for c_in, c_out in zip([stem_width] + widths[:-1], widths)])
+        self.tokenizer = nn.Sequential(*[
+            ConvUnit(c_in, c_out, neuron, "conv bn pool neuron" if i in pools else "conv bn neuron")
+            for i, (c_in, c_out) in enumerate(zip([stem_width] + widths[:-1], widths))])
         self.blocks = nn.Sequential(*[
             SGLBlock(embed_dim, num_heads, neuron, mlp_ratio, local_partition=local_partition,
                      num_global=num_global, attn_scale=attn_scale, attn_threshold=attn_threshold)
@@ -209,8 +215,17 @@ SOURCE = "authors' README (ZhangHanN1/SGLFormer)"
 _DVS = dict(img_size=128, in_channels=2, num_classes=10, time_steps=16, embed_dim=256, depth=1, num_heads=16,
             num_global=2, local_partition=2, attn_scale=0.125)
 
+_CIFAR = dict(img_size=32, in_channels=3, num_classes=10, time_steps=4, embed_dim=384, depth=1, num_heads=16,
+              num_global=2, local_partition=2, attn_scale=0.125, tokenizer_pool_stages=(2, 3))
+
 register_configs(SGLFormer, "SGLFormer (Frontiers in Neuroscience 2024)", {
     "sglformer_dvs": Config(_DVS, "CIFAR10-DVS", "82.6", SOURCE, note="SGLFormer-3-256; 82.9% at T=10"),
     "sglformer_dvs_t10": Config({**_DVS, "time_steps": 10}, "CIFAR10-DVS", "82.9", SOURCE,
                                 note="SGLFormer-3-256, the README's runs"),
+    "sglformer_gesture": Config({**_DVS, "num_classes": 11}, "DVS128 Gesture", "98.6", SOURCE,
+                                note="SGLFormer-3-256; 97.2% at T=10"),
+    "sglformer_gesture_t10": Config({**_DVS, "num_classes": 11, "time_steps": 10}, "DVS128 Gesture", "97.2", SOURCE,
+                                    note="SGLFormer-3-256"),
+    "sglformer_cifar10": Config(_CIFAR, "CIFAR10", "96.76", SOURCE, note="SGLFormer-4-384"),
+    "sglformer_cifar100": Config({**_CIFAR, "num_classes": 100}, "CIFAR100", "82.26", SOURCE, note="SGLFormer-4-384"),
 })

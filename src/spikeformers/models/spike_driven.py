@@ -91,6 +91,10 @@ class SpikeDrivenTransformer(SpikingClassifier):
 THIRD = "paper, as quoted by third parties (unverified)"
 _DVS = dict(img_size=128, in_channels=2, num_classes=10, time_steps=16, embed_dim=256, depth=2, num_heads=8,
             erode="authors", input_pool=2, sps_pool_stages=(2, 3))
+# conf/gesture/*.yml: 128x128 frames as they are, pooling_stat "0111" (16x16 tokens), no erode (train.py sets
+# dvs_mode for CIFAR10-DVS only), no TET.
+_GESTURE = dict(img_size=128, in_channels=2, num_classes=11, time_steps=16, embed_dim=256, depth=2, num_heads=8,
+                erode=None, input_pool=1, sps_pool_stages=(1, 2, 3))
 _CIFAR = dict(img_size=32, in_channels=3, num_classes=10, time_steps=4, embed_dim=512, depth=2, num_heads=8,
               erode=None, input_pool=1, sps_pool_stages=(2, 3))
 
@@ -99,6 +103,11 @@ register_configs(SpikeDrivenTransformer, "Spike-driven Transformer (NeurIPS 2023
     "spike_driven_dvs_t10": Config({**_DVS, "time_steps": 10}, "CIFAR10-DVS",
                                    source="the authors' released config (conf/cifar10-dvs/2_256_200E_t10_TET.yml)",
                                    note="the authors' released config; 80.0% is at T=16"),
+    "spike_driven_gesture": Config(_GESTURE, "DVS128 Gesture", "99.3", THIRD,
+                                   note="the authors' conf/gesture/2_256_200E_t16.yml"),
+    "spike_driven_gesture_t10": Config({**_GESTURE, "time_steps": 10}, "DVS128 Gesture",
+                                       source="the authors' released config (conf/gesture/2_256_200E_t10.yml)",
+                                       note="the authors' released config; 99.3% is at T=16"),
     "spike_driven_cifar10": Config(_CIFAR, "CIFAR10", "95.6", THIRD, note="2-512"),
     "spike_driven_cifar10_2_256": Config({**_CIFAR, "embed_dim": 256}, "CIFAR10",
                                          source="the authors' config conf/cifar10/2_256_300E_t4.yml", note="2-256"),

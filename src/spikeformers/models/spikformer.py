@@ -22,7 +22,8 @@ from .registry import Config, register_configs
 class Spikformer(SpikingClassifier):
     """Spikformer-``depth``-``embed_dim``. ``init='trunc_normal'`` initialises every Linear as the authors'
     CIFAR file does (its projections are ``nn.Linear``, which timm's ``_init_weights`` reaches); their DVS
-    and ImageNet files use convolutions, which keep PyTorch's default."""
+    and ImageNet files use convolutions, which keep PyTorch's default. ``cml``: the stem pools the BN
+    output before the neuron (CML, ``models/cml.py``)."""
 
     official_unused = r"^(pos_embed|norm\.(weight|bias)|block\.\d+\.norm[12]\.(weight|bias))$"
     official_renames = (  # q/k/v/proj/fc are Conv1d, Conv2d 1x1 or Linear in the authors' three files
@@ -36,13 +37,14 @@ class Spikformer(SpikingClassifier):
     def __init__(self, embed_dim: int = 256, depth: int = 2, num_heads: int = 16, mlp_ratio: float = 4.0,
                  attn_scale: float = 0.25, attn_threshold: float = 0.5, qkv_bias: bool = False,
                  sps_stages: int = 4, sps_pool_stages: Sequence[int] = (0, 1, 2, 3),
-                 sps_widths: Sequence[int] | None = None, init: str = "kaiming", **common: Any):
+                 sps_widths: Sequence[int] | None = None, init: str = "kaiming", cml: bool = False, **common: Any):
         super().__init__(**common)
         if init not in ("kaiming", "trunc_normal"):
             raise ValueError(f"init must be 'kaiming' or 'trunc_normal', got {init!r}")
         neuron = self.neuron_factory
         self.patch_embed = SpikingPatchSplitting(self.in_channels, embed_dim, neuron, img_size=self.img_size,
-                                                 num_stages=sps_stages, pool_stages=sps_pool_stages, widths=sps_widths)
+                                                 num_stages=sps_stages, pool_stages=sps_pool_stages, widths=sps_widths,
+                                                 cml=cml)
         self.blocks = nn.Sequential(*[
             Block(SpikingSelfAttention(embed_dim, num_heads, neuron, scale=attn_scale, attn_threshold=attn_threshold,
                                        qkv_bias=qkv_bias),

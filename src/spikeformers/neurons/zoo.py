@@ -727,3 +727,46 @@ class HDLIF(ZooNeuron):
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, T={self.T}, tau={self.tau}, v_threshold={self.v_threshold}, "
                 f"step_gate_rows={self.step_gate_rows}")
+
+
+# Stateless integer spikes.
+
+
+class _Quantise(torch.autograd.Function):
+    """``round(clamp(x, lo, hi))`` with the gradient passed where ``lo <= x <= hi`` (zero outside)."""
+
+    @staticmethod
+    def forward(ctx, x, lo: float, hi: float):
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return torch.round(torch.clamp(x, lo, hi))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad.masked_fill((x < ctx.lo) | (x > ctx.hi), 0), None, None
+
+
+@register_neuron("multispike")
+class MultiSpike(nn.Module):
+    """E-SpikeFormer's integer spiking neuron: ``round(clamp(x, 0, max_value)) / norm`` per element and
+    time step, no state. The gradient is the identity inside ``[0, max_value]`` and zero outside (the
+    authors' straight-through estimator). ``max_value`` is the paper's D (4); ``norm`` (default D) divides
+    the count, 1 in the authors' HARDVS model (their ``D_Norm``)."""
+
+    source = "BICLab/Spike-Driven-Transformer-V3 (E-SpikeFormer's multi-spike neuron)"
+
+    def __init__(self, max_value: int = 4, norm: float | None = None):
+        super().__init__()
+        if max_value < 1:
+            raise ValueError(f"max_value must be >= 1, got {max_value}")
+        self.max_value = int(max_value)
+        self.norm = float(self.max_value if norm is None else norm)
+        if not self.norm > 0:
+            raise ValueError(f"norm must be positive, got {norm}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _Quantise.apply(x, 0.0, float(self.max_value)) / self.norm
+
+    def extra_repr(self) -> str:
+        return f"max_value={self.max_value}, norm={self.norm:g}"
