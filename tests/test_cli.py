@@ -142,11 +142,12 @@ def test_eval_refuses_a_foreign_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_demo_reaches_90_percent(tmp_path):
-    """The README's main job, unchanged (about two minutes on 2 cores; run with -m slow)."""
+def test_default_demo_reaches_95_percent(tmp_path):
+    """The README's main job, unchanged (a minute or two on 2 cores; run with -m slow): seeds 0 to 3
+    end between 95 and 97% (README), so 95% is the floor of what it promises."""
     result = spikeformers("train", "--out", tmp_path / "demo")
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["test_acc1"] >= 0.90
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["test_acc1"] >= 0.95
 
 
 def test_a_flag_typo_is_one_line_with_the_closest_flag_then_where_the_help_is(capsys):

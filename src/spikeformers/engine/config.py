@@ -71,17 +71,17 @@ class TrainConfig:
     alpha: float | None = field(default=None, metadata=_help("surrogate sharpness", range="(0, inf)"))
 
     # Optimisation
-    epochs: int = field(default=12, metadata=_help("epochs of the cosine schedule", range="[1, inf)"))
+    epochs: int = field(default=10, metadata=_help("epochs of the cosine schedule", range="[1, inf)"))
     cooldown_epochs: int = field(default=0, metadata=_help(
         "extra epochs at min_lr after the cosine (timm)", range="[0, inf)"))
-    batch_size: int = field(default=32, metadata=_help("samples per step and process", range="[1, inf)"))
+    batch_size: int = field(default=16, metadata=_help("samples per step and process", range="[1, inf)"))
     drop_last: bool = field(default=False, metadata=_help("drop the last incomplete training batch"))
-    lr: float = field(default=4e-3, metadata=_help("peak learning rate (AdamW)", range="(0, inf)"))
+    lr: float = field(default=6e-3, metadata=_help("peak learning rate (AdamW)", range="(0, inf)"))
     lr_base_batch: int | None = field(default=None, metadata=_help(
         "scale lr by (global batch / this), as BrainCog (1024) and Meta-SpikeFormer (256) do", range="[1, inf)"))
     min_lr: float = field(default=1e-5, metadata=_help(
         "learning rate at the end of the cosine schedule", range="[0, inf)"))
-    warmup_epochs: float = field(default=1.0, metadata=_help("linear warm-up length, in epochs", range="[0, inf)"))
+    warmup_epochs: float = field(default=0.5, metadata=_help("linear warm-up length, in epochs", range="[0, inf)"))
     warmup_lr: float = field(default=1e-6, metadata=_help(
         "learning rate the warm-up starts from", range="[0, inf)"))
     lr_update: str = field(default="step", metadata=_help(
