@@ -756,7 +756,13 @@ class MultiSpike(nn.Module):
 
     source = "BICLab/Spike-Driven-Transformer-V3 (E-SpikeFormer's multi-spike neuron)"
 
-    def __init__(self, max_value: int = 4, norm: float | None = None):
+    # It has no membrane, threshold or surrogate: a model's common neuron settings reach it unused.
+    inert: ClassVar[tuple[str, ...]] = ("tau", "v_threshold", "v_reset", "detach_reset", "detach_mem", "surrogate",
+                                        "alpha")
+
+    def __init__(self, max_value: int = 4, norm: float | None = None, *, tau: float | None = None,
+                 v_threshold: float | None = None, v_reset: float | None = None, detach_reset: bool = False,
+                 detach_mem: bool = False, surrogate: str | None = None, alpha: float | None = None):
         super().__init__()
         if max_value < 1:
             raise ValueError(f"max_value must be >= 1, got {max_value}")
