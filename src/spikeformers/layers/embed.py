@@ -35,6 +35,20 @@ def halving_widths(embed_dim: int, num_stages: int) -> list[int]:
     return [embed_dim // 2 ** (num_stages - 1 - i) for i in range(num_stages)]
 
 
+# The authors' key names of this stem (their `patch_embed.proj_conv<i>` / `proj_bn<i>` and the
+# `rpe_*` unit), as rows of a family's `official_renames`: every stage a `stages` unit (Spikformer),
+# or the fourth unit the stream's `last` (the Spike-driven Transformer's).
+SPS_RENAMES = (
+    (r"^patch_embed\.proj_(conv|bn)(\d?)\.(.+)$", lambda m: f"patch_embed.stages.{m[2] or 0}.{m[1]}.{m[3]}"),
+    (r"^patch_embed\.rpe_(conv|bn)\.(.+)$", r"patch_embed.rpe.\1.\2"),
+)
+SPS_STREAM_RENAMES = (
+    (r"^patch_embed\.proj_(conv|bn)([012]?)\.(.+)$", lambda m: f"patch_embed.stages.{m[2] or 0}.{m[1]}.{m[3]}"),
+    (r"^patch_embed\.proj_(conv|bn)3\.(.+)$", r"patch_embed.last.\1.\2"),
+    (r"^patch_embed\.rpe_(conv|bn)\.(.+)$", r"patch_embed.rpe.\1.\2"),
+)
+
+
 class SpikingPatchSplitting(nn.Module):
     """SPS: ``num_stages`` 3x3 Conv-BN stages of widths ``widths`` (default D/2^(n-1), ..., D/2, D), a 3x3
     stride-2 max-pool after the stages in ``pool_stages``, then the relative position embedding (RPE), a

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.embed import SPS_STREAM_RENAMES
 from ..layers import (Block, MembraneMLP, SpikeDrivenSelfAttention, SpikingPatchSplitting, SpikingTokenMeanHead,
                       halving_widths, over_time)
 from .base import SpikingClassifier
@@ -31,10 +32,7 @@ class SpikeDrivenTransformer(SpikingClassifier):
     (default D/8, D/4, D/2, D); ``kv_threshold``: SDSA's kv neuron's own threshold."""
 
     official_unused = r"^block\.\d+\.attn\.talking_heads\.weight$"
-    official_renames = (
-        (r"^patch_embed\.proj_(conv|bn)([012]?)\.(.+)$", lambda m: f"patch_embed.stages.{m[2] or 0}.{m[1]}.{m[3]}"),
-        (r"^patch_embed\.proj_(conv|bn)3\.(.+)$", r"patch_embed.last.\1.\2"),
-        (r"^patch_embed\.rpe_(conv|bn)\.(.+)$", r"patch_embed.rpe.\1.\2"),
+    official_renames = SPS_STREAM_RENAMES + (
         (r"^block\.(\d+)\.(attn|mlp)\.(q|k|v|proj|fc1|fc2)_(conv|bn)\.(.+)$", r"blocks.\1.\2.\3.\4.\5"),
         (r"^head\.(weight|bias)$", r"head.fc.\1"),
     )

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..layers.embed import SPS_RENAMES
 from ..layers import Block, ClassifierHead, SpikingMLP, SpikingPatchSplitting, SpikingSelfAttention
 from .base import SpikingClassifier
 from .registry import Config, register_configs
@@ -26,9 +27,8 @@ class Spikformer(SpikingClassifier):
     output before the neuron (CML, ``models/cml.py``)."""
 
     official_unused = r"^(pos_embed|norm\.(weight|bias)|block\.\d+\.norm[12]\.(weight|bias))$"
-    official_renames = (  # q/k/v/proj/fc are Conv1d, Conv2d 1x1 or Linear in the authors' three files
-        (r"^patch_embed\.proj_(conv|bn)(\d?)\.(.+)$", lambda m: f"patch_embed.stages.{m[2] or 0}.{m[1]}.{m[3]}"),
-        (r"^patch_embed\.rpe_(conv|bn)\.(.+)$", r"patch_embed.rpe.\1.\2"),
+    # q/k/v/proj/fc are Conv1d, Conv2d 1x1 or Linear in the authors' three files
+    official_renames = SPS_RENAMES + (
         (r"^block\.(\d+)\.(attn|mlp)\.(q|k|v|proj|fc1|fc2)_(conv|linear)\.(.+)$", r"blocks.\1.\2.\3.linear.\5"),
         (r"^block\.(\d+)\.(attn|mlp)\.(q|k|v|proj|fc1|fc2)_bn\.(.+)$", r"blocks.\1.\2.\3.bn.\4"),
         (r"^head\.(weight|bias)$", r"head.fc.\1"),

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..layers.embed import SPS_RENAMES
 from ..layers import Block, ClassifierHead, ConvUnit, LinearBN, SpikingPatchSplitting
 from ..neurons import NeuronFactory
 from .base import SpikingClassifier
@@ -102,9 +103,7 @@ class SpikformerSEMM(SpikingClassifier):
 
     # STEP's BrainCog neurons store their threshold and surrogate alpha as tensors: not weights here
     official_unused = r"^.+\.(threshold|act_fun\.alpha)$"
-    official_renames = (
-        (r"^patch_embed\.proj_(conv|bn)(\d?)\.(.+)$", lambda m: f"patch_embed.stages.{m[2] or 0}.{m[1]}.{m[3]}"),
-        (r"^patch_embed\.rpe_(conv|bn)\.(.+)$", r"patch_embed.rpe.\1.\2"),
+    official_renames = SPS_RENAMES + (
         (r"^block\.(\d+)\.attn\.(k|v|proj)_(linear|bn)\.(.+)$",
          lambda m: f"blocks.{m[1]}.attn.{m[2]}.{'linear' if m[3] == 'linear' else 'bn'}.{m[4]}"),
         (r"^block\.(\d+)\.attn\.router([12])\.(.+)$",

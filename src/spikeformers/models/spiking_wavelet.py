@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.embed import SPS_STREAM_RENAMES
 from ..layers import ClassifierHead, MembraneMLP, SpikingPatchSplitting, SpikingTokenMeanHead, over_time
 from ..neurons import NeuronFactory, get_surrogate
 from .base import SpikingClassifier
@@ -176,10 +177,7 @@ class SpikingWaveletTransformer(SpikingClassifier):
     authors' ``haar_vth``; their negative threshold stays 0.5). The token grid must be square with a
     power-of-2 side (the Haar transform's)."""
 
-    official_renames = (
-        (r"^patch_embed\.proj_(conv|bn)([012]?)\.(.+)$", lambda m: f"patch_embed.stages.{m[2] or 0}.{m[1]}.{m[3]}"),
-        (r"^patch_embed\.proj_(conv|bn)3\.(.+)$", r"patch_embed.last.\1.\2"),
-        (r"^patch_embed\.rpe_(conv|bn)\.(.+)$", r"patch_embed.rpe.\1.\2"),
+    official_renames = SPS_STREAM_RENAMES + (
         (r"^block\.(\d+)\.mlp\.(fc[12])_(conv|bn)\.(.+)$", r"blocks.\1.mlp.\2.\3.\4"),
         (r"^block\.(\d+)\.mixer\.(.+)$", r"blocks.\1.mixer.\2"),
         # the ImageNet file names the mixer attn and its coefficient BN haar_bn

@@ -27,7 +27,7 @@ import random
 from ..missing import DatasetNotFoundError
 from ..registry import option, register_dataset
 from .layouts import ClassFolders, Found
-from .mat_folders import MatClassFolders
+from .mat_folders import ActionVideoFolders
 
 SPLIT_FOLDERS = ("testTrainMulti_7030_splits", "")
 SPLIT_URL = "https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/"
@@ -59,7 +59,7 @@ def read_split_file(path: str) -> dict[str, str]:
 
 
 @register_dataset("hmdb51_dvs")
-class HMDB51DVS(MatClassFolders):
+class HMDB51DVS(ActionVideoFolders):
     """HMDB51-DVS as ``(float32 frames [T, 2, 180, 240], class)``; see the module docstring."""
 
     name = "hmdb51_dvs"
@@ -75,16 +75,8 @@ class HMDB51DVS(MatClassFolders):
 
     split: str = option("official", "'official' (HMDB51's split official_split, from its split files), 'step' "
                                     "(STEP's seeded half per class), or per class 'sj' or 'random' (seeded)")
-    official_split: int = option(1, "which of HMDB51's three official splits, for split='official'")
     seed: int = option(0, "the seed of split='step' (STEP's: 0) and 'random'")
     train_fraction: float = option(0.5, "the share of each class that trains, for split='step', 'sj' and 'random'")
-    min_file_bytes: int = option(1024, "recordings smaller than this many bytes are left out (BrainCog and "
-                                       "STEP leave out those under 1 KiB; 0: none)")
-
-    def __post_init__(self):
-        if self.official_split not in (1, 2, 3):
-            raise ValueError(f"official_split must be 1, 2 or 3; got {self.official_split!r}")
-        super().__post_init__()
 
     def choose(self, found: Found) -> list[tuple[str, str]]:
         if self.split == "step":

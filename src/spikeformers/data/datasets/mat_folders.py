@@ -57,3 +57,18 @@ class MatClassFolders(UnsplitEventDataset):
 
     def reader_options(self, found: Found) -> dict[str, Any]:
         return {"format": "mat", "orientation": self.orientation}
+
+
+class ActionVideoFolders(MatClassFolders):
+    """UCF101-DVS and HMDB51-DVS: action videos replayed to the sensor, each data set with three
+    official splits and BrainCog's (STEP's) rule of leaving out recordings under 1 KiB."""
+
+    official_split: int = option(1, "which of the data set's three official splits (1, 2 or 3), for "
+                                    "split='official'")
+    min_file_bytes: int = option(1024, "recordings smaller than this many bytes are left out (BrainCog and "
+                                       "STEP leave out those under 1 KiB; 0: none)")
+
+    def __post_init__(self):
+        if self.official_split not in (1, 2, 3):
+            raise ValueError(f"official_split must be 1, 2 or 3; got {self.official_split!r}")
+        super().__post_init__()

@@ -23,14 +23,14 @@ import re
 
 from ..registry import option, register_dataset
 from .layouts import ClassFolders, Found
-from .mat_folders import MatClassFolders
+from .mat_folders import ActionVideoFolders
 
 GROUPS_PER_SPLIT = 7
 _GROUP = re.compile(r"_g(\d+)_c\d+$")
 
 
 @register_dataset("ucf101_dvs")
-class UCF101DVS(MatClassFolders):
+class UCF101DVS(ActionVideoFolders):
     """UCF101-DVS as ``(float32 frames [T, 2, 180, 240], class)``; see the module docstring."""
 
     name = "ucf101_dvs"
@@ -46,14 +46,6 @@ class UCF101DVS(MatClassFolders):
 
     split: str = option("official", "'official' (UCF101's split official_split: groups 1-7, 8-14 or 15-21 "
                                     "test), or per class 'sj' or 'random' (seeded)")
-    official_split: int = option(1, "which of UCF101's three official splits, for split='official'")
-    min_file_bytes: int = option(1024, "recordings smaller than this many bytes are left out (BrainCog and "
-                                       "STEP leave out those under 1 KiB; 0: none)")
-
-    def __post_init__(self):
-        if self.official_split not in (1, 2, 3):
-            raise ValueError(f"official_split must be 1, 2 or 3; got {self.official_split!r}")
-        super().__post_init__()
 
     def choose(self, found: Found) -> list[tuple[str, str]]:
         if self.split != "official":
