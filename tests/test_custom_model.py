@@ -24,7 +24,7 @@ def test_the_documented_model_registers_and_trains_by_name(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "spikeformers", "train", "--plugin", "my_models",
-                             "--model", "qk_driven_tiny", "--epochs", "2", "--time-steps", "2", "--out", str(out)],
+                             "--model", "qk_driven_tiny", "--epochs", "2", "--batch-size", "32", "--time-steps", "2", "--out", str(out)],
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=HUNG)
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())

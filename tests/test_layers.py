@@ -135,5 +135,5 @@ def test_parts_build_every_neuron_from_the_factory_they_are_given(cls):
 
 
 def test_neuron_factory_rejects_unknown_settings():
-    with pytest.raises(TypeError, match="Bad neuron_kwargs for LIF"):
+    with pytest.raises(TypeError, match=r"neuron LIF takes no keyword 'taux' \(did you mean 'tau'\?\); its keywords: tau, "):
         neuron_factory("lif", taux=2.0)

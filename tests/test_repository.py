@@ -7,19 +7,34 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def quick_start_commands():
+    """The commands of the README's Quick start block (comments dropped)."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Quick start", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
-    return [line.strip() for line in block.splitlines() if line.strip()]
+    lines = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    return [line for line in lines if line]
 
 
-def test_quick_start_is_install_main_job_and_tests():
-    install, main_job, tests = quick_start_commands()
-    assert install.startswith("pip install") and main_job == "spikeformers train" and "pytest" in tests
+def make_recipe(target: str) -> list[str]:
+    """The commands of a Makefile target."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return recipe
+
+
+def test_quick_start_is_two_make_targets_the_demo_then_the_tests():
+    assert quick_start_commands() == ["make demo", "make test"]
+    assert make_recipe("demo") == ["$(VENV)/bin/spikeformers train"]
+    assert make_recipe("test") == ["$(VENV)/bin/python -m pytest -q"]
 
 
 def test_ci_runs_the_readme_test_command():
-    _, _, tests = quick_start_commands()
+    _, tests = quick_start_commands()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in [line.strip() for line in ci if not line.lstrip().startswith("#")]
 

@@ -8,14 +8,12 @@ from spikeformers.models import create_model, list_models
 from spikeformers.models.registry import model_entry
 from spikeformers.neurons import LIF
 
-# Full-size ImageNet models (and Meta-SpikeFormer's 31M-parameter DVS one) take seconds to a
-# minute each on 2 cores: run them with -m slow.
-HEAVY = {n for n in list_models() if "imagenet" in n} | {"meta_spikformer_dvs"}
-FAST = [n for n in list_models() if n not in HEAVY]
-SLOW = [pytest.param(n, marks=pytest.mark.slow) for n in sorted(HEAVY)]
+from zoo_selection import zoo_params  # noqa: E402  (which configurations CI builds at full size)
+
+ZOO = zoo_params(full_size=True)
 
 
-@pytest.mark.parametrize("name", FAST + SLOW)
+@pytest.mark.parametrize("name", ZOO)
 def test_registered_model_runs_forward_and_backward_at_its_size(name):
     torch.manual_seed(0)
     model = create_model(name)
@@ -35,7 +33,7 @@ def test_registered_model_says_what_it_is(name):
     assert fn.__doc__ and fn.info.paper and fn.info.dataset, f"{name} needs a docstring, paper and data set"
 
 
-@pytest.mark.parametrize("name", FAST + SLOW)
+@pytest.mark.parametrize("name", ZOO)
 def test_every_neuron_of_every_model_takes_the_neuron_and_its_settings(name):
     from spikeformers.neurons import PLIF
 

@@ -25,6 +25,8 @@ from spikeformers.models.spikformer_semm import SpikformerSEMM
 from spikeformers.models.spikingresformer import SpikingResformer
 from spikeformers.models.registry import model_entry
 
+from zoo_selection import zoo_params  # noqa: E402  (each family's first two in CI, the rest -m slow)
+
 TIME_STEPS, SAMPLES, BATCH = 2, 64, 16
 # four 2x2 downsamplings that must divide exactly; SpikingResformer's ImageNet stem (by 4) before a 4x4 patch;
 # the Spiking Wavelet Transformer's Haar transform needs a power-of-2 token grid
@@ -75,7 +77,7 @@ def test_every_model_family_has_tiny_settings():
     assert families <= set(TINY), f"add tiny settings for {families - set(TINY)}"
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", zoo_params(full_size=False))
 def test_registered_model_trains_one_epoch_on_dvs_digits(name, digits):
     torch.manual_seed(0)
     side = 32 if any(fnmatch.fnmatch(name, pattern) for pattern in SENSOR_32) else 24
