@@ -1,5 +1,5 @@
 """Spikformer+SEMM: parameter counts equal to STEP's code less its neurons' stored thresholds and surrogate
-alphas, the router quirk as a pure permutation of the router's normalised logits, the experts' gating, and
+alphas (and, for ImageNet, the K/V batch norms it never calls), the router quirk as a pure permutation of the router's normalised logits, the experts' gating, and
 the converter's warning for neurons STEP stored with other settings."""
 
 import pytest
@@ -11,7 +11,10 @@ from spikeformers.neurons import neuron_factory
 
 # STEP's spikf_semm_cifar factory (cls/models/static/spikf_semm_cifar.py), counted with
 # sum(p.numel() for p in model.parameters()) less its 130 neuron scalars (65 thresholds, 65 alphas).
-AUTHORS_PARAMETERS = {"spikformer_semm_cifar10": 7_739_372 - 130, "spikformer_semm_cifar100": 7_774_022 - 130}
+# Its spikf_semm_imagenet factory (spikf_semm_imagenet.py) at imgnet.yaml's 8-512, less its 250 neuron scalars
+# and the 9,728 weights and biases of the K and V batch norms it builds and never calls.
+AUTHORS_PARAMETERS = {"spikformer_semm_cifar10": 7_739_372 - 130, "spikformer_semm_cifar100": 7_774_022 - 130,
+                      "spikformer_semm_imagenet_8_512": 27_550_338 - 250 - 9_728}
 TINY = dict(embed_dim=16, depth=1, expert_dim=8)
 
 

@@ -44,7 +44,7 @@ def convert_official(official: StateDict, model: SpikingClassifier) -> StateDict
     cls = type(model)
     for message in model.official_warnings(official):
         warnings.warn(message, stacklevel=4)
-    unused = re.compile(cls.official_unused) if cls.official_unused else None
+    unused = re.compile(model.official_unused) if model.official_unused else None
     rules = [(re.compile(pattern), rename) for pattern, rename in cls.official_renames]
     own = model.state_dict()
     converted: StateDict = {}
