@@ -74,15 +74,21 @@ class ExpertsMixtureAttention(nn.Module):
         return self.proj_neuron(self.proj(y))
 
 
+MLP_WIDTHS = ("ratio", "thirds")
+
+
 class GatedDepthwiseMLP(nn.Module):
-    """Tokens ``[T, B, N, C]`` on a ``grid`` (h, w): Linear-BN-neuron to ``hidden`` channels (``int(dim *
-    mlp_ratio)`` unless given); the first half, on the grid, through a depthwise 3x3 Conv-BN-neuron (its conv
+    """Tokens ``[T, B, N, C]`` on a ``grid`` (h, w): Linear-BN-neuron to ``hidden`` channels (``width``
+    ``"ratio"``: ``int(dim * mlp_ratio)``; ``"thirds"``: ``dim // 3 * 16``, whatever the ratio, as STEP's ImageNet
+    file computes it); the first half, on the grid, through a depthwise 3x3 Conv-BN-neuron (its conv
     biased if ``dw_bias``), gates the second half (a product of spikes); then Linear-BN-neuron back to C."""
 
     def __init__(self, dim: int, neuron: NeuronFactory, mlp_ratio: float, grid: tuple[int, int],
-                 hidden: int | None = None, dw_bias: bool = False):
+                 width: str = "ratio", dw_bias: bool = False):
         super().__init__()
-        hidden = int(dim * mlp_ratio) if hidden is None else int(hidden)
+        if width not in MLP_WIDTHS:
+            raise ValueError(f"mlp_width must be one of {', '.join(MLP_WIDTHS)}, not {width!r}")
+        hidden = int(dim * mlp_ratio) if width == "ratio" else dim // 3 * 16
         if hidden % 2:
             raise ValueError(f"the MLP's hidden width {hidden} must be even (it is split in two halves)")
         self.grid = grid
@@ -105,10 +111,11 @@ class SpikformerSEMM(SpikingClassifier):
     """Spikformer+SEMM-``depth``-``embed_dim``: ``num_experts`` experts of width ``expert_dim`` per block
     (STEP's factory keeps 4 and 96 whatever the width), ``attn_scale``, ``mlp_ratio``; ``sps_pool_stages``:
     the SPS stages followed by a max-pool (STEP's CIFAR stem: the last two; its ImageNet stem: all four).
-    ``kv_norm``, ``qkv_bias`` (:class:`ExpertsMixtureAttention`), ``mlp_hidden`` and ``mlp_dw_bias``
+    ``kv_norm``, ``qkv_bias`` (:class:`ExpertsMixtureAttention`), ``mlp_width`` and ``mlp_dw_bias``
     (:class:`GatedDepthwiseMLP`): the CIFAR file's choices by default; STEP's ImageNet file takes the other
-    (no K/V BN, unbiased K/V/query Linears, a hidden width of ``embed_dim // 3 * 16``, a biased depthwise conv)
-    and no attention scale (``attn_scale=1``). ``official_quirks``: the router's reshape as STEP's CIFAR file
+    (no K/V BN, unbiased K/V/query Linears, a hidden width of ``embed_dim // 3 * 16``: ``mlp_width="thirds"``, a biased depthwise conv)
+    and no attention scale (``attn_scale=1``); its blocks' 1x1 convs keep PyTorch's default initialisation
+    (``trunc_normal_blocks=False``: only the head is drawn from timm's truncated normal). ``official_quirks``: the router's reshape as STEP's CIFAR file
     computes it (:class:`ExpertsMixtureAttention`); its ImageNet file gates each token by its own router
     spikes, so the quirk is off there."""
 
@@ -132,7 +139,8 @@ class SpikformerSEMM(SpikingClassifier):
     def __init__(self, embed_dim: int = 384, depth: int = 4, mlp_ratio: float = 4.0, attn_scale: float = 0.125,
                  num_experts: int = 4, expert_dim: int = 96, sps_pool_stages: Sequence[int] = (2, 3),
                  official_quirks: bool = False, kv_norm: bool = True, qkv_bias: bool = True,
-                 mlp_hidden: int | None = None, mlp_dw_bias: bool = False, **common: Any):
+                 mlp_width: str = "ratio", mlp_dw_bias: bool = False, trunc_normal_blocks: bool = True,
+                 **common: Any):
         super().__init__(**common)
         neuron = self.neuron_factory
         self.official_quirks = bool(official_quirks)
@@ -143,12 +151,14 @@ class SpikformerSEMM(SpikingClassifier):
         self.blocks = nn.Sequential(*[
             Block(ExpertsMixtureAttention(embed_dim, neuron, num_experts, expert_dim, attn_scale, official_quirks,
                                           kv_norm, qkv_bias),
-                  GatedDepthwiseMLP(embed_dim, neuron, mlp_ratio, self.patch_embed.grid_size, mlp_hidden,
+                  GatedDepthwiseMLP(embed_dim, neuron, mlp_ratio, self.patch_embed.grid_size, mlp_width,
                                     mlp_dw_bias))
             for _ in range(depth)
         ])
         self.head = ClassifierHead(embed_dim, self.num_classes)
-        for m in self.modules():  # STEP's _init_weights: timm's trunc_normal_(std=.02) on every Linear
+        # STEP's _init_weights: timm's trunc_normal_(std=.02) on every nn.Linear; its ImageNet file's blocks are
+        # 1x1 convs, which that leaves at PyTorch's default (the same as a Linear's), so only its head is drawn
+        for m in (self if trunc_normal_blocks else self.head).modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
@@ -176,10 +186,10 @@ register_configs(SpikformerSEMM, PAPER, {
     "spikformer_semm_cifar10": Config(_CIFAR, "CIFAR10", "95.78", STEP, note="4-384"),
     "spikformer_semm_cifar100": Config({**_CIFAR, "num_classes": 100}, "CIFAR100", "79.04", STEP, note="4-384"),
     # STEP's cls/configs/spikf_semm/imgnet.yaml built by cls/models/static/spikf_semm_imagenet.py (expert
-    # width: the factory's default 96; hidden width 512 // 3 * 16, whatever mlp_ratio says)
+    # width: the factory's default 96; MLP hidden width 512 // 3 * 16 = 2720, whatever mlp_ratio says)
     "spikformer_semm_imagenet_8_512": Config(
         dict(img_size=224, in_channels=3, num_classes=1000, time_steps=4, embed_dim=512, depth=8,
              attn_scale=1.0, num_experts=4, expert_dim=96, sps_pool_stages=(0, 1, 2, 3), kv_norm=False,
-             qkv_bias=False, mlp_hidden=512 // 3 * 16, mlp_dw_bias=True),
+             qkv_bias=False, mlp_width="thirds", mlp_dw_bias=True, trunc_normal_blocks=False),
         "ImageNet", "75.93", STEP, note="8-512"),
 })
