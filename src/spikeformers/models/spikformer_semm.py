@@ -1,5 +1,6 @@
 """Spikformer+SEMM (Zhou et al., "Spiking Transformer with Experts Mixture", NeurIPS 2024), as STEP
-(Fancyssc/STEP, ``cls/models/static/spikf_semm_cifar.py``) implements it.
+(Fancyssc/STEP, ``cls/models/static/spikf_semm_cifar.py``; its ImageNet network, a different one,
+``spikf_semm_imagenet.py``, through the options of :class:`SpikformerSEMM`) implements it.
 
 SPS stem -> L x [x + SEMM attention(x); x + gated MLP(x)] -> mean over tokens and time -> Linear.
 The spiking experts mixture replaces SSA's query by ``num_experts`` expert queries: each expert's
@@ -144,7 +145,9 @@ class SpikformerSEMM(SpikingClassifier):
         super().__init__(**common)
         neuron = self.neuron_factory
         self.official_quirks = bool(official_quirks)
-        if not kv_norm:  # a checkpoint of STEP's ImageNet file still holds the two BNs it never calls
+        # read by models/checkpoints.py from the model: a checkpoint of STEP's ImageNet file still holds the two
+        # BNs it never calls
+        if not kv_norm:
             self.official_unused = self.official_unused + r"|^block\.\d+\.attn\.(k|v)_bn\..+$"
         self.patch_embed = SpikingPatchSplitting(self.in_channels, embed_dim, neuron, img_size=self.img_size,
                                                  num_stages=4, pool_stages=sps_pool_stages)
