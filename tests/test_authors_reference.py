@@ -21,6 +21,7 @@ from spikeformers.models import create_model
 REFERENCE_DIR = Path(__file__).parent / "data" / "authors_reference"
 MODELS = ["spikformer_dvs", "spike_driven_dvs", "qkformer_dvs", "tim_dvs", "spikingformer_dvs", "sglformer_dvs",
           "meta_spikformer", "spikingresformer_dvs", "spikingresformer_gesture", "spikformer_semm_cifar",
+          "spikformer_semm_imagenet",
           "swt_dvs", "swt_cifar", "cml_spikingformer_dvs", "cml_spikformer_cifar10",
           "e_spikeformer", "e_spikeformer_hardvs"]  # file stems; each file names its registered model
 LOGIT_ATOL = 1e-9  # float64: two faithful implementations differ only by rounding
@@ -121,6 +122,7 @@ def test_references_are_not_degenerate(name):
     # RepConv's padded BN border from batch statistics in training, not from the running ones
     ("meta_spikformer", dict(official_quirks=False), "train"),
     ("spikformer_semm_cifar", dict(official_quirks=False), "eval"),  # each token's own router gates
+    ("spikformer_semm_imagenet", dict(attn_scale=0.125), "eval"),  # STEP's ImageNet file applies no scale
     # CML's point: the stem pools the BN output before the neuron; the base families pool the spikes
     ("cml_spikingformer_dvs", dict(cml=False), "eval"),
     ("cml_spikformer_cifar10", dict(cml=False), "eval"),

@@ -1,5 +1,5 @@
 """Spikformer+SEMM: parameter counts equal to STEP's code less its neurons' stored thresholds and surrogate
-alphas, the router quirk as a pure permutation of the router's normalised logits, the experts' gating, and
+alphas (and, for ImageNet, the K/V batch norms it never calls), the router quirk as a pure permutation of the router's normalised logits, the experts' gating, and
 the converter's warning for neurons STEP stored with other settings."""
 
 import pytest
@@ -11,7 +11,10 @@ from spikeformers.neurons import neuron_factory
 
 # STEP's spikf_semm_cifar factory (cls/models/static/spikf_semm_cifar.py), counted with
 # sum(p.numel() for p in model.parameters()) less its 130 neuron scalars (65 thresholds, 65 alphas).
-AUTHORS_PARAMETERS = {"spikformer_semm_cifar10": 7_739_372 - 130, "spikformer_semm_cifar100": 7_774_022 - 130}
+# Its spikf_semm_imagenet factory (spikf_semm_imagenet.py) at imgnet.yaml's 8-512, less its 250 neuron scalars
+# and the 9,728 weights and biases of the K and V batch norms it builds and never calls.
+AUTHORS_PARAMETERS = {"spikformer_semm_cifar10": 7_739_372 - 130, "spikformer_semm_cifar100": 7_774_022 - 130,
+                      "spikformer_semm_imagenet_8_512": 27_550_338 - 250 - 9_728}
 TINY = dict(embed_dim=16, depth=1, expert_dim=8)
 
 
@@ -61,3 +64,34 @@ def test_mlp_works_on_the_token_grid_of_any_image_size():
     model = create_model("spikformer_semm_cifar10", img_size=48, time_steps=2, **TINY)
     assert model.blocks[0].mlp.grid == (12, 12)
     assert model(torch.randn(2, 3, 48, 48)).shape == (2, 10)
+
+
+def test_imagenet_mlp_width_follows_steps_thirds_rule_at_any_width_and_ignores_the_ratio():
+    """STEP's ImageNet file sizes its MLP ``embed_dim // 3 * 16`` (2720 at 512), not ``embed_dim * mlp_ratio``."""
+    assert create_model("spikformer_semm_imagenet_8_512").blocks[0].mlp.fc1.linear.out_features == 2720
+    model = create_model("spikformer_semm_imagenet_8_512", embed_dim=32, depth=1, expert_dim=8, mlp_ratio=2.0,
+                         img_size=32, num_classes=10)
+    assert model.blocks[0].mlp.fc1.linear.out_features == 160
+
+
+def test_imagenet_keys_and_values_fire_off_unbiased_linears_without_batch_norms():
+    attn = create_model("spikformer_semm_imagenet_8_512", embed_dim=32, depth=1, expert_dim=8, img_size=32,
+                        num_classes=10).blocks[0].attn
+    assert isinstance(attn.k, torch.nn.Linear) and attn.k.bias is None
+    assert isinstance(attn.v, torch.nn.Linear) and attn.v.bias is None
+    assert attn.queries[0].linear.bias is None and attn.scale == 1.0
+
+
+def test_an_unknown_mlp_width_rule_is_refused_by_name():
+    with pytest.raises(ValueError, match="mlp_width must be one of ratio, thirds, not 'half'"):
+        create_model("spikformer_semm_cifar10", mlp_width="half", **TINY)
+
+
+def test_imagenet_blocks_keep_pytorchs_default_init_as_steps_1x1_convs_do():
+    """STEP's _init_weights draws only nn.Linear from trunc_normal(std .02): its ImageNet blocks are 1x1 convs,
+    uniform within 1/sqrt(fan_in); its CIFAR blocks are Linears (a 0.02 normal passes 1/sqrt(384) often)."""
+    imagenet = create_model("spikformer_semm_imagenet_8_512", depth=1)
+    assert imagenet.blocks[0].attn.k.weight.abs().max() <= 512 ** -0.5
+    assert imagenet.head.fc.weight.std() < 0.021 and not imagenet.head.fc.bias.any()  # default: std 0.0255
+    cifar = create_model("spikformer_semm_cifar10", depth=1)
+    assert cifar.blocks[0].attn.k.linear.weight.abs().max() > 384 ** -0.5

@@ -30,7 +30,8 @@ from zoo_selection import zoo_params  # noqa: E402  (each family's first two in 
 TIME_STEPS, SAMPLES, BATCH = 2, 64, 16
 # four 2x2 downsamplings that must divide exactly; SpikingResformer's ImageNet stem (by 4) before a 4x4 patch;
 # the Spiking Wavelet Transformer's Haar transform needs a power-of-2 token grid
-SENSOR_32 = ("qkformer_dvs", "qkformer_gesture", "spikformer_v2_*", "spikingresformer_imagenet_*", "swt_*")
+SENSOR_32 = ("qkformer_dvs", "qkformer_gesture", "spikformer_semm_imagenet_*", "spikformer_v2_*",
+             "spikingresformer_imagenet_*", "swt_*")
 
 # Per family, the size overrides that make a model tiny; the data set fixes input and classes.
 TINY = {

@@ -37,14 +37,15 @@ class CheckpointMismatchError(ValueError):
 def convert_official(official: StateDict, model: SpikingClassifier) -> StateDict:
     """The authors' keys renamed to ``model``'s by its class's ``official_renames`` (``(pattern,
     replacement)``: a template for ``re.Match.expand`` or a function of the match; first match wins),
-    keys matching ``official_unused`` dropped, and 1x1 kernels reshaped to the model's tensor where the two
+    keys matching the model's ``official_unused`` dropped (its class's, unless the instance sets its own for its
+    options), and 1x1 kernels reshaped to the model's tensor where the two
     differ only by trailing 1-sized dimensions (a Conv1d or Conv2d 1x1 kernel for a Linear weight, or back).
     What the conversion cannot carry over (the model's ``official_warnings``) is warned about. Unknown keys
     are kept, so that the loader reports them."""
     cls = type(model)
     for message in model.official_warnings(official):
         warnings.warn(message, stacklevel=4)
-    unused = re.compile(cls.official_unused) if cls.official_unused else None
+    unused = re.compile(model.official_unused) if model.official_unused else None
     rules = [(re.compile(pattern), rename) for pattern, rename in cls.official_renames]
     own = model.state_dict()
     converted: StateDict = {}
