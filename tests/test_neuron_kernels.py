@@ -311,6 +311,7 @@ torch.save(cpu_kernel_results(), sys.argv[1])
 """
 
 
+@pytest.mark.slow  # a second build of the kernel (~30 s on 2 cores): -m slow
 @needs_cpu_kernel
 def test_kernel_built_without_vector_extensions_gives_identical_results(tmp_path):
     """The binary is built for the vector instructions PyTorch uses on this CPU (AVX2, AVX-512): a CPU

@@ -7,8 +7,8 @@ import sys
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import count_parameters, create_model, list_models, model_entry
-    from ..models.registry import zoo_table
+    from ..models import count_parameters, list_models, model_entry
+    from ..models.registry import shape_only, zoo_table
 
     if args.markdown:
         print(zoo_table(args.pattern))
@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'model':<{width}}  {'parameters':>12}  description")
     for name in names:
         doc = (model_entry(name).__doc__ or "").strip().splitlines()[0]
-        print(f"{name:<{width}}  {count_parameters(create_model(name)):>12,}  {doc}")
+        print(f"{name:<{width}}  {count_parameters(shape_only(name)):>12,}  {doc}")
     return 0
 
 

@@ -8,6 +8,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
+import torch
 from torch import nn
 
 from .base import to_pair
@@ -124,13 +125,20 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def shape_only(name: str) -> nn.Module:
+    """Registered model ``name`` built on PyTorch's meta device: its structure and tensor shapes (so
+    its parameter count) without memory or initialisation, in milliseconds even for ImageNet sizes."""
+    with torch.device("meta"):
+        return _MODELS[name]()
+
+
 def zoo_table(pattern: str = "*") -> str:
     """The model zoo as a Markdown table, built from the registry (the README's table is this)."""
     rows = ["| model | paper | data set | T | input | parameters | reported top-1 (%) | source |",
             "|---|---|---|---|---|---|---|---|"]
     for name in list_models(pattern):
         fn = _MODELS[name]
-        model = fn()
+        model = shape_only(name)
         size = "x".join(map(str, getattr(model, "img_size", ())))
         info = fn.info
         rows.append(f"| `{name}` | {info.paper} | {info.dataset} | {getattr(model, 'time_steps', '')} | "
