@@ -34,6 +34,7 @@ from torch import nn
 from ..layers import ConvUnit, MembraneMLP
 from ..neurons import MultiSpike, NeuronFactory, neuron_factory
 from .base import SpikingClassifier
+from .meta_spikeformer import _STAGE, DOWNSAMPLE_RENAMES
 from .registry import Config, register_configs
 
 
@@ -143,8 +144,6 @@ class CountHead(nn.Module):
         return self.fc(self.neuron(x.flatten(3).mean(-1)) * self.gain).mean(0)
 
 
-_STAGE = {"downsample1_1": "0.0", "ConvBlock1_1.0": "0.1", "downsample1_2": "1.0", "ConvBlock1_2.0": "1.1",
-          "downsample2": "2.0", "ConvBlock2_1.0": "2.1", "ConvBlock2_2.0": "2.2"}
 _SEP = {"pwconv1.0": "pwconv1.conv", "pwconv1.1": "pwconv1.bn", "dwconv.0": "dwconv.conv", "dwconv.1": "dwconv.bn",
         "pwconv2.0": "pwconv2.conv", "pwconv2.1": "pwconv2.bn"}
 
@@ -159,13 +158,10 @@ class ESpikeFormer(SpikingClassifier):
     transformer blocks (None: none; 1e-6 in the authors' HARDVS model)."""
 
     # BICLab/Spike-Driven-Transformer-V3 SDT_V3/Classification/Model_Base/models.py
-    official_renames = (
-        (r"^(downsample1_1|downsample1_2|downsample2)\.encode_(conv|bn)\.(.+)$",
-         lambda m: f"stages.{_STAGE[m[1]]}.{m[2]}.{m[3]}"),
+    official_renames = DOWNSAMPLE_RENAMES + (
         (r"^(ConvBlock\d_\d\.0)\.Conv\.(pwconv1\.[01]|dwconv\.[01]|pwconv2\.[01])\.(.+)$",
          lambda m: f"stages.{_STAGE[m[1]]}.sep.{_SEP[m[2]]}.{m[3]}"),
         (r"^(ConvBlock\d_\d\.0)\.(conv|bn)([12])\.(.+)$", lambda m: f"stages.{_STAGE[m[1]]}.conv{m[3]}.{m[2]}.{m[4]}"),
-        (r"^downsample([34])\.encode_(conv|bn)\.(.+)$", r"stages.\1.0.\2.\3"),
         (r"^block([34])\.(\d+)\.conv\.(pwconv1\.[01]|dwconv\.[01]|pwconv2\.[01])\.(.+)$",
          lambda m: f"stages.{m[1]}.{int(m[2]) + 1}.sep.{_SEP[m[3]]}.{m[4]}"),
         (r"^block([34])\.(\d+)\.attn\.(q|k|v|proj)_conv\.([01])\.(.+)$",

@@ -194,6 +194,13 @@ class RepConvSelfAttention(nn.Module):
 # The authors' module names -> ours: their stage lists are one Sequential per stage here.
 _STAGE = {"downsample1_1": "0.0", "ConvBlock1_1.0": "0.1", "downsample1_2": "1.0", "ConvBlock1_2.0": "1.1",
           "downsample2": "2.0", "ConvBlock2_1.0": "2.1", "ConvBlock2_2.0": "2.2"}
+# The authors' downsampling units (their code's names), rows of Meta-SpikeFormer's rename table and of
+# E-SpikeFormer's, whose code descends from it.
+DOWNSAMPLE_RENAMES = (
+    (r"^(downsample1_1|downsample1_2|downsample2)\.encode_(conv|bn)\.(.+)$",
+     lambda m: f"stages.{_STAGE[m[1]]}.{m[2]}.{m[3]}"),
+    (r"^downsample([34])\.encode_(conv|bn)\.(.+)$", r"stages.\1.0.\2.\3"),
+)
 _REP = {"body.0": "rep.conv1x1", "body.1.bn": "rep.bn_pad.bn", "body.2.0": "rep.dwconv", "body.2.1": "rep.pwconv",
         "body.2.2": "rep.bn"}
 
@@ -205,13 +212,10 @@ class MetaSpikeFormer(SpikingClassifier):
     authors compute it; ``kd``: the distillation head (docs/models.md)."""
 
     # BICLab/Spike-Driven-Transformer-V2 (classification/models.py); a checkpoint with head_kd needs kd=True
-    official_renames = (
-        (r"^(downsample1_1|downsample1_2|downsample2)\.encode_(conv|bn)\.(.+)$",
-         lambda m: f"stages.{_STAGE[m[1]]}.{m[2]}.{m[3]}"),
+    official_renames = DOWNSAMPLE_RENAMES + (
         (r"^(ConvBlock\d_\d\.0)\.Conv\.(pwconv1|bn1|dwconv|pwconv2|bn2)\.(.+)$",
          lambda m: f"stages.{_STAGE[m[1]]}.sep.{m[2]}.{m[3]}"),
         (r"^(ConvBlock\d_\d\.0)\.(conv1|bn1|conv2|bn2)\.(.+)$", lambda m: f"stages.{_STAGE[m[1]]}.{m[2]}.{m[3]}"),
-        (r"^downsample([34])\.encode_(conv|bn)\.(.+)$", r"stages.\1.0.\2.\3"),
         (r"^block([34])\.(\d+)\.attn\.(q|k|v|proj)_conv\.0\.(body\.0|body\.1\.bn|body\.2\.[012])\.(.+)$",
          lambda m: f"stages.{m[1]}.{int(m[2]) + 1}.attn.{m[3]}.{_REP[m[4]]}.{m[5]}"),
         (r"^block([34])\.(\d+)\.attn\.(q|k|v|proj)_conv\.1\.(.+)$",
