@@ -43,6 +43,9 @@ from . import surrogate as surrogates
 LINEAR, EXP, QUAD, SCALED, INTEGER = 0, 1, 2, 3, 4
 FUSED_KINDS = {"lif": LINEAR, "plif": LINEAR, "if": LINEAR, "eif": EXP, "eif_sj": EXP, "qif": QUAD, "klif": SCALED,
                "ilif": INTEGER, "nilif": INTEGER}
+# Neurons with a second state beside the membrane, in kernels of their own (``kernels/two_state.py``):
+# Izhikevich's recovery (constants a0, v_rest, v_c, w_rest, tau_w, a, b), STEP's and SpikingJelly's CLIF memory.
+TWO_STATE_KINDS = {"izhikevich": 0, "clif": 1, "clif_sj": 2}
 LEARNED_LEAK = ("plif",)  # kinds whose leak factor k = sigmoid(w) is a learned parameter
 LEARNED_SCALE = ("klif",)  # kinds whose learned parameter k is used as it is (KLIF's scale)
 # STEP's EIF starts from, and leaks towards, 0 whatever its reset level (BrainCog's membrane starts at 0).
@@ -256,6 +259,31 @@ class NeuronSpec:
             v_reset=self.rest if self.v_reset is None else self.v_reset, x_mul=x_mul, x_div=x_div, alpha=self.alpha,
             scale=scale, p0=p[0], p1=p[1], p2=p[2],
         )
+
+    @property
+    def two_state(self) -> bool:
+        """True for a neuron with a second state (Izhikevich, CLIF), run by the two-state kernels."""
+        return self.kind in TWO_STATE_KINDS
+
+    def two_state_constants(self) -> list[float]:
+        """The two-state kernels' 16 constants: tau, threshold, v_reset, soft, v_init, alpha, reset_grad,
+        carry (0 with detach_mem), then the kind's own 8 (Izhikevich: a0, v_rest, v_c, w_rest, tau_w, a, b;
+        STEP's CLIF: 1 - 1/tau, v_reset / tau, whether that term is added, decay_input), each the very value
+        the neuron's PyTorch loop uses."""
+        if self.kind == "izhikevich":
+            own = list(self.constants)
+        elif self.kind == "clif":
+            with_reset = self.v_reset is not None and self.v_reset != 0
+            own = [1 - 1.0 / self.tau, self.v_reset / self.tau if with_reset else 0.0, float(with_reset),
+                   float(self.decay_input)]
+        elif self.kind == "clif_sj":
+            own = []
+        else:
+            raise ValueError(f"{self.kind!r} is not a two-state neuron (known: {', '.join(TWO_STATE_KINDS)})")
+        own += [0.0] * (8 - len(own))
+        return [self.tau, self.v_threshold, self.rest if self.v_reset is None else self.v_reset,
+                float(self.soft_reset), self.rest, self.alpha, 0.0 if self.detach_reset else 1.0,
+                0.0 if self.detach_mem else 1.0, *own]
 
     def kernel_constants_affine(self) -> tuple[KernelConstants, KernelConstants]:
         """``(c0, c1)`` with ``kernel_constants(k) == c0 + c1 * k``, every field: the constants are affine in

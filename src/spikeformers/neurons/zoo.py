@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernels import two_state
 from .neuron import Neuron, register_neuron
+from .spec import NeuronSpec
 from .surrogate import get_surrogate
 
 VARIANTS = ("step", "spikingjelly")
@@ -197,8 +199,20 @@ class Izhikevich(ZooNeuron):
         self.w_rest, self.tau_w, self.a, self.b = float(w_rest), float(tau_w), float(a), float(b)
         self.detach_reset, self.detach_mem = bool(detach_reset), bool(detach_mem)
 
+    @property
+    def spec(self) -> NeuronSpec:
+        """The settings the fused two-state kernels read (``kernels/two_state.py``)."""
+        return NeuronSpec(kind="izhikevich", tau=self.tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
+                          decay_input=True, detach_reset=self.detach_reset, detach_mem=self.detach_mem,
+                          surrogate=self.surrogate, alpha=self.alpha,
+                          constants=(self.a0, self.v_rest, self.v_c, self.w_rest, self.tau_w, self.a, self.b))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        return two_state.spikes(x, self.spec, self.loop)
+
+    def loop(self, x: torch.Tensor) -> torch.Tensor:
+        """The recurrence in PyTorch operators, as SpikingJelly writes it: the reference the kernels match."""
         xc = x.to(_compute_dtype(x))
         v = torch.full_like(xc[0], 0.0 if self.v_reset is None else self.v_reset)
         w = torch.full_like(xc[0], self.w_rest)
@@ -353,8 +367,19 @@ class CLIF(ZooNeuron):
         self.tau, self.decay_input, self.detach_mem = float(tau), bool(decay_input), bool(detach_mem)
         self.v_reset = None if v_reset is None else float(v_reset)
 
+    @property
+    def spec(self) -> NeuronSpec:
+        """The settings the fused two-state kernels read (``kernels/two_state.py``)."""
+        return NeuronSpec(kind="clif" if self.variant == "step" else "clif_sj", tau=self.tau,
+                          v_threshold=self.v_threshold, v_reset=self.v_reset, decay_input=self.decay_input,
+                          detach_reset=False, detach_mem=self.detach_mem, surrogate=self.surrogate, alpha=self.alpha)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        return two_state.spikes(x, self.spec, self.loop)
+
+    def loop(self, x: torch.Tensor) -> torch.Tensor:
+        """The recurrence in PyTorch operators, as its reference writes it: what the kernels match."""
         xc = x.to(_compute_dtype(x))
         tau, threshold, v_reset = self.tau, self.v_threshold, self.v_reset
         v = torch.full_like(xc[0], v_reset if v_reset else 0.0)  # STEP starts from v_reset only when it is truthy

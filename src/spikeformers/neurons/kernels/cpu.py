@@ -48,7 +48,11 @@ class _Kernel:
         self._backward = library.neuron_backward
         self._backward.argtypes = [i32, ptr, ptr, ptr, ptr, ptr, doubles, i64, i64, i64, i32, doubles, i64, i64, i32,
                                    i32]
-        for entry in (self._forward, self._backward):
+        self._pair_forward = library.pair_forward
+        self._pair_forward.argtypes = [i32, ptr, ptr, i64, i64, i64, doubles, i64, i32]
+        self._pair_backward = library.pair_backward
+        self._pair_backward.argtypes = [i32, ptr, ptr, ptr, i64, i64, i64, doubles, i64, i64, i32]
+        for entry in (self._forward, self._backward, self._pair_forward, self._pair_backward):
             entry.restype = ctypes.c_char_p
 
     @staticmethod
@@ -87,6 +91,31 @@ class _Kernel:
                                        len(constants), surrogate_kind, int(want_grad_k), torch.get_num_threads()),
                         "neuron kernel")
         return grad_x, torch.tensor(grad_k.value, dtype=torch.float64)
+
+
+    def pair_forward(self, x: torch.Tensor, kind: int, constants: list[float]) -> torch.Tensor:
+        """Spikes of a two-state neuron (Izhikevich, CLIF)."""
+        self._check(x)
+        spikes = torch.empty_like(x)
+        c = (ctypes.c_double * len(constants))(*constants)
+        cpp_build.check(self._pair_forward(cpp_build.dtype_code(x, "neuron kernel"), x.data_ptr(), spikes.data_ptr(),
+                                           x.shape[0], x.shape[1], kind, c, len(constants), torch.get_num_threads()),
+                        "neuron kernel")
+        return spikes
+
+    def pair_backward(self, grad_spikes: torch.Tensor, x: torch.Tensor, kind: int, constants: list[float],
+                      surrogate_kind: int) -> torch.Tensor:
+        """grad_x of a two-state neuron; the states are recomputed from ``x``."""
+        self._check(x, grad_spikes)
+        if grad_spikes.dtype != x.dtype:
+            raise ValueError("grad_spikes and x must have one dtype")
+        grad_x = torch.empty_like(x)
+        c = (ctypes.c_double * len(constants))(*constants)
+        cpp_build.check(self._pair_backward(cpp_build.dtype_code(x, "neuron kernel"), grad_spikes.data_ptr(),
+                                            x.data_ptr(), grad_x.data_ptr(), x.shape[0], x.shape[1], kind, c,
+                                            len(constants), surrogate_kind, torch.get_num_threads()),
+                        "neuron kernel")
+        return grad_x
 
 
 def _load():
