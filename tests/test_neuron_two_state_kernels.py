@@ -1,0 +1,142 @@
+"""The two-state neurons (Izhikevich, CLIF) in their fused kernels against their own PyTorch loops.
+
+The loops are the references' operations in order (test_neuron_zoo.py holds them to STEP's and
+SpikingJelly's outputs); the C++ and Triton kernels must give the same spikes (float64: all;
+float32: all here, the inputs keep membranes off the threshold) and the same gradients to the
+input (float64 within 1e-12 of the largest, float32 within 1e-5), for every reset, detach option,
+variant and built-in surrogate. Also: which implementation runs when, and the refusals.
+"""
+
+import itertools
+import zlib
+
+import pytest
+import torch
+
+from spikeformers.neurons import CLIF, Izhikevich, unrolled
+from spikeformers.neurons.kernels import cpu as cpu_backend
+from spikeformers.neurons.kernels import two_state
+from spikeformers.neurons.kernels import triton as triton_backend
+from spikeformers.neurons.surrogate import register_surrogate
+
+needs_cpu_kernel = pytest.mark.skipif(not cpu_backend.available(), reason="the C++ neuron kernel cannot be built here")
+needs_triton = pytest.mark.skipif(not triton_backend.available(), reason="triton is not installed")
+
+SURROGATES = [("sigmoid", 4.0), ("atan", 2.0), ("qgate", 2.0), ("gate", 2.0)]
+
+
+@register_surrogate("test_two_state_triangle", 1.0)
+def _triangle(u: torch.Tensor, alpha: float) -> torch.Tensor:
+    return torch.clamp(1 - alpha * u.abs(), min=0)
+
+
+def two_state_neurons():
+    """Izhikevich over reset x detach_reset x detach_mem (with a recovery that acts: a, b nonzero), and
+    CLIF over both variants, reset levels, decay_input and detach_mem; surrogates in turn."""
+    out = []
+    for i, (v_reset, detach_reset, detach_mem) in enumerate(itertools.product([0.0, -0.2, None], [False, True],
+                                                                             [False, True])):
+        surrogate, alpha = SURROGATES[i % 4]
+        neuron = Izhikevich(v_reset=v_reset, detach_reset=detach_reset, detach_mem=detach_mem, a=0.4, b=0.15,
+                            tau_w=3.0, v_c=0.6, surrogate=surrogate, alpha=alpha)
+        out.append((f"izhikevich v_reset={v_reset} detach_reset={detach_reset} detach_mem={detach_mem} {surrogate}",
+                    neuron))
+    configs = [dict(variant="step", v_reset=v_reset, decay_input=decay_input, detach_mem=detach_mem)
+               for v_reset, decay_input, detach_mem in itertools.product([None, 0.0, -0.2], [False, True],
+                                                                         [False, True])]
+    configs += [dict(variant="spikingjelly", detach_mem=detach_mem) for detach_mem in (False, True)]
+    for i, config in enumerate(configs):
+        surrogate, alpha = SURROGATES[i % 4]
+        out.append((f"clif {config} {surrogate}", CLIF(**config, surrogate=surrogate, alpha=alpha)))
+    return out
+
+
+def compare(neuron, backend, x, seed):
+    grad_out = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype)
+    x_loop, x_kernel = x.clone().requires_grad_(), x.clone().requires_grad_()
+    expected = neuron.loop(x_loop)
+    expected.backward(grad_out)
+    spikes = two_state.OPS[backend](x_kernel, neuron.spec.encode())[0]
+    spikes.backward(grad_out)
+    assert spikes.dtype == x.dtype and spikes.shape == x.shape
+    assert 0 < expected.float().mean() < 1, "the input must make some neurons fire and some not"
+    assert torch.equal(spikes, expected), f"{int((spikes != expected).sum())} spikes differ"
+    scale = x_loop.grad.abs().max()
+    assert scale > 0
+    tolerance = 1e-12 if x.dtype == torch.float64 else 1e-5
+    error = ((x_kernel.grad - x_loop.grad).abs().max() / scale).item()
+    assert error <= tolerance, f"input gradient off by {error:.2e} of its largest value"
+
+
+def check(backend, dtype, shape):
+    for what, neuron in two_state_neurons():
+        seed = zlib.crc32(what.encode())
+        x = (torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 0.7 + 0.5)
+        try:
+            compare(neuron, backend, x.to(dtype), seed + 1)
+        except AssertionError as err:
+            raise AssertionError(f"{backend} {dtype} {what}: {err}")
+
+
+@needs_cpu_kernel
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cpu_kernel_matches_the_neurons_loops(dtype):
+    check("cpu", dtype, (7, 3, 50))
+
+
+@needs_cpu_kernel
+def test_cpu_kernel_spans_several_chunks_and_threads():
+    # 3 x 5000 neurons: chunks of 4096 in forward, smaller in backward, split across threads
+    neuron = CLIF(surrogate="sigmoid", alpha=4.0)
+    x = torch.randn(4, 3, 5000, generator=torch.Generator().manual_seed(3), dtype=torch.float64) + 0.5
+    compare(neuron, "cpu", x, 4)
+    compare(Izhikevich(a=0.3, b=0.1), "cpu", x, 5)
+
+
+@needs_cpu_kernel
+def test_cpu_kernel_takes_bfloat16_in_float32():
+    neuron = Izhikevich(a=0.3, b=0.1)
+    x = (torch.randn(5, 2, 64, generator=torch.Generator().manual_seed(6)) + 0.5).to(torch.bfloat16)
+    spikes = two_state.OPS["cpu"](x, neuron.spec.encode())[0]
+    assert spikes.dtype == torch.bfloat16
+    assert torch.equal(spikes, neuron.loop(x))
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_triton_kernel_matches_the_neurons_loops(monkeypatch, dtype):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    check("triton", dtype, (5, 40))
+
+
+@needs_cpu_kernel
+def test_neurons_run_the_fused_kernel_on_the_cpu_and_their_loop_where_asked(monkeypatch):
+    x = torch.randn(4, 2, 8, requires_grad=True)
+    for neuron in (Izhikevich(), CLIF(), CLIF(variant="spikingjelly")):
+        assert "spikeformers_pair_cpu" in type(neuron(x).grad_fn).__name__
+        with unrolled():  # exporters: standard operators only
+            assert "spikeformers" not in type(neuron(x).grad_fn).__name__
+        monkeypatch.setenv("SPIKEFORMERS_NEURON_BACKEND", "reference")
+        assert "spikeformers" not in type(neuron(x).grad_fn).__name__
+        monkeypatch.delenv("SPIKEFORMERS_NEURON_BACKEND")
+
+
+def test_a_users_surrogate_runs_the_loop_and_forcing_a_kernel_on_it_is_refused(monkeypatch):
+    neuron = Izhikevich(surrogate="test_two_state_triangle")
+    x = torch.randn(4, 2, 8, requires_grad=True)
+    out = neuron(x)
+    assert "spikeformers" not in type(out.grad_fn).__name__
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    monkeypatch.setenv("SPIKEFORMERS_NEURON_BACKEND", "cpu")
+    with pytest.raises(ValueError, match="built-in surrogates only"):
+        neuron(x)
+
+
+@needs_cpu_kernel
+def test_fused_neuron_takes_any_layout():
+    # a [T, B, C, H, W] map, non-contiguous (a transposed view): same spikes as the loop
+    neuron = CLIF(decay_input=True, v_reset=-0.1)
+    x = (torch.randn(4, 2, 6, 5, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64) + 1).transpose(3, 4)
+    assert not x.is_contiguous()
+    assert torch.equal(neuron(x), neuron.loop(x))
