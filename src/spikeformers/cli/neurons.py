@@ -24,10 +24,8 @@ def neuron_rows() -> list[dict[str, str]]:
                             (key == "T" and value is None) else f"{key}={value!r}")
         if issubclass(cls, Neuron) and cls.kind in FUSED_KINDS:
             runs = "fused kernels"
-        elif "psn" in name:
-            runs = "one matrix product over T"
         else:
-            runs = "PyTorch loop"
+            runs = getattr(cls, "runs_as", "PyTorch loop")
         rows.append({"name": name, "class": cls.__name__, "summary": doc, "source": getattr(cls, "source", ""),
                      "runs": runs, "defaults": ", ".join(settings), "inert": ", ".join(getattr(cls, "inert", ()))})
     return rows

@@ -9,11 +9,13 @@ and defaults. Where STEP and SpikingJelly define a neuron differently,
 the other; docs/neurons.md lists the differences.
 
 EIF, QIF, KLIF, ILIF and NILIF are :class:`~.neuron.Neuron` subclasses: their
-charge is in the spec, and their recurrence runs in the fused kernels. The others have state a
-single membrane cannot hold (CLIF's memory, Izhikevich's recovery, GLIF's
-per-step gates) or no recurrence at all (PSN), and run
-their own loop in PyTorch operators, written operation for operation as their
-reference writes it, so that float64 results agree with it.
+charge is in the spec, and their recurrence runs in the fused kernels. The others
+have state a single membrane cannot hold (CLIF's memory, Izhikevich's recovery,
+GLIF's per-step gates, HD-LIF's four membranes) or no recurrence at all (PSN).
+Each writes its own loop in PyTorch operators, operation for operation as its
+reference writes it, so that float64 results agree with it; Izhikevich's and
+CLIF's also run in the fused two-state kernels (``kernels/two_state.py``), which
+match that loop.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class ZooNeuron(nn.Module):
 
     source: ClassVar[str] = ""
     inert: ClassVar[tuple[str, ...]] = ()
+    runs_as: ClassVar[str] = "PyTorch loop"  # how it runs (``spikeformers neurons`` lists it)
 
     def __init__(self, v_threshold: float, surrogate: str, alpha: float | None):
         super().__init__()
@@ -186,6 +189,7 @@ class Izhikevich(ZooNeuron):
     ``h = v + (x + a0 (v - v_rest)(v - v_c) - w) / tau``, ``w += (a (h - v_rest) - w) / tau_w + b s``."""
 
     source = "SpikingJelly 2.0 IzhikevichNode"
+    runs_as = "fused kernels (two states)"
 
     def __init__(self, tau: float = 2.0, v_c: float = 0.8, a0: float = 1.0, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, v_rest: float = -0.1, w_rest: float = 0.0, tau_w: float = 2.0,
@@ -353,6 +357,7 @@ class CLIF(ZooNeuron):
     source = ("STEP's ComplementaryLIFNeuron; SpikingJelly 2.0 ComplementaryLIFNode "
               "(variant='spikingjelly')")
     inert = ("detach_reset",)
+    runs_as = "fused kernels (two states)"
 
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = None,
                  decay_input: bool = False, detach_mem: bool = False, detach_reset: bool = False,
@@ -533,6 +538,7 @@ class GLIF(ZooNeuron):
 
 class _PSNBase(ZooNeuron):
     inert = ("tau", "v_reset", "detach_reset", "detach_mem")
+    runs_as = "one matrix product over T"
 
     def _spikes(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         dtype = _compute_dtype(x)
@@ -780,6 +786,7 @@ class MultiSpike(nn.Module):
     the count, 1 in the authors' HARDVS model (their ``D_Norm``)."""
 
     source = "BICLab/Spike-Driven-Transformer-V3 (E-SpikeFormer's multi-spike neuron)"
+    runs_as = "elementwise (no state)"
 
     # It has no membrane, threshold or surrogate: a model's common neuron settings reach it unused.
     inert: ClassVar[tuple[str, ...]] = ("tau", "v_threshold", "v_reset", "detach_reset", "detach_mem", "surrogate",
