@@ -24,6 +24,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -71,9 +72,25 @@ def build_key(source: Path) -> str:
     folders of their own (the recorded build command names the source's path).
     """
     digest = hashlib.sha256(source.read_bytes() + SUPPORT_HEADER.read_bytes())
+    for header in local_headers(source):
+        digest.update(header.read_bytes())
     paths = (str(Path(source).resolve()), os.path.dirname(torch.__file__))
     digest.update(repr((build_flags(), torch.__version__, sys.version_info[:2], sys.platform, paths)).encode())
     return digest.hexdigest()[:16]
+
+
+def local_headers(source: Path) -> list[Path]:
+    """The headers beside ``source`` that it includes (``#include "name.h"``), and theirs: part of its build key."""
+    found: list[Path] = []
+    pending = [Path(source)]
+    while pending:
+        text = pending.pop().read_text(errors="replace")
+        for name in re.findall(r'^\s*#\s*include\s*"([^"]+)"', text, flags=re.MULTILINE):
+            header = Path(source).parent / name
+            if header.is_file() and header not in found:
+                found.append(header)
+                pending.append(header)
+    return found
 
 
 @functools.cache

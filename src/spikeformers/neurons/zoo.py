@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernels import glif as glif_kernels
 from .kernels import two_state
 from .neuron import Neuron, register_neuron
 from .spec import NeuronSpec
@@ -485,26 +486,46 @@ class GLIF(ZooNeuron):
         xc = x.to(dtype)
         return (self._forward_step(xc) if self.variant == "step" else self._forward_sj(xc)).to(x.dtype)
 
-    def _forward_step(self, xc: torch.Tensor) -> torch.Tensor:
-        dtype = xc.dtype
+    @property
+    def spec(self) -> NeuronSpec:
+        """The settings STEP's GLIF kernels read (``kernels/glif.py``); its numbers are per step (coefficients)."""
+        return NeuronSpec(kind="glif", tau=math.inf, v_threshold=0.0, v_reset=None, decay_input=False,
+                          detach_reset=False, detach_mem=self.detach_mem, surrogate=self.surrogate, alpha=self.alpha)
+
+    def step_coefficients(self, steps: int, dtype: torch.dtype) -> torch.Tensor:
+        """STEP's per-step numbers ``[6, steps]``: ``A = 1 - alpha (1 - tau)``, ``B = (1 - alpha) leak``,
+        ``C = (1 - gamma) reVth``, ``c = 1 - beta (1 - conduct)``, ``vth``, ``G = gamma`` (the parameters through
+        their sigmoids), each by STEP's own operations on its 0-dim values, so they round as STEP's loop rounds
+        them. The recurrence reads nothing else of the parameters."""
         if self.static_gate:
             al, be, ga = (g.detach().gt(0.0).to(dtype) for g in (self.alpha_gate, self.beta_gate, self.gamma_gate))
         else:
             al, be, ga = (g.to(dtype).sigmoid() for g in (self.alpha_gate, self.beta_gate, self.gamma_gate))
+        columns = []
+        for t in range(steps):
+            at = (lambda p: p[t]) if self.time_wise else (lambda p: p)
+            tau, vth, leak, rev = (at(p).to(dtype).sigmoid() for p in (self.tau, self.Vth, self.leak, self.reVth))
+            conduct = self.conduct[t].to(dtype).sigmoid()
+            columns.append(torch.stack([1 - al * (1 - tau), (1 - al) * leak, (1 - ga) * rev, 1 - be * (1 - conduct),
+                                        vth, ga]))
+        return torch.stack(columns, dim=1)
+
+    def _forward_step(self, xc: torch.Tensor) -> torch.Tensor:
+        return glif_kernels.spikes(xc, self.step_coefficients(xc.shape[0], xc.dtype), self.spec, self.loop)
+
+    def loop(self, xc: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        """STEP's recurrence in PyTorch operators, in its order: the reference the kernels match."""
         u = torch.zeros_like(xc[0])
         o = torch.zeros_like(xc[0])
         spikes = []
         for t in range(xc.shape[0]):
-            at = (lambda p: p[t]) if self.time_wise else (lambda p: p)
-            tau, vth, leak, rev = (at(p).to(dtype).sigmoid() for p in (self.tau, self.Vth, self.leak, self.reVth))
-            conduct = self.conduct[t].to(dtype).sigmoid()
+            A, B, C, c, vth, G = coeffs[:, t]
             if self.detach_mem:
                 u = u.detach()
-            current = xc[t] * (1 - be * (1 - conduct))
-            u = ((1 - al * (1 - tau)) * u * (1 - ga * o) - (1 - al) * leak) + current - (1 - ga) * rev * o
+            u = ((A * u) * (1 - G * o) - B) + xc[t] * c - C * o
             # STEP's SpikeAct_extended: u > Vth, gradient 1 inside |u - Vth| < 0.5 (the surrogate's window)
             d = u - vth
-            o = (d > 0).to(dtype)
+            o = (d > 0).to(xc.dtype)
             if d.requires_grad:
                 o = o + (d - d.detach()) * get_surrogate(self.surrogate).grad(d.detach(), self.alpha)
             spikes.append(o)

@@ -1,4 +1,6 @@
-"""The CPU backend: a fused C++/OpenMP kernel (``cpu_kernel.cpp``), built on first use.
+"""The CPU backend: a fused C++/OpenMP kernel (``cpu_kernel.cpp``), built on first use; the neurons with more
+state than one membrane (Izhikevich, CLIF, GLIF) have their own (``cpu_multi_state_kernel.cpp``), built on their
+first use.
 
 Forward is one pass over T that writes only the spikes; backward recomputes the
 membrane from the saved input, a cache-sized chunk of neurons at a time, and
@@ -31,6 +33,7 @@ from .. import surrogate as surrogates
 from ..spec import NeuronSpec
 
 SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
+MULTI_STATE_SOURCE = Path(__file__).with_name("cpu_multi_state_kernel.cpp")  # built on first use of those neurons
 
 
 def _build_key() -> str:
@@ -48,11 +51,7 @@ class _Kernel:
         self._backward = library.neuron_backward
         self._backward.argtypes = [i32, ptr, ptr, ptr, ptr, ptr, doubles, i64, i64, i64, i32, doubles, i64, i64, i32,
                                    i32]
-        self._pair_forward = library.pair_forward
-        self._pair_forward.argtypes = [i32, ptr, ptr, i64, i64, i64, doubles, i64, i32]
-        self._pair_backward = library.pair_backward
-        self._pair_backward.argtypes = [i32, ptr, ptr, ptr, i64, i64, i64, doubles, i64, i64, i32]
-        for entry in (self._forward, self._backward, self._pair_forward, self._pair_backward):
+        for entry in (self._forward, self._backward):
             entry.restype = ctypes.c_char_p
 
     @staticmethod
@@ -93,6 +92,25 @@ class _Kernel:
         return grad_x, torch.tensor(grad_k.value, dtype=torch.float64)
 
 
+class _MultiStateKernel:
+    """The entry points of ``cpu_multi_state_kernel.cpp`` (Izhikevich, CLIF, STEP's GLIF), on tensors."""
+
+    def __init__(self, library: ctypes.CDLL):
+        i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+        doubles = ctypes.POINTER(ctypes.c_double)
+        self._pair_forward = library.pair_forward
+        self._pair_forward.argtypes = [i32, ptr, ptr, i64, i64, i64, doubles, i64, i32]
+        self._pair_backward = library.pair_backward
+        self._pair_backward.argtypes = [i32, ptr, ptr, ptr, i64, i64, i64, doubles, i64, i64, i32]
+        self._glif_forward = library.glif_forward
+        self._glif_forward.argtypes = [i32, ptr, ptr, i64, i64, doubles, i32]
+        self._glif_backward = library.glif_backward
+        self._glif_backward.argtypes = [i32, ptr, ptr, ptr, doubles, i64, i64, doubles, i64, ctypes.c_double, i32, i32]
+        for entry in (self._pair_forward, self._pair_backward, self._glif_forward, self._glif_backward):
+            entry.restype = ctypes.c_char_p
+
+    _check = staticmethod(_Kernel._check)
+
     def pair_forward(self, x: torch.Tensor, kind: int, constants: list[float]) -> torch.Tensor:
         """Spikes of a two-state neuron (Izhikevich, CLIF)."""
         self._check(x)
@@ -117,27 +135,60 @@ class _Kernel:
                         "neuron kernel")
         return grad_x
 
+    def glif_forward(self, x: torch.Tensor, coeffs: list[float]) -> torch.Tensor:
+        """Spikes of STEP's GLIF from its per-step coefficients ([6, T] flattened: A, B, C, c, vth, G)."""
+        self._check(x)
+        spikes = torch.empty_like(x)
+        c = (ctypes.c_double * len(coeffs))(*coeffs)
+        cpp_build.check(self._glif_forward(cpp_build.dtype_code(x, "neuron kernel"), x.data_ptr(), spikes.data_ptr(),
+                                           x.shape[0], x.shape[1], c, torch.get_num_threads()), "neuron kernel")
+        return spikes
 
-def _load():
-    """The compiled kernel, or the exception that stopped its build."""
-    library = cpp_build.load_library(SOURCE, "cpu")
-    return library if isinstance(library, Exception) else _kernel(library)
+    def glif_backward(self, grad_spikes: torch.Tensor, x: torch.Tensor, coeffs: list[float], surrogate_kind: int,
+                      alpha: float, detach_mem: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """grad_x, and dL/dcoeffs [6, T] in float64."""
+        self._check(x, grad_spikes)
+        grad_x = torch.empty_like(x)
+        grad_coeffs = torch.zeros(6, x.shape[0], dtype=torch.float64)
+        c = (ctypes.c_double * len(coeffs))(*coeffs)
+        out = ctypes.cast(grad_coeffs.data_ptr(), ctypes.POINTER(ctypes.c_double))
+        cpp_build.check(self._glif_backward(cpp_build.dtype_code(x, "neuron kernel"), grad_spikes.data_ptr(),
+                                            x.data_ptr(), grad_x.data_ptr(), out, x.shape[0], x.shape[1], c,
+                                            surrogate_kind, alpha, int(detach_mem), torch.get_num_threads()),
+                        "neuron kernel")
+        return grad_x, grad_coeffs
+
+
+def _load(multi_state: bool = False):
+    """The compiled kernel (that of the neurons with more state: ``multi_state``), or the exception that
+    stopped its build."""
+    source, prefix, wrapper = ((MULTI_STATE_SOURCE, "cpu-multi-state", _MultiStateKernel) if multi_state
+                               else (SOURCE, "cpu", _Kernel))
+    library = cpp_build.load_library(source, prefix)
+    return library if isinstance(library, Exception) else _kernel(library, wrapper)
 
 
 @functools.cache
-def _kernel(library: ctypes.CDLL) -> _Kernel:
-    return _Kernel(library)
+def _kernel(library: ctypes.CDLL, wrapper: type):
+    return wrapper(library)
 
 
 @torch.compiler.assume_constant_result  # torch.compile calls it, and never traces the build
 def available() -> bool:
-    """True when the extension is built (building it now if needed)."""
+    """True when the kernel is built (building it now if needed)."""
     return not isinstance(_load(), Exception)
 
 
-def extension():
-    """The compiled kernel; raises, with the build's error, where it cannot be built."""
-    ext = _load()
+@torch.compiler.assume_constant_result
+def multi_state_available() -> bool:
+    """True when the kernel of Izhikevich, CLIF and GLIF is built (building it now if needed)."""
+    return not isinstance(_load(True), Exception)
+
+
+def extension(multi_state: bool = False):
+    """The compiled kernel (``multi_state``: Izhikevich's, CLIF's, GLIF's); raises, with the build's error,
+    where it cannot be built."""
+    ext = _load(multi_state)
     if isinstance(ext, Exception):
         raise RuntimeError(
             f"The CPU neuron kernel could not be built ({type(ext).__name__}: {str(ext).strip()[-2000:]}). "

@@ -1,5 +1,5 @@
-// Fused multi-step neurons (LIF, PLIF, IF, EIF, QIF, KLIF, ILIF, NILIF; Izhikevich and CLIF at the end) for the
-// CPU: one pass over T forward, one backward.
+// Fused multi-step neurons with one membrane (LIF, PLIF, IF, EIF, QIF, KLIF, ILIF, NILIF) for the CPU: one
+// pass over T forward, one backward. Those with more state: cpu_multi_state_kernel.cpp.
 //
 // x is [T, N] (N neurons, contiguous). Forward writes only the spikes; backward
 // recomputes the membrane from the saved input, a cache-sized chunk of neurons
@@ -12,7 +12,7 @@
 // spikes are identical to the reference's, value for value. Half-precision inputs
 // are integrated in float32 (acc_t), float64 in float64.
 
-#include "cpp_support.h"
+#include "neuron_kernel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -24,33 +24,6 @@
 #include <vector>
 
 namespace {
-
-// One element in and out of memory in the accumulation type. bfloat16 goes through
-// its bits so that the compiler can vectorise the conversion.
-template <typename scalar_t, typename acc_t>
-inline acc_t load(const scalar_t* p, int64_t i) {
-  return static_cast<acc_t>(p[i]);
-}
-template <>
-inline float load<c10::BFloat16, float>(const c10::BFloat16* p, int64_t i) {
-  uint32_t bits = static_cast<uint32_t>(p[i].x) << 16;
-  float value;
-  std::memcpy(&value, &bits, sizeof(value));
-  return value;
-}
-
-template <typename scalar_t, typename acc_t>
-inline void store(scalar_t* p, int64_t i, acc_t value) {
-  p[i] = static_cast<scalar_t>(value);
-}
-template <>
-inline void store<c10::BFloat16, float>(c10::BFloat16* p, int64_t i, float value) {
-  // Round to nearest even, as c10::BFloat16 does; NaN stays a quiet NaN.
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-  p[i].x = static_cast<uint16_t>(value != value ? 0x7fc0u : rounded);
-}
 
 // The static settings, already in the accumulation type: the spec's kernel constants
 // (spikeformers/neurons/spec.py, KernelConstants, in that order), derived there once for
@@ -102,33 +75,6 @@ Settings<acc_t> settings(int64_t charge_kind, bool decay_input, const std::vecto
   return s;
 }
 
-// exp for the sigmoid surrogate and EIF's charge. libm's expf is a scalar call that stops the
-// compiler from vectorising the loops, where it is most of the work; this one is a few branch-free
-// operations: e^x = 2^n * e^r with n = round(x / ln 2), |r| <= ln(2)/2, e^r by its Taylor
-// series to r^7 (truncation error below 5e-9, under one float ulp). Surrogates need not be
-// exact (the tests hold float32 gradients to 1e-6); an EIF membrane may differ from PyTorch's
-// (whose own expf is a vector approximation too) by an ulp, which flips a spike only within an
-// ulp of the threshold, as the tests allow; float64 keeps std::exp.
-[[gnu::always_inline]] inline float surrogate_exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);  // e^x stays a normal float
-  const float round = 12582912.0f;            // 1.5 * 2^23: adding it rounds to an integer
-  const float n = (x * 1.44269504f + round) - round;
-  const float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;  // ln 2 in two parts
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-inline double surrogate_exp(double x) { return std::exp(x); }
-
 template <bool DECAY_INPUT, typename acc_t>
 inline acc_t linear_charge(const Settings<acc_t>& s, acc_t v, acc_t x) {
   if constexpr (DECAY_INPUT) return v + ((x - (v - s.rest)) * s.mul) / s.div;
@@ -175,46 +121,6 @@ inline acc_t integer_spike(const Settings<acc_t>& s, acc_t h) {
 }
 
 
-
-// The surrogates' codes (surrogate.py: kernel_code); kGiven: values computed by the user's Python function.
-enum SurrogateKind { kSigmoid = 0, kAtan = 1, kQGate = 2, kGate = 3, kGiven = 4 };
-
-template <int SURROGATE, typename acc_t>
-[[gnu::always_inline]] inline acc_t surrogate(acc_t u, acc_t alpha) {
-  if (SURROGATE == kSigmoid) {
-    acc_t sg = acc_t(1) / (acc_t(1) + surrogate_exp(-alpha * u));
-    return alpha * sg * (acc_t(1) - sg);
-  } else if (SURROGATE == kAtan) {
-    acc_t z = acc_t(M_PI / 2.0) * alpha * u;
-    return (alpha / acc_t(2)) / (acc_t(1) + z * z);
-  } else if (SURROGATE == kQGate) {
-    acc_t a = std::abs(u);
-    return a > acc_t(1) / alpha ? acc_t(0) : alpha - alpha * alpha * a;
-  } else {  // kGate
-    return std::abs(u) < acc_t(1) / alpha ? acc_t(1) : acc_t(0);
-  }
-}
-
-// A kernel output's memory, about to be written in full. A large one is fresh memory from the
-// system, and its first touch (a page fault and a zeroed page per 4 KiB) can cost more than
-// the kernel's arithmetic; asking for transparent huge pages turns that into one fault per
-// 2 MiB. Only a hint.
-void advise_huge_pages(void* data, int64_t nbytes) {
-  const uintptr_t huge = uintptr_t(1) << 21;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
-  const uintptr_t first = (begin + huge - 1) & ~(huge - 1), last = (begin + nbytes) & ~(huge - 1);
-#ifdef MADV_HUGEPAGE
-  if (data && last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-#endif
-}
-
-// Neurons per chunk: the backward keeps the chunk's T membranes in a local buffer,
-// sized to stay in a core's L2 cache.
-int64_t chunk_size(int64_t T, int64_t elem_size) {
-  int64_t c = (int64_t(1) << 19) / (T * elem_size);
-  c = std::max<int64_t>(64, std::min<int64_t>(4096, c));
-  return c / 64 * 64;
-}
 
 // The loops below branch only on template parameters, so each compiles to straight-line
 // code that the compiler can vectorise.
@@ -304,24 +210,32 @@ namespace {
 // dL/dk's terms of step t, added per neuron into k_lanes (float64): dh[t]/dk is, with v[t-1] held fixed,
 // x[t] - (v[t-1] - rest) (decay_input) or -(v[t-1] - rest) for a learned leak (PLIF), and for kScaled
 // (KLIF) the linear charge of v[t-1] and x[t] where the rectifier passes. HAS_PREV: v[t-1] is the
-// reset of h[t-1], else (t = 0) the rest level.
+// reset of h[t-1], else (t = 0) the rest level. Not inlined: one copy per charge and dtype, rather than one in
+// each surrogate's and reset's backward, halves the library's build time.
 template <int KIND, bool HAS_PREV, typename scalar_t, typename acc_t>
-inline void k_terms(const Settings<acc_t>& s, const scalar_t* __restrict__ x, int64_t base, int64_t len,
-                    const acc_t* __restrict__ gh, const acc_t* __restrict__ ht, const acc_t* __restrict__ hprev,
-                    double* __restrict__ k_lanes) {
-  for (int64_t i = 0; i < len; ++i) {
-    const acc_t v_prev = HAS_PREV ? after_spike(s, hprev[i], hprev[i] >= s.threshold) : s.rest;
-    const acc_t xv = load<scalar_t, acc_t>(x, base + i);
-    acc_t term;
-    if constexpr (KIND == kScaled) {
-      const acc_t inner = s.decay_input ? linear_charge<true>(s, v_prev, xv) : linear_charge<false>(s, v_prev, xv);
-      term = ht[i] > acc_t(0) ? gh[i] * inner : acc_t(0);
-    } else {
-      const acc_t leak = v_prev - s.rest;
-      term = gh[i] * (s.decay_input ? xv - leak : -leak);
+[[gnu::noinline]] void k_terms(const Settings<acc_t>& settings, const scalar_t* __restrict__ x, int64_t base,
+                               int64_t len, const acc_t* __restrict__ gh, const acc_t* __restrict__ ht,
+                               const acc_t* __restrict__ hprev, double* __restrict__ k_lanes) {
+  const Settings<acc_t> s = settings;  // a local copy, as in forward_loop
+  auto run = [&](auto decay_input) {  // the switch outside the loop, which then has no branch
+    constexpr bool DECAY_INPUT = decltype(decay_input)::value;
+    for (int64_t i = 0; i < len; ++i) {
+      const acc_t v_prev = HAS_PREV ? after_spike(s, hprev[i], hprev[i] >= s.threshold) : s.rest;
+      const acc_t xv = load<scalar_t, acc_t>(x, base + i);
+      acc_t term;
+      if constexpr (KIND == kScaled) {
+        term = ht[i] > acc_t(0) ? gh[i] * linear_charge<DECAY_INPUT>(s, v_prev, xv) : acc_t(0);
+      } else {
+        const acc_t leak = v_prev - s.rest;
+        term = gh[i] * (DECAY_INPUT ? xv - leak : -leak);
+      }
+      k_lanes[i] += static_cast<double>(term);
     }
-    k_lanes[i] += static_cast<double>(term);
-  }
+  };
+  if (s.decay_input)
+    run(std::true_type{});
+  else
+    run(std::false_type{});
 }
 
 template <int KIND, int SURROGATE, bool SOFT, bool GRAD_K, typename scalar_t, typename acc_t>
@@ -480,264 +394,3 @@ extern "C" const char* neuron_backward(int dtype, const void* grad_spikes, const
   SF_EXIT
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Neurons with a second state beside the membrane: Izhikevich's recovery w, CLIF's complementary
-// memory m. Same plan as above: forward writes only the spikes; backward recomputes the chunk's
-// pre-spike membranes (and CLIF's memories) from x, then runs the adjoint recurrence with two carries.
-// The forward's operations are the neurons' PyTorch loops' (spikeformers/neurons/zoo.py), in order.
-//
-// Izhikevich (SpikingJelly 2.0 IzhikevichNode), from v = v_init, w = w_rest:
-//   h = v + ((x + (a0 * (v - v_rest)) * (v - v_c)) - w) / tau
-//   w = (w + ((a * (h - v_rest)) - w) / tau_w) + b * s
-//   v = reset(h, s)
-// CLIF, STEP's (from v = v_init, m = 0) and SpikingJelly's (from v = 0, m = 0):
-//   STEP: a = (v * (1 - 1/tau) [+ v_reset / tau]) + (decay_input ? x / tau : x)
-//   SJ:   a = (v - v / tau) + x
-//   m = m * sigmoid(a / tau) + s
-//   STEP: v = reset(a, s) - s * sigmoid(m);  SJ: v = a - s * (threshold + sigmoid(m))
-// ---------------------------------------------------------------------------------------------------
-namespace {
-
-enum PairKind { kIzhikevich = 0, kClifStep = 1, kClifSJ = 2 };
-// STEP's CLIF with decay_input, a kind of its own inside this file: a select on a run-time switch kept the
-// loop from vectorising.
-constexpr int kClifStepDecay = 3;
-
-constexpr int kPairConstants = 16;
-
-// The spec's two-state constants (NeuronSpec.two_state_constants, in that order).
-template <typename acc_t>
-struct Pair {
-  acc_t tau, threshold, v_reset, v_init, alpha;
-  bool soft;
-  acc_t reset_grad;  // 1, or 0 with detach_reset: the spike's path through the membrane's reset
-  acc_t carry;       // 1, or 0 with detach_mem: the gradient through v[t-1] and the second state
-  // Izhikevich: a0, v_rest, v_c, w_rest, tau_w, a, b. CLIF (STEP): 1 - 1/tau, v_reset / tau, whether that
-  // term is added (v_reset not 0), decay_input.
-  acc_t p[8];
-};
-
-template <typename acc_t>
-Pair<acc_t> pair_settings(int64_t kind, const double* c, int64_t n) {
-  TORCH_CHECK(kind >= kIzhikevich && kind <= kClifSJ, "unknown two-state neuron kind ", kind);
-  TORCH_CHECK(n == kPairConstants, "expected ", kPairConstants, " two-state constants, got ", n);
-  Pair<acc_t> s{};
-  s.tau = acc_t(c[0]); s.threshold = acc_t(c[1]); s.v_reset = acc_t(c[2]); s.soft = c[3] != 0.0;
-  s.v_init = acc_t(c[4]); s.alpha = acc_t(c[5]); s.reset_grad = acc_t(c[6]); s.carry = acc_t(c[7]);
-  for (int i = 0; i < 8; ++i) s.p[i] = acc_t(c[8 + i]);
-  return s;
-}
-
-template <typename acc_t>
-[[gnu::always_inline]] inline acc_t sigmoid(acc_t z) {  // inlined, or the loops around it do not vectorise
-  return acc_t(1) / (acc_t(1) + surrogate_exp(-z));
-}
-
-// The membrane after the reset, without CLIF's extra depth: soft h - threshold, hard v_reset.
-template <typename acc_t>
-inline acc_t pair_reset(const Pair<acc_t>& s, acc_t h, bool fired) {
-  return fired ? (s.soft ? h - s.threshold : s.v_reset) : h;
-}
-
-// Neurons [start, start + len) over all T, from rest. Writes the spikes (forward: SPIKES) or else the chunk's
-// pre-spike membranes h[t] into hbuf and CLIF's memories m[t] into mbuf ([T, len], for backward). The
-// switches are template parameters: a branch inside the loop would keep it from vectorising.
-template <int KIND, bool SPIKES, typename scalar_t, typename acc_t>
-void pair_forward_chunk(const Pair<acc_t>& s, const scalar_t* __restrict__ x, scalar_t* __restrict__ spikes,
-                        acc_t* __restrict__ hbuf, acc_t* __restrict__ mbuf, int64_t T, int64_t N, int64_t start,
-                        int64_t len, acc_t* __restrict__ v, acc_t* __restrict__ u) {
-  // The settings in locals: read through the reference inside the loop, they might alias its stores.
-  const acc_t tau = s.tau, threshold = s.threshold, v_init = s.v_init;
-  const acc_t after_fire = s.soft ? acc_t(0) : s.v_reset, fire_keep = s.soft ? acc_t(1) : acc_t(0);
-  const acc_t fire_sub = s.soft ? threshold : acc_t(0);
-  const acc_t a0 = s.p[0], v_rest = s.p[1], v_c = s.p[2], w_rest = s.p[3], tau_w = s.p[4], a = s.p[5], b = s.p[6];
-  // STEP's CLIF: v_reset / tau is added only when v_reset is not 0, but adding 0 is exact (up to a zero's sign)
-  const acc_t leak = s.p[0], reset_term = s.p[1];
-  for (int64_t i = 0; i < len; ++i) {
-    v[i] = v_init;
-    u[i] = KIND == kIzhikevich ? w_rest : acc_t(0);
-  }
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t base = t * N + start;
-    for (int64_t i = 0; i < len; ++i) {
-      const acc_t vv = v[i], uu = u[i], xv = load<scalar_t, acc_t>(x, base + i);
-      acc_t h;
-      if constexpr (KIND == kIzhikevich) {
-        h = vv + ((xv + (a0 * (vv - v_rest)) * (vv - v_c)) - uu) / tau;
-      } else if constexpr (KIND == kClifStep) {
-        h = (vv * leak + reset_term) + xv;
-      } else if constexpr (KIND == kClifStepDecay) {
-        h = (vv * leak + reset_term) + xv / tau;
-      } else {
-        h = (vv - vv / tau) + xv;
-      }
-      const bool fired = h >= threshold;
-      // the reset: soft h - threshold (h * 1 - threshold), hard v_reset (h * 0 + v_reset), both exact
-      const acc_t reset = (h * fire_keep - fire_sub) + after_fire;
-      if constexpr (KIND == kIzhikevich) {
-        u[i] = (uu + ((a * (h - v_rest)) - uu) / tau_w) + (fired ? b : acc_t(0));
-        v[i] = fired ? reset : h;
-      } else {
-        const acc_t m = uu * sigmoid(h / tau) + (fired ? acc_t(1) : acc_t(0));
-        const acc_t depth = sigmoid(m);
-        u[i] = m;
-        if constexpr (KIND != kClifSJ)
-          v[i] = fired ? reset - depth : h;
-        else
-          v[i] = fired ? h - (threshold + depth) : h;
-        if constexpr (!SPIKES) mbuf[t * len + i] = m;
-      }
-      if constexpr (SPIKES)
-        store<scalar_t, acc_t>(spikes, base + i, fired ? acc_t(1) : acc_t(0));
-      else
-        hbuf[t * len + i] = h;
-    }
-  }
-}
-
-// The adjoint recurrence of one chunk, from t = T - 1 down, with the carries gv = dL/dv[t] and
-// gu = dL/dw[t] (Izhikevich) or dL/dm[t] (CLIF) from the steps after t.
-template <int KIND, int SURROGATE, typename scalar_t, typename acc_t>
-void pair_backward_chunk(const Pair<acc_t>& s, const scalar_t* __restrict__ grad_spikes,
-                         const scalar_t* __restrict__ x, scalar_t* __restrict__ grad_x, int64_t T, int64_t N,
-                         int64_t start, int64_t len, acc_t* __restrict__ hbuf, acc_t* __restrict__ mbuf,
-                         acc_t* __restrict__ v, acc_t* __restrict__ u, acc_t* __restrict__ gv,
-                         acc_t* __restrict__ gu) {
-  pair_forward_chunk<KIND, false, scalar_t, acc_t>(s, x, nullptr, hbuf, mbuf, T, N, start, len, v, u);
-  for (int64_t i = 0; i < len; ++i) gv[i] = gu[i] = acc_t(0);
-  const acc_t one = acc_t(1);
-  // The settings in locals, as in the forward.
-  const acc_t tau = s.tau, threshold = s.threshold, v_reset = s.v_reset, v_init = s.v_init, alpha = s.alpha;
-  const acc_t reset_grad = s.reset_grad, carry = s.carry, soft = s.soft ? one : acc_t(0);
-  const acc_t a0 = s.p[0], v_rest = s.p[1], v_c = s.p[2], tau_w = s.p[4], a = s.p[5], b = s.p[6];
-  constexpr bool kStep = KIND == kClifStep || KIND == kClifStepDecay;
-  const acc_t dx = KIND == kClifStepDecay ? one / tau : one;  // dh/dx
-  const acc_t dh_dv = kStep ? s.p[0] : one - one / tau;     // CLIF's dh[t]/dv[t-1]
-  for (int64_t t = T - 1; t >= 0; --t) {
-    const int64_t base = t * N + start;
-    const acc_t* __restrict__ ht = hbuf + t * len;
-    const acc_t* __restrict__ hprev = t > 0 ? ht - len : ht;  // at t = 0 unread: v[-1] is v_init
-    const acc_t* __restrict__ mt = KIND == kIzhikevich ? ht : mbuf + t * len;
-    const acc_t* __restrict__ mprev = t > 0 ? mt - len : mt;  // at t = 0 unread: m[-1] is 0
-    // t = 0 (no step before: v[-1] is v_init, m[-1] 0) in a loop of its own, so neither has a branch
-    auto adjoint_step = [&](auto has_prev_c) {
-      constexpr bool HAS_PREV = decltype(has_prev_c)::value;
-      for (int64_t i = 0; i < len; ++i) {
-        const acc_t h = ht[i], g = load<scalar_t, acc_t>(grad_spikes, base + i);
-        const acc_t spike = h >= threshold ? one : acc_t(0);
-        const acc_t sg = surrogate<SURROGATE, acc_t>(h - threshold, alpha);
-        // dv[t]/dh[t] with the spike held (soft 1, hard 1 - s), and dv[t]/ds[t] through the reset
-        const acc_t keep = one - (one - soft) * spike;
-        const acc_t dv_ds_reset = soft * -threshold + (one - soft) * (v_reset - h);
-        acc_t gh, gv_prev, gu_prev;
-        if constexpr (KIND == kIzhikevich) {
-          const acc_t gs = g + gu[i] * b + reset_grad * gv[i] * dv_ds_reset;
-          gh = gs * sg + gv[i] * keep + gu[i] * (a / tau_w);
-          acc_t v_prev = v_init;
-          if constexpr (HAS_PREV) {
-            const acc_t hp = hprev[i];
-            v_prev = hp >= threshold ? (hp * soft - soft * threshold) + (one - soft) * v_reset : hp;
-          }
-          gv_prev = gh * (one + (a0 * ((v_prev - v_rest) + (v_prev - v_c))) / tau);
-          gu_prev = -gh / tau + gu[i] * (one - one / tau_w);
-          store<scalar_t, acc_t>(grad_x, base + i, gh / tau);
-        } else {
-          const acc_t m = mt[i], m_prev = HAS_PREV ? mprev[i] : acc_t(0);
-          const acc_t depth = sigmoid(m), gate = sigmoid(h / tau);
-          // dL/dm[t], through the steps after t and this step's reset depth s * sigmoid(m)
-          const acc_t gm = gu[i] - gv[i] * spike * depth * (one - depth);
-          const acc_t dv_ds = kStep ? dv_ds_reset - depth : -(threshold + depth);
-          const acc_t gs = g + gm + gv[i] * dv_ds;
-          gh = gs * sg + gv[i] * (kStep ? keep : one) + gm * m_prev * (gate * (one - gate)) / tau;
-          gv_prev = gh * dh_dv;
-          gu_prev = gm * gate;
-          store<scalar_t, acc_t>(grad_x, base + i, gh * dx);
-        }
-        gv[i] = gv_prev * carry;
-        gu[i] = gu_prev * carry;
-      }
-    };
-    if (t > 0)
-      adjoint_step(std::true_type{});
-    else
-      adjoint_step(std::false_type{});
-  }
-}
-
-}  // namespace
-
-// Spikes [T, N] of a two-state neuron (kind: PairKind), its constants the spec's two-state constants.
-extern "C" const char* pair_forward(int dtype, const void* x, void* spikes, int64_t T, int64_t N, int64_t kind,
-                                    const double* constants, int64_t n_constants, int threads) {
-  SF_ENTRY(threads)
-  SF_DISPATCH_FLOATING(dtype, [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const Pair<acc_t> s = pair_settings<acc_t>(kind, constants, n_constants);
-    const int64_t own_kind = kind == kClifStep && s.p[3] != acc_t(0) ? kClifStepDecay : kind;
-    const scalar_t* xp = static_cast<const scalar_t*>(x);
-    scalar_t* sp = static_cast<scalar_t*>(spikes);
-    advise_huge_pages(sp, T * N * int64_t(sizeof(scalar_t)));
-    const int64_t C = 4096;
-    at::parallel_for(0, (N + C - 1) / C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> v(C), u(C);
-      for (int64_t c = begin; c < end; ++c) {
-        const int64_t start = c * C, len = std::min(C, N - start);
-        auto run = [&](auto kind_c) {
-          pair_forward_chunk<decltype(kind_c)::value, true, scalar_t, acc_t>(s, xp, sp, nullptr, nullptr, T, N, start,
-                                                                            len, v.data(), u.data());
-        };
-        switch (own_kind) {
-          case kIzhikevich: run(std::integral_constant<int, kIzhikevich>{}); break;
-          case kClifStep: run(std::integral_constant<int, kClifStep>{}); break;
-          case kClifStepDecay: run(std::integral_constant<int, kClifStepDecay>{}); break;
-          default: run(std::integral_constant<int, kClifSJ>{});
-        }
-      }
-    });
-  });
-  SF_EXIT
-}
-
-// grad_x [T, N] of a two-state neuron from dL/dspikes; recomputes the states from x.
-extern "C" const char* pair_backward(int dtype, const void* grad_spikes, const void* x, void* grad_x, int64_t T,
-                                     int64_t N, int64_t kind, const double* constants, int64_t n_constants,
-                                     int64_t surrogate_kind, int threads) {
-  SF_ENTRY(threads)
-  TORCH_CHECK(surrogate_kind >= kSigmoid && surrogate_kind <= kGate,
-              "the two-state kernels compute built-in surrogates only, got code ", surrogate_kind);
-  SF_DISPATCH_FLOATING(dtype, [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const Pair<acc_t> s = pair_settings<acc_t>(kind, constants, n_constants);
-    const int64_t own_kind = kind == kClifStep && s.p[3] != acc_t(0) ? kClifStepDecay : kind;
-    const scalar_t* gp = static_cast<const scalar_t*>(grad_spikes);
-    const scalar_t* xp = static_cast<const scalar_t*>(x);
-    scalar_t* gxp = static_cast<scalar_t*>(grad_x);
-    advise_huge_pages(gxp, T * N * int64_t(sizeof(scalar_t)));
-    const int64_t C = chunk_size(T, 2 * int64_t(sizeof(acc_t)));  // two [T, C] buffers
-    at::parallel_for(0, (N + C - 1) / C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> hbuf(T * C), mbuf(kind == kIzhikevich ? 0 : T * C), v(C), u(C), gv(C), gu(C);
-      for (int64_t c = begin; c < end; ++c) {
-        const int64_t start = c * C, len = std::min(C, N - start);
-        auto run = [&](auto kind_c, auto surrogate_c) {
-          pair_backward_chunk<decltype(kind_c)::value, decltype(surrogate_c)::value, scalar_t, acc_t>(
-              s, gp, xp, gxp, T, N, start, len, hbuf.data(), mbuf.data(), v.data(), u.data(), gv.data(), gu.data());
-        };
-        auto by_surrogate = [&](auto kind_c) {
-          switch (surrogate_kind) {
-            case kSigmoid: run(kind_c, std::integral_constant<int, kSigmoid>{}); break;
-            case kAtan: run(kind_c, std::integral_constant<int, kAtan>{}); break;
-            case kQGate: run(kind_c, std::integral_constant<int, kQGate>{}); break;
-            default: run(kind_c, std::integral_constant<int, kGate>{});
-          }
-        };
-        switch (own_kind) {
-          case kIzhikevich: by_surrogate(std::integral_constant<int, kIzhikevich>{}); break;
-          case kClifStep: by_surrogate(std::integral_constant<int, kClifStep>{}); break;
-          case kClifStepDecay: by_surrogate(std::integral_constant<int, kClifStepDecay>{}); break;
-          default: by_surrogate(std::integral_constant<int, kClifSJ>{});
-        }
-      }
-    });
-  });
-  SF_EXIT
-}

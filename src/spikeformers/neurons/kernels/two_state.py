@@ -4,7 +4,7 @@ Their recurrences are written in ``spec.py``'s terms (:data:`~..spec.TWO_STATE_K
 :meth:`~..spec.NeuronSpec.two_state_constants`) and run in two fused kernels,
 each a pair of custom operators like the single-membrane ones (``ops.py``):
 
-- ``cpu``: C++ (``cpu_kernel.cpp``, ``pair_forward``/``pair_backward``); forward
+- ``cpu``: C++ (``cpu_multi_state_kernel.cpp``, ``pair_forward``/``pair_backward``); forward
   writes only the spikes and backward recomputes both states from the saved
   input, a cache-sized chunk of neurons at a time;
 - ``triton``: forward keeps the pre-spike membrane and the second state for
@@ -32,15 +32,16 @@ Loop = Callable[[torch.Tensor], torch.Tensor]
 
 def _cpu_forward(x: torch.Tensor, spec: NeuronSpec) -> tuple[torch.Tensor, torch.Tensor]:
     x2 = x.reshape(x.shape[0], -1).contiguous()
-    spikes = cpu.extension().pair_forward(x2, TWO_STATE_KINDS[spec.kind], spec.two_state_constants())
+    kernel = cpu.extension(multi_state=True)
+    spikes = kernel.pair_forward(x2, TWO_STATE_KINDS[spec.kind], spec.two_state_constants())
     return spikes.view(x.shape), x.new_empty(0, dtype=torch.promote_types(x.dtype, torch.float32))
 
 
 def _cpu_backward(grad_spikes: torch.Tensor, x: torch.Tensor, kept: torch.Tensor, spec: NeuronSpec) -> torch.Tensor:
     x2 = x.reshape(x.shape[0], -1).contiguous()
     grad2 = grad_spikes.reshape(x2.shape).to(x.dtype).contiguous()
-    grad_x = cpu.extension().pair_backward(grad2, x2, TWO_STATE_KINDS[spec.kind], spec.two_state_constants(),
-                                           spec.surrogate_code)
+    kernel = cpu.extension(multi_state=True)
+    grad_x = kernel.pair_backward(grad2, x2, TWO_STATE_KINDS[spec.kind], spec.two_state_constants(), spec.surrogate_code)
     return grad_x.view(x.shape)
 
 
@@ -92,15 +93,16 @@ def _define(name: str, backend) -> torch.library.CustomOpDef:
 OPS: dict[str, torch.library.CustomOpDef] = {"cpu": _define("cpu", _CPU), "triton": _define("triton", triton)}
 
 
-def _backend(x: torch.Tensor, spec: NeuronSpec) -> str | None:
-    """The fused kernel that runs ``spec`` on ``x``, or None for the neuron's own loop."""
+def fused_backend(x: torch.Tensor, spec: NeuronSpec) -> str | None:
+    """The fused kernel (``'cpu'``, ``'triton'``) that runs ``spec`` on ``x``, or None for the neuron's own loop
+    (GLIF's kernels choose by it too)."""
     if unrolling():
         return None
     given = spec.surrogate_code == surrogates.GIVEN
     forced = forced_backend()
     if forced in ("cpu", "triton"):
         if given:
-            raise ValueError(f"The {forced!r} two-state neuron kernel computes the built-in surrogates only, not "
+            raise ValueError(f"The {forced!r} neuron kernel of {spec.kind} computes the built-in surrogates only, not "
                              f"{spec.surrogate!r}: unset SPIKEFORMERS_NEURON_BACKEND to run the neuron's own loop.")
         if forced == "cpu" and x.device.type != "cpu":
             raise ValueError(f"The 'cpu' neuron backend runs CPU tensors only, got one on {x.device}.")
@@ -112,7 +114,7 @@ def _backend(x: torch.Tensor, spec: NeuronSpec) -> str | None:
         return None
     if x.is_cuda and _triton_usable(x):
         return "triton"
-    if x.device.type == "cpu" and cpu.available():
+    if x.device.type == "cpu" and cpu.multi_state_available():
         return "cpu"
     return None
 
@@ -124,7 +126,7 @@ def _triton_usable(x: torch.Tensor) -> bool:
 def spikes(x: torch.Tensor, spec: NeuronSpec, loop: Loop) -> torch.Tensor:
     """Spikes of the two-state neurons ``spec`` driven by ``x`` ``[T, ...]``: by a fused kernel where one
     can run, else by ``loop``, the neuron's own PyTorch loop (the reference the kernels match)."""
-    name = _backend(x, spec)
+    name = fused_backend(x, spec)
     if name is None:
         return loop(x)
     return OPS[name](x, spec.encode())[0]

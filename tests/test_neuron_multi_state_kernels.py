@@ -1,10 +1,12 @@
-"""The two-state neurons (Izhikevich, CLIF) in their fused kernels against their own PyTorch loops.
+"""The neurons with more state than one membrane (Izhikevich, CLIF, STEP's GLIF) in their fused kernels
+against their own PyTorch loops.
 
 The loops are the references' operations in order (test_neuron_zoo.py holds them to STEP's and
 SpikingJelly's outputs); the C++ and Triton kernels must give the same spikes (float64: all;
 float32: all here, the inputs keep membranes off the threshold) and the same gradients to the
 input (float64 within 1e-12 of the largest, float32 within 1e-5), for every reset, detach option,
-variant and built-in surrogate. Also: which implementation runs when, and the refusals.
+variant and built-in surrogate; GLIF's also to each of its learned parameters (through its per-step
+coefficients). Also: which implementation runs when, and the refusals.
 """
 
 import itertools
@@ -13,13 +15,15 @@ import zlib
 import pytest
 import torch
 
-from spikeformers.neurons import CLIF, Izhikevich, unrolled
+from spikeformers.neurons import CLIF, GLIF, Izhikevich, unrolled
 from spikeformers.neurons.kernels import cpu as cpu_backend
+from spikeformers.neurons.kernels import glif as glif_kernels
 from spikeformers.neurons.kernels import two_state
 from spikeformers.neurons.kernels import triton as triton_backend
 from spikeformers.neurons.surrogate import register_surrogate
 
-needs_cpu_kernel = pytest.mark.skipif(not cpu_backend.available(), reason="the C++ neuron kernel cannot be built here")
+needs_cpu_kernel = pytest.mark.skipif(not cpu_backend.multi_state_available(),
+                                      reason="the C++ neuron kernel cannot be built here")
 needs_triton = pytest.mark.skipif(not triton_backend.available(), reason="triton is not installed")
 
 SURROGATES = [("sigmoid", 4.0), ("atan", 2.0), ("qgate", 2.0), ("gate", 2.0)]
@@ -137,6 +141,79 @@ def test_a_users_surrogate_runs_the_loop_and_forcing_a_kernel_on_it_is_refused(m
 def test_fused_neuron_takes_any_layout():
     # a [T, B, C, H, W] map, non-contiguous (a transposed view): same spikes as the loop
     neuron = CLIF(decay_input=True, v_reset=-0.1)
-    x = (torch.randn(4, 2, 6, 5, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64) + 1).transpose(3, 4)
+    x = torch.randn(4, 2, 6, 5, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    x = (x + 1).transpose(3, 4)
     assert not x.is_contiguous()
     assert torch.equal(neuron(x), neuron.loop(x))
+
+
+def glif_neurons():
+    """STEP's GLIF: static and learned gates, per-step and shared parameters, detach_mem, surrogates."""
+    out = []
+    for i, (static_gate, time_wise, detach_mem) in enumerate(itertools.product([True, False], [True, False],
+                                                                              [False, True])):
+        surrogate, alpha = SURROGATES[(i + 3) % 4]
+        out.append((f"glif static_gate={static_gate} time_wise={time_wise} detach_mem={detach_mem} {surrogate}",
+                    GLIF(T=6, static_gate=static_gate, time_wise=time_wise, detach_mem=detach_mem, surrogate=surrogate,
+                         alpha=alpha)))
+    return out
+
+
+def compare_glif(neuron, backend, x, seed):
+    grad_out = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype)
+    results = []
+    for run in ("loop", backend):
+        neuron.zero_grad()
+        xg = x.clone().requires_grad_()
+        coeffs = neuron.step_coefficients(x.shape[0], x.dtype)
+        if run == "loop":
+            spikes = neuron.loop(xg, coeffs)
+        else:
+            spikes = glif_kernels.OPS[backend](xg, coeffs, neuron.spec.encode())[0]
+        spikes.backward(grad_out)
+        grads = {name: p.grad.clone() for name, p in neuron.named_parameters() if p.grad is not None}
+        results.append((spikes.detach(), xg.grad, grads))
+    (expected, expected_gx, expected_gp), (spikes, gx, gp) = results
+    assert 0 < expected.float().mean() < 1, "the input must make some neurons fire and some not"
+    assert torch.equal(spikes, expected), f"{int((spikes != expected).sum())} spikes differ"
+    assert sorted(gp) == sorted(expected_gp) and len(gp) >= 5, "the same parameters must get gradients"
+    tolerance = 1e-12 if x.dtype == torch.float64 else 1e-5
+    for name, grad, reference in [("input", gx, expected_gx)] + [(k, gp[k], expected_gp[k]) for k in sorted(gp)]:
+        scale = reference.abs().max()
+        error = ((grad - reference).abs().max() / scale).item() if scale > 0 else grad.abs().max().item()
+        assert error <= tolerance, f"gradient to {name} off by {error:.2e} of its largest value"
+
+
+def check_glif(backend, dtype):
+    for what, neuron in glif_neurons():
+        neuron = neuron.to(dtype)
+        seed = zlib.crc32(what.encode())
+        x = (torch.randn(6, 3, 40, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 0.8 + 0.4)
+        try:
+            compare_glif(neuron, backend, x.to(dtype), seed + 1)
+        except AssertionError as err:
+            raise AssertionError(f"{backend} {dtype} {what}: {err}")
+
+
+@needs_cpu_kernel
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_glif_cpu_kernel_matches_steps_loop_and_its_parameter_gradients(dtype):
+    check_glif("cpu", dtype)
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_glif_triton_kernel_matches_steps_loop_and_its_parameter_gradients(monkeypatch, dtype):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    check_glif("triton", dtype)
+
+
+@needs_cpu_kernel
+def test_glif_runs_fused_for_step_and_its_loop_for_spikingjelly_and_fewer_steps():
+    x = torch.randn(4, 2, 8, requires_grad=True)
+    assert "spikeformers_glif_cpu" in type(GLIF(T=4)(x).grad_fn).__name__
+    assert "spikeformers" not in type(GLIF(T=4, variant="spikingjelly")(x).grad_fn).__name__
+    # TIM's temporal interaction calls its neuron on the steps so far: fused too, same spikes as the loop
+    neuron = GLIF(T=6)
+    with torch.no_grad():
+        assert torch.equal(neuron(x[:3]), neuron.loop(x[:3], neuron.step_coefficients(3, x.dtype)))

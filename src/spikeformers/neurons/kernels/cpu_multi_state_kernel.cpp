@@ -1,0 +1,438 @@
+// Fused multi-step neurons with more state than one membrane, for the CPU: Izhikevich (its recovery),
+// CLIF (its memory) and STEP's GLIF (the previous spike, per-step coefficients). A library of its own,
+// built on first use of these neurons, so the common ones' build does not wait for it.
+//
+// The plan of cpu_kernel.cpp: x is [T, N], threads split the neurons, forward writes only the spikes,
+// backward recomputes the states of a cache-sized chunk of neurons from x and runs the adjoint recurrence
+// over it. Compiled with -ffp-contract=off: the forward's operations round as the neurons' PyTorch loops'.
+
+#include "neuron_kernel.h"
+
+#include <type_traits>
+#include <vector>
+
+// ---------------------------------------------------------------------------------------------------
+// Neurons with a second state beside the membrane: Izhikevich's recovery w, CLIF's complementary
+// memory m. Same plan as above: forward writes only the spikes; backward recomputes the chunk's
+// pre-spike membranes (and CLIF's memories) from x, then runs the adjoint recurrence with two carries.
+// The forward's operations are the neurons' PyTorch loops' (spikeformers/neurons/zoo.py), in order.
+//
+// Izhikevich (SpikingJelly 2.0 IzhikevichNode), from v = v_init, w = w_rest:
+//   h = v + ((x + (a0 * (v - v_rest)) * (v - v_c)) - w) / tau
+//   w = (w + ((a * (h - v_rest)) - w) / tau_w) + b * s
+//   v = reset(h, s)
+// CLIF, STEP's (from v = v_init, m = 0) and SpikingJelly's (from v = 0, m = 0):
+//   STEP: a = (v * (1 - 1/tau) [+ v_reset / tau]) + (decay_input ? x / tau : x)
+//   SJ:   a = (v - v / tau) + x
+//   m = m * sigmoid(a / tau) + s
+//   STEP: v = reset(a, s) - s * sigmoid(m);  SJ: v = a - s * (threshold + sigmoid(m))
+// ---------------------------------------------------------------------------------------------------
+namespace {
+
+enum PairKind { kIzhikevich = 0, kClifStep = 1, kClifSJ = 2 };
+// STEP's CLIF with decay_input, a kind of its own inside this file: a select on a run-time switch kept the
+// loop from vectorising.
+constexpr int kClifStepDecay = 3;
+
+constexpr int kPairConstants = 16;
+
+// The spec's two-state constants (NeuronSpec.two_state_constants, in that order).
+template <typename acc_t>
+struct Pair {
+  acc_t tau, threshold, v_reset, v_init, alpha;
+  bool soft;
+  acc_t reset_grad;  // 1, or 0 with detach_reset: the spike's path through the membrane's reset
+  acc_t carry;       // 1, or 0 with detach_mem: the gradient through v[t-1] and the second state
+  // Izhikevich: a0, v_rest, v_c, w_rest, tau_w, a, b. CLIF (STEP): 1 - 1/tau, v_reset / tau, whether that
+  // term is added (v_reset not 0), decay_input.
+  acc_t p[8];
+};
+
+template <typename acc_t>
+Pair<acc_t> pair_settings(int64_t kind, const double* c, int64_t n) {
+  TORCH_CHECK(kind >= kIzhikevich && kind <= kClifSJ, "unknown two-state neuron kind ", kind);
+  TORCH_CHECK(n == kPairConstants, "expected ", kPairConstants, " two-state constants, got ", n);
+  Pair<acc_t> s{};
+  s.tau = acc_t(c[0]); s.threshold = acc_t(c[1]); s.v_reset = acc_t(c[2]); s.soft = c[3] != 0.0;
+  s.v_init = acc_t(c[4]); s.alpha = acc_t(c[5]); s.reset_grad = acc_t(c[6]); s.carry = acc_t(c[7]);
+  for (int i = 0; i < 8; ++i) s.p[i] = acc_t(c[8 + i]);
+  return s;
+}
+
+template <typename acc_t>
+[[gnu::always_inline]] inline acc_t sigmoid(acc_t z) {  // inlined, or the loops around it do not vectorise
+  return acc_t(1) / (acc_t(1) + surrogate_exp(-z));
+}
+
+// The membrane after the reset, without CLIF's extra depth: soft h - threshold, hard v_reset.
+template <typename acc_t>
+inline acc_t pair_reset(const Pair<acc_t>& s, acc_t h, bool fired) {
+  return fired ? (s.soft ? h - s.threshold : s.v_reset) : h;
+}
+
+// Neurons [start, start + len) over all T, from rest. Writes the spikes (forward: SPIKES) or else the chunk's
+// pre-spike membranes h[t] into hbuf and CLIF's memories m[t] into mbuf ([T, len], for backward). The
+// switches are template parameters: a branch inside the loop would keep it from vectorising.
+template <int KIND, bool SPIKES, typename scalar_t, typename acc_t>
+void pair_forward_chunk(const Pair<acc_t>& s, const scalar_t* __restrict__ x, scalar_t* __restrict__ spikes,
+                        acc_t* __restrict__ hbuf, acc_t* __restrict__ mbuf, int64_t T, int64_t N, int64_t start,
+                        int64_t len, acc_t* __restrict__ v, acc_t* __restrict__ u) {
+  // The settings in locals: read through the reference inside the loop, they might alias its stores.
+  const acc_t tau = s.tau, threshold = s.threshold, v_init = s.v_init;
+  const acc_t after_fire = s.soft ? acc_t(0) : s.v_reset, fire_keep = s.soft ? acc_t(1) : acc_t(0);
+  const acc_t fire_sub = s.soft ? threshold : acc_t(0);
+  const acc_t a0 = s.p[0], v_rest = s.p[1], v_c = s.p[2], w_rest = s.p[3], tau_w = s.p[4], a = s.p[5], b = s.p[6];
+  // STEP's CLIF: v_reset / tau is added only when v_reset is not 0, but adding 0 is exact (up to a zero's sign)
+  const acc_t leak = s.p[0], reset_term = s.p[1];
+  for (int64_t i = 0; i < len; ++i) {
+    v[i] = v_init;
+    u[i] = KIND == kIzhikevich ? w_rest : acc_t(0);
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t base = t * N + start;
+    for (int64_t i = 0; i < len; ++i) {
+      const acc_t vv = v[i], uu = u[i], xv = load<scalar_t, acc_t>(x, base + i);
+      acc_t h;
+      if constexpr (KIND == kIzhikevich) {
+        h = vv + ((xv + (a0 * (vv - v_rest)) * (vv - v_c)) - uu) / tau;
+      } else if constexpr (KIND == kClifStep) {
+        h = (vv * leak + reset_term) + xv;
+      } else if constexpr (KIND == kClifStepDecay) {
+        h = (vv * leak + reset_term) + xv / tau;
+      } else {
+        h = (vv - vv / tau) + xv;
+      }
+      const bool fired = h >= threshold;
+      // the reset: soft h - threshold (h * 1 - threshold), hard v_reset (h * 0 + v_reset), both exact
+      const acc_t reset = (h * fire_keep - fire_sub) + after_fire;
+      if constexpr (KIND == kIzhikevich) {
+        u[i] = (uu + ((a * (h - v_rest)) - uu) / tau_w) + (fired ? b : acc_t(0));
+        v[i] = fired ? reset : h;
+      } else {
+        const acc_t m = uu * sigmoid(h / tau) + (fired ? acc_t(1) : acc_t(0));
+        const acc_t depth = sigmoid(m);
+        u[i] = m;
+        if constexpr (KIND != kClifSJ)
+          v[i] = fired ? reset - depth : h;
+        else
+          v[i] = fired ? h - (threshold + depth) : h;
+        if constexpr (!SPIKES) mbuf[t * len + i] = m;
+      }
+      if constexpr (SPIKES)
+        store<scalar_t, acc_t>(spikes, base + i, fired ? acc_t(1) : acc_t(0));
+      else
+        hbuf[t * len + i] = h;
+    }
+  }
+}
+
+// The adjoint recurrence of one chunk, from t = T - 1 down, with the carries gv = dL/dv[t] and
+// gu = dL/dw[t] (Izhikevich) or dL/dm[t] (CLIF) from the steps after t.
+template <int KIND, int SURROGATE, typename scalar_t, typename acc_t>
+void pair_backward_chunk(const Pair<acc_t>& s, const scalar_t* __restrict__ grad_spikes,
+                         const scalar_t* __restrict__ x, scalar_t* __restrict__ grad_x, int64_t T, int64_t N,
+                         int64_t start, int64_t len, acc_t* __restrict__ hbuf, acc_t* __restrict__ mbuf,
+                         acc_t* __restrict__ v, acc_t* __restrict__ u, acc_t* __restrict__ gv,
+                         acc_t* __restrict__ gu) {
+  pair_forward_chunk<KIND, false, scalar_t, acc_t>(s, x, nullptr, hbuf, mbuf, T, N, start, len, v, u);
+  for (int64_t i = 0; i < len; ++i) gv[i] = gu[i] = acc_t(0);
+  const acc_t one = acc_t(1);
+  // The settings in locals, as in the forward.
+  const acc_t tau = s.tau, threshold = s.threshold, v_reset = s.v_reset, v_init = s.v_init, alpha = s.alpha;
+  const acc_t reset_grad = s.reset_grad, carry = s.carry, soft = s.soft ? one : acc_t(0);
+  const acc_t a0 = s.p[0], v_rest = s.p[1], v_c = s.p[2], tau_w = s.p[4], a = s.p[5], b = s.p[6];
+  constexpr bool kStep = KIND == kClifStep || KIND == kClifStepDecay;
+  const acc_t dx = KIND == kClifStepDecay ? one / tau : one;  // dh/dx
+  const acc_t dh_dv = kStep ? s.p[0] : one - one / tau;     // CLIF's dh[t]/dv[t-1]
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const int64_t base = t * N + start;
+    const acc_t* __restrict__ ht = hbuf + t * len;
+    const acc_t* __restrict__ hprev = t > 0 ? ht - len : ht;  // at t = 0 unread: v[-1] is v_init
+    const acc_t* __restrict__ mt = KIND == kIzhikevich ? ht : mbuf + t * len;
+    const acc_t* __restrict__ mprev = t > 0 ? mt - len : mt;  // at t = 0 unread: m[-1] is 0
+    // t = 0 (no step before: v[-1] is v_init, m[-1] 0) in a loop of its own, so neither has a branch
+    auto adjoint_step = [&](auto has_prev_c) {
+      constexpr bool HAS_PREV = decltype(has_prev_c)::value;
+      for (int64_t i = 0; i < len; ++i) {
+        const acc_t h = ht[i], g = load<scalar_t, acc_t>(grad_spikes, base + i);
+        const acc_t spike = h >= threshold ? one : acc_t(0);
+        const acc_t sg = surrogate<SURROGATE, acc_t>(h - threshold, alpha);
+        // dv[t]/dh[t] with the spike held (soft 1, hard 1 - s), and dv[t]/ds[t] through the reset
+        const acc_t keep = one - (one - soft) * spike;
+        const acc_t dv_ds_reset = soft * -threshold + (one - soft) * (v_reset - h);
+        acc_t gh, gv_prev, gu_prev;
+        if constexpr (KIND == kIzhikevich) {
+          const acc_t gs = g + gu[i] * b + reset_grad * gv[i] * dv_ds_reset;
+          gh = gs * sg + gv[i] * keep + gu[i] * (a / tau_w);
+          acc_t v_prev = v_init;
+          if constexpr (HAS_PREV) {
+            const acc_t hp = hprev[i];
+            v_prev = hp >= threshold ? (hp * soft - soft * threshold) + (one - soft) * v_reset : hp;
+          }
+          gv_prev = gh * (one + (a0 * ((v_prev - v_rest) + (v_prev - v_c))) / tau);
+          gu_prev = -gh / tau + gu[i] * (one - one / tau_w);
+          store<scalar_t, acc_t>(grad_x, base + i, gh / tau);
+        } else {
+          const acc_t m = mt[i], m_prev = HAS_PREV ? mprev[i] : acc_t(0);
+          const acc_t depth = sigmoid(m), gate = sigmoid(h / tau);
+          // dL/dm[t], through the steps after t and this step's reset depth s * sigmoid(m)
+          const acc_t gm = gu[i] - gv[i] * spike * depth * (one - depth);
+          const acc_t dv_ds = kStep ? dv_ds_reset - depth : -(threshold + depth);
+          const acc_t gs = g + gm + gv[i] * dv_ds;
+          gh = gs * sg + gv[i] * (kStep ? keep : one) + gm * m_prev * (gate * (one - gate)) / tau;
+          gv_prev = gh * dh_dv;
+          gu_prev = gm * gate;
+          store<scalar_t, acc_t>(grad_x, base + i, gh * dx);
+        }
+        gv[i] = gv_prev * carry;
+        gu[i] = gu_prev * carry;
+      }
+    };
+    if (t > 0)
+      adjoint_step(std::true_type{});
+    else
+      adjoint_step(std::false_type{});
+  }
+}
+
+}  // namespace
+
+// Spikes [T, N] of a two-state neuron (kind: PairKind), its constants the spec's two-state constants.
+extern "C" const char* pair_forward(int dtype, const void* x, void* spikes, int64_t T, int64_t N, int64_t kind,
+                                    const double* constants, int64_t n_constants, int threads) {
+  SF_ENTRY(threads)
+  SF_DISPATCH_FLOATING(dtype, [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const Pair<acc_t> s = pair_settings<acc_t>(kind, constants, n_constants);
+    const int64_t own_kind = kind == kClifStep && s.p[3] != acc_t(0) ? kClifStepDecay : kind;
+    const scalar_t* xp = static_cast<const scalar_t*>(x);
+    scalar_t* sp = static_cast<scalar_t*>(spikes);
+    advise_huge_pages(sp, T * N * int64_t(sizeof(scalar_t)));
+    const int64_t C = 4096;
+    at::parallel_for(0, (N + C - 1) / C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> v(C), u(C);
+      for (int64_t c = begin; c < end; ++c) {
+        const int64_t start = c * C, len = std::min(C, N - start);
+        auto run = [&](auto kind_c) {
+          pair_forward_chunk<decltype(kind_c)::value, true, scalar_t, acc_t>(s, xp, sp, nullptr, nullptr, T, N, start,
+                                                                            len, v.data(), u.data());
+        };
+        switch (own_kind) {
+          case kIzhikevich: run(std::integral_constant<int, kIzhikevich>{}); break;
+          case kClifStep: run(std::integral_constant<int, kClifStep>{}); break;
+          case kClifStepDecay: run(std::integral_constant<int, kClifStepDecay>{}); break;
+          default: run(std::integral_constant<int, kClifSJ>{});
+        }
+      }
+    });
+  });
+  SF_EXIT
+}
+
+// grad_x [T, N] of a two-state neuron from dL/dspikes; recomputes the states from x.
+extern "C" const char* pair_backward(int dtype, const void* grad_spikes, const void* x, void* grad_x, int64_t T,
+                                     int64_t N, int64_t kind, const double* constants, int64_t n_constants,
+                                     int64_t surrogate_kind, int threads) {
+  SF_ENTRY(threads)
+  TORCH_CHECK(surrogate_kind >= kSigmoid && surrogate_kind <= kGate,
+              "the two-state kernels compute built-in surrogates only, got code ", surrogate_kind);
+  SF_DISPATCH_FLOATING(dtype, [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const Pair<acc_t> s = pair_settings<acc_t>(kind, constants, n_constants);
+    const int64_t own_kind = kind == kClifStep && s.p[3] != acc_t(0) ? kClifStepDecay : kind;
+    const scalar_t* gp = static_cast<const scalar_t*>(grad_spikes);
+    const scalar_t* xp = static_cast<const scalar_t*>(x);
+    scalar_t* gxp = static_cast<scalar_t*>(grad_x);
+    advise_huge_pages(gxp, T * N * int64_t(sizeof(scalar_t)));
+    const int64_t C = chunk_size(T, 2 * int64_t(sizeof(acc_t)));  // two [T, C] buffers
+    at::parallel_for(0, (N + C - 1) / C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> hbuf(T * C), mbuf(kind == kIzhikevich ? 0 : T * C), v(C), u(C), gv(C), gu(C);
+      for (int64_t c = begin; c < end; ++c) {
+        const int64_t start = c * C, len = std::min(C, N - start);
+        auto run = [&](auto kind_c, auto surrogate_c) {
+          pair_backward_chunk<decltype(kind_c)::value, decltype(surrogate_c)::value, scalar_t, acc_t>(
+              s, gp, xp, gxp, T, N, start, len, hbuf.data(), mbuf.data(), v.data(), u.data(), gv.data(), gu.data());
+        };
+        auto by_surrogate = [&](auto kind_c) {
+          switch (surrogate_kind) {
+            case kSigmoid: run(kind_c, std::integral_constant<int, kSigmoid>{}); break;
+            case kAtan: run(kind_c, std::integral_constant<int, kAtan>{}); break;
+            case kQGate: run(kind_c, std::integral_constant<int, kQGate>{}); break;
+            default: run(kind_c, std::integral_constant<int, kGate>{});
+          }
+        };
+        switch (own_kind) {
+          case kIzhikevich: by_surrogate(std::integral_constant<int, kIzhikevich>{}); break;
+          case kClifStep: by_surrogate(std::integral_constant<int, kClifStep>{}); break;
+          case kClifStepDecay: by_surrogate(std::integral_constant<int, kClifStepDecay>{}); break;
+          default: by_surrogate(std::integral_constant<int, kClifSJ>{});
+        }
+      }
+    });
+  });
+  SF_EXIT
+}
+
+// ---------------------------------------------------------------------------------------------------
+// STEP's GLIF (GLIFTorch): per-step coefficients, computed by PyTorch from the learned parameters and
+// gates, drive one membrane u and the previous step's spike o, from u = o = 0:
+//   u = (((A[t] * u) * (1 - G * o)) - B[t]) + (x * c[t]) - C[t] * o
+//   o = u - vth[t] > 0
+// (A = 1 - alpha (1 - tau), B = (1 - alpha) leak, C = (1 - gamma) reVth, c = 1 - beta (1 - conduct),
+// G = gamma.) coeffs is [6, T] in that order (A, B, C, c, vth, G), G repeated per step. Backward
+// returns dL/dx and dL/dcoeffs (float64 sums over the neurons); PyTorch's autograd takes them on to the
+// parameters. The spike o carries a gradient into the next step (STEP does not detach it); detach_mem
+// stops the one through u only, as STEP's u.detach() does.
+// ---------------------------------------------------------------------------------------------------
+namespace {
+
+constexpr int kGlifCoefficients = 6;
+
+template <typename acc_t>
+struct GlifStep {
+  acc_t A, B, C, c, vth, G;
+};
+
+template <typename acc_t>
+GlifStep<acc_t> glif_step(const double* coeffs, int64_t T, int64_t t) {
+  return {acc_t(coeffs[t]), acc_t(coeffs[T + t]), acc_t(coeffs[2 * T + t]), acc_t(coeffs[3 * T + t]),
+          acc_t(coeffs[4 * T + t]), acc_t(coeffs[5 * T + t])};
+}
+
+// Spikes (SPIKES) or the chunk's membranes u[t] into ubuf ([T, len]); o is the previous step's spike.
+template <bool SPIKES, typename scalar_t, typename acc_t>
+void glif_forward_chunk(const double* coeffs, const scalar_t* __restrict__ x, scalar_t* __restrict__ spikes,
+                        acc_t* __restrict__ ubuf, int64_t T, int64_t N, int64_t start, int64_t len,
+                        acc_t* __restrict__ u, acc_t* __restrict__ o) {
+  for (int64_t i = 0; i < len; ++i) u[i] = o[i] = acc_t(0);
+  for (int64_t t = 0; t < T; ++t) {
+    const GlifStep<acc_t> k = glif_step<acc_t>(coeffs, T, t);
+    const int64_t base = t * N + start;
+    for (int64_t i = 0; i < len; ++i) {
+      const acc_t current = load<scalar_t, acc_t>(x, base + i) * k.c;
+      const acc_t un = (((k.A * u[i]) * (acc_t(1) - k.G * o[i])) - k.B) + current - k.C * o[i];
+      const acc_t spike = un - k.vth > acc_t(0) ? acc_t(1) : acc_t(0);
+      u[i] = un;
+      o[i] = spike;
+      if constexpr (SPIKES)
+        store<scalar_t, acc_t>(spikes, base + i, spike);
+      else
+        ubuf[t * len + i] = un;
+    }
+  }
+}
+
+template <int SURROGATE, typename scalar_t, typename acc_t>
+void glif_backward_chunk(const double* coeffs, const scalar_t* __restrict__ grad_spikes,
+                         const scalar_t* __restrict__ x, scalar_t* __restrict__ grad_x, int64_t T, int64_t N,
+                         int64_t start, int64_t len, acc_t alpha, acc_t carry_u, acc_t* __restrict__ ubuf,
+                         acc_t* __restrict__ gu_next, acc_t* __restrict__ go_next, double* __restrict__ lanes,
+                         double* __restrict__ grad_coeffs) {
+  glif_forward_chunk<false, scalar_t, acc_t>(coeffs, x, nullptr, ubuf, T, N, start, len, gu_next, go_next);
+  for (int64_t i = 0; i < len; ++i) gu_next[i] = go_next[i] = acc_t(0);
+  const acc_t one = acc_t(1);
+  double* __restrict__ lA = lanes;
+  double* __restrict__ lB = lanes + len;
+  double* __restrict__ lC = lanes + 2 * len;
+  double* __restrict__ lc = lanes + 3 * len;
+  double* __restrict__ lvth = lanes + 4 * len;
+  double* __restrict__ lG = lanes + 5 * len;
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const GlifStep<acc_t> k = glif_step<acc_t>(coeffs, T, t);
+    const acc_t vth_prev = t > 0 ? acc_t(coeffs[4 * T + t - 1]) : acc_t(0);
+    const int64_t base = t * N + start;
+    const acc_t* __restrict__ ut = ubuf + t * len;
+    const acc_t* __restrict__ uprev = t > 0 ? ut - len : ut;
+    const acc_t has_prev = t > 0 ? one : acc_t(0);  // u[-1] = o[-1] = 0
+    for (int64_t i = 0; i < kGlifCoefficients * len; ++i) lanes[i] = 0.0;
+    for (int64_t i = 0; i < len; ++i) {
+      const acc_t u = ut[i], g = load<scalar_t, acc_t>(grad_spikes, base + i);
+      const acc_t d = u - k.vth;
+      const acc_t sg = surrogate<SURROGATE, acc_t>(d, alpha);
+      const acc_t go = g + go_next[i];         // dL/do[t]
+      const acc_t gu = go * sg + gu_next[i];   // dL/du[t]
+      const acc_t u_prev = uprev[i] * has_prev;
+      const acc_t o_prev = (uprev[i] - vth_prev > acc_t(0) ? one : acc_t(0)) * has_prev;
+      const acc_t kept = one - k.G * o_prev;
+      store<scalar_t, acc_t>(grad_x, base + i, gu * k.c);
+      lA[i] += double(gu * (u_prev * kept));
+      lB[i] -= double(gu);
+      lC[i] -= double(gu * o_prev);
+      lc[i] += double(gu * load<scalar_t, acc_t>(x, base + i));
+      lvth[i] -= double(go * sg);
+      lG[i] -= double(gu * ((k.A * u_prev) * o_prev));
+      gu_next[i] = gu * (k.A * kept) * carry_u;  // to u[t-1]
+      go_next[i] = gu * (-(k.A * u_prev) * k.G - k.C);  // to o[t-1]
+    }
+    for (int j = 0; j < kGlifCoefficients; ++j) {
+      double sum = 0.0;
+      for (int64_t i = 0; i < len; ++i) sum += lanes[j * len + i];
+      grad_coeffs[j * T + t] += sum;
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" const char* glif_forward(int dtype, const void* x, void* spikes, int64_t T, int64_t N, const double* coeffs,
+                                    int threads) {
+  SF_ENTRY(threads)
+  SF_DISPATCH_FLOATING(dtype, [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = static_cast<const scalar_t*>(x);
+    scalar_t* sp = static_cast<scalar_t*>(spikes);
+    advise_huge_pages(sp, T * N * int64_t(sizeof(scalar_t)));
+    const int64_t C = 4096;
+    at::parallel_for(0, (N + C - 1) / C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> u(C), o(C);
+      for (int64_t c = begin; c < end; ++c) {
+        const int64_t start = c * C, len = std::min(C, N - start);
+        glif_forward_chunk<true, scalar_t, acc_t>(coeffs, xp, sp, nullptr, T, N, start, len, u.data(), o.data());
+      }
+    });
+  });
+  SF_EXIT
+}
+
+// grad_x [T, N] and grad_coeffs [6, T] (float64, summed over the neurons in a fixed order).
+extern "C" const char* glif_backward(int dtype, const void* grad_spikes, const void* x, void* grad_x,
+                                     double* grad_coeffs, int64_t T, int64_t N, const double* coeffs,
+                                     int64_t surrogate_kind, double alpha, int detach_mem, int threads) {
+  SF_ENTRY(threads)
+  TORCH_CHECK(surrogate_kind >= kSigmoid && surrogate_kind <= kGate,
+              "the GLIF kernel computes built-in surrogates only, got code ", surrogate_kind);
+  SF_DISPATCH_FLOATING(dtype, [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gp = static_cast<const scalar_t*>(grad_spikes);
+    const scalar_t* xp = static_cast<const scalar_t*>(x);
+    scalar_t* gxp = static_cast<scalar_t*>(grad_x);
+    advise_huge_pages(gxp, T * N * int64_t(sizeof(scalar_t)));
+    const int64_t C = chunk_size(T, int64_t(sizeof(acc_t)));
+    const int64_t chunks = (N + C - 1) / C;
+    std::vector<double> partial(chunks * kGlifCoefficients * T, 0.0);
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> ubuf(T * C), gu(C), go(C);
+      std::vector<double> lanes(kGlifCoefficients * C);
+      for (int64_t c = begin; c < end; ++c) {
+        const int64_t start = c * C, len = std::min(C, N - start);
+        double* out = partial.data() + c * kGlifCoefficients * T;
+        auto run = [&](auto surrogate_c) {
+          glif_backward_chunk<decltype(surrogate_c)::value, scalar_t, acc_t>(
+              coeffs, gp, xp, gxp, T, N, start, len, acc_t(alpha), detach_mem ? acc_t(0) : acc_t(1), ubuf.data(),
+              gu.data(), go.data(), lanes.data(), out);
+        };
+        switch (surrogate_kind) {
+          case kSigmoid: run(std::integral_constant<int, kSigmoid>{}); break;
+          case kAtan: run(std::integral_constant<int, kAtan>{}); break;
+          case kQGate: run(std::integral_constant<int, kQGate>{}); break;
+          default: run(std::integral_constant<int, kGate>{});
+        }
+      }
+    });
+    // the chunks' partial sums added in chunk order: the result does not depend on the threads' schedule
+    for (int64_t i = 0; i < kGlifCoefficients * T; ++i) grad_coeffs[i] = 0.0;
+    for (int64_t c = 0; c < chunks; ++c)
+      for (int64_t i = 0; i < kGlifCoefficients * T; ++i) grad_coeffs[i] += partial[c * kGlifCoefficients * T + i];
+  });
+  SF_EXIT
+}
