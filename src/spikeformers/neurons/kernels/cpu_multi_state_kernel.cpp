@@ -322,53 +322,65 @@ void glif_forward_chunk(const double* coeffs, const scalar_t* __restrict__ x, sc
   }
 }
 
+// One step of GLIF's adjoint over a chunk: dL/dx[t], the carries to step t-1, and each neuron's terms of the
+// six dL/dcoeffs[., t] (the caller sums them). Not inlined, so that its separate, unaliased arrays let the
+// compiler vectorise it (inlined, it could not tell them apart).
+template <int SURROGATE, typename scalar_t, typename acc_t>
+[[gnu::noinline]] void glif_adjoint_step(
+    const GlifStep<acc_t> k, const acc_t vth_prev, const acc_t has_prev, const acc_t alpha, const acc_t carry_u,
+    const int64_t len, const acc_t* __restrict__ ut, const acc_t* __restrict__ uprev,
+    const scalar_t* __restrict__ grad_spikes, const scalar_t* __restrict__ x, scalar_t* __restrict__ grad_x,
+    acc_t* __restrict__ gu_next, acc_t* __restrict__ go_next, double* __restrict__ tA, double* __restrict__ tB,
+    double* __restrict__ tC, double* __restrict__ tc, double* __restrict__ tvth, double* __restrict__ tG) {
+  const acc_t one = acc_t(1);
+  for (int64_t i = 0; i < len; ++i) {
+    const acc_t u = ut[i], g = load<scalar_t, acc_t>(grad_spikes, i);
+    const acc_t d = u - k.vth;
+    const acc_t sg = surrogate<SURROGATE, acc_t>(d, alpha);
+    const acc_t go = g + go_next[i];        // dL/do[t]
+    const acc_t gu = go * sg + gu_next[i];  // dL/du[t]
+    const acc_t u_prev = uprev[i] * has_prev;  // u[-1] = o[-1] = 0
+    const acc_t o_prev = (uprev[i] - vth_prev > acc_t(0) ? one : acc_t(0)) * has_prev;
+    const acc_t kept = one - k.G * o_prev;
+    store<scalar_t, acc_t>(grad_x, i, gu * k.c);
+    tA[i] = double(gu * (u_prev * kept));
+    tB[i] = -double(gu);
+    tC[i] = -double(gu * o_prev);
+    tc[i] = double(gu * load<scalar_t, acc_t>(x, i));
+    tvth[i] = -double(go * sg);
+    tG[i] = -double(gu * ((k.A * u_prev) * o_prev));
+    gu_next[i] = gu * (k.A * kept) * carry_u;         // to u[t-1]
+    go_next[i] = gu * (-(k.A * u_prev) * k.G - k.C);  // to o[t-1]
+  }
+}
+
+// The sum of n doubles in a fixed order (so results do not depend on threads): eight running sums over
+// interleaved elements, then added up. One running sum would wait on each addition in turn.
+inline double ordered_sum(const double* __restrict__ values, int64_t n) {
+  double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lanes[j] += values[i + j];
+  for (; i < n; ++i) lanes[i % 8] += values[i];
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 template <int SURROGATE, typename scalar_t, typename acc_t>
 void glif_backward_chunk(const double* coeffs, const scalar_t* __restrict__ grad_spikes,
                          const scalar_t* __restrict__ x, scalar_t* __restrict__ grad_x, int64_t T, int64_t N,
                          int64_t start, int64_t len, acc_t alpha, acc_t carry_u, acc_t* __restrict__ ubuf,
-                         acc_t* __restrict__ gu_next, acc_t* __restrict__ go_next, double* __restrict__ lanes,
+                         acc_t* __restrict__ gu_next, acc_t* __restrict__ go_next, double* __restrict__ terms,
                          double* __restrict__ grad_coeffs) {
   glif_forward_chunk<false, scalar_t, acc_t>(coeffs, x, nullptr, ubuf, T, N, start, len, gu_next, go_next);
   for (int64_t i = 0; i < len; ++i) gu_next[i] = go_next[i] = acc_t(0);
-  const acc_t one = acc_t(1);
-  double* __restrict__ lA = lanes;
-  double* __restrict__ lB = lanes + len;
-  double* __restrict__ lC = lanes + 2 * len;
-  double* __restrict__ lc = lanes + 3 * len;
-  double* __restrict__ lvth = lanes + 4 * len;
-  double* __restrict__ lG = lanes + 5 * len;
   for (int64_t t = T - 1; t >= 0; --t) {
-    const GlifStep<acc_t> k = glif_step<acc_t>(coeffs, T, t);
-    const acc_t vth_prev = t > 0 ? acc_t(coeffs[4 * T + t - 1]) : acc_t(0);
     const int64_t base = t * N + start;
-    const acc_t* __restrict__ ut = ubuf + t * len;
-    const acc_t* __restrict__ uprev = t > 0 ? ut - len : ut;
-    const acc_t has_prev = t > 0 ? one : acc_t(0);  // u[-1] = o[-1] = 0
-    for (int64_t i = 0; i < kGlifCoefficients * len; ++i) lanes[i] = 0.0;
-    for (int64_t i = 0; i < len; ++i) {
-      const acc_t u = ut[i], g = load<scalar_t, acc_t>(grad_spikes, base + i);
-      const acc_t d = u - k.vth;
-      const acc_t sg = surrogate<SURROGATE, acc_t>(d, alpha);
-      const acc_t go = g + go_next[i];         // dL/do[t]
-      const acc_t gu = go * sg + gu_next[i];   // dL/du[t]
-      const acc_t u_prev = uprev[i] * has_prev;
-      const acc_t o_prev = (uprev[i] - vth_prev > acc_t(0) ? one : acc_t(0)) * has_prev;
-      const acc_t kept = one - k.G * o_prev;
-      store<scalar_t, acc_t>(grad_x, base + i, gu * k.c);
-      lA[i] += double(gu * (u_prev * kept));
-      lB[i] -= double(gu);
-      lC[i] -= double(gu * o_prev);
-      lc[i] += double(gu * load<scalar_t, acc_t>(x, base + i));
-      lvth[i] -= double(go * sg);
-      lG[i] -= double(gu * ((k.A * u_prev) * o_prev));
-      gu_next[i] = gu * (k.A * kept) * carry_u;  // to u[t-1]
-      go_next[i] = gu * (-(k.A * u_prev) * k.G - k.C);  // to o[t-1]
-    }
-    for (int j = 0; j < kGlifCoefficients; ++j) {
-      double sum = 0.0;
-      for (int64_t i = 0; i < len; ++i) sum += lanes[j * len + i];
-      grad_coeffs[j * T + t] += sum;
-    }
+    const acc_t* ut = ubuf + t * len;
+    glif_adjoint_step<SURROGATE, scalar_t, acc_t>(
+        glif_step<acc_t>(coeffs, T, t), t > 0 ? acc_t(coeffs[4 * T + t - 1]) : acc_t(0), t > 0 ? acc_t(1) : acc_t(0),
+        alpha, carry_u, len, ut, t > 0 ? ut - len : ut, grad_spikes + base, x + base, grad_x + base, gu_next, go_next,
+        terms, terms + len, terms + 2 * len, terms + 3 * len, terms + 4 * len, terms + 5 * len);
+    for (int j = 0; j < kGlifCoefficients; ++j) grad_coeffs[j * T + t] += ordered_sum(terms + j * len, len);
   }
 }
 
@@ -412,14 +424,14 @@ extern "C" const char* glif_backward(int dtype, const void* grad_spikes, const v
     std::vector<double> partial(chunks * kGlifCoefficients * T, 0.0);
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
       std::vector<acc_t> ubuf(T * C), gu(C), go(C);
-      std::vector<double> lanes(kGlifCoefficients * C);
+      std::vector<double> terms(kGlifCoefficients * C);
       for (int64_t c = begin; c < end; ++c) {
         const int64_t start = c * C, len = std::min(C, N - start);
         double* out = partial.data() + c * kGlifCoefficients * T;
         auto run = [&](auto surrogate_c) {
           glif_backward_chunk<decltype(surrogate_c)::value, scalar_t, acc_t>(
               coeffs, gp, xp, gxp, T, N, start, len, acc_t(alpha), detach_mem ? acc_t(0) : acc_t(1), ubuf.data(),
-              gu.data(), go.data(), lanes.data(), out);
+              gu.data(), go.data(), terms.data(), out);
         };
         switch (surrogate_kind) {
           case kSigmoid: run(std::integral_constant<int, kSigmoid>{}); break;
