@@ -1,12 +1,12 @@
-"""The neurons with more state than one membrane (Izhikevich, CLIF, STEP's GLIF) in their fused kernels
-against their own PyTorch loops.
+"""The neurons with more state than one membrane (Izhikevich, CLIF, STEP's GLIF, HD-LIF) in their fused
+kernels against their own PyTorch loops.
 
 The loops are the references' operations in order (test_neuron_zoo.py holds them to STEP's and
 SpikingJelly's outputs); the C++ and Triton kernels must give the same spikes (float64: all;
 float32: all here, the inputs keep membranes off the threshold) and the same gradients to the
 input (float64 within 1e-12 of the largest, float32 within 1e-5), for every reset, detach option,
 variant and built-in surrogate; GLIF's also to each of its learned parameters (through its per-step
-coefficients). Also: which implementation runs when, and the refusals.
+coefficients), HD-LIF's to its gate and PLIF expert's parameter. Also: which implementation runs when, and the refusals.
 """
 
 import itertools
@@ -15,9 +15,10 @@ import zlib
 import pytest
 import torch
 
-from spikeformers.neurons import CLIF, GLIF, Izhikevich, unrolled
+from spikeformers.neurons import CLIF, GLIF, HDLIF, Izhikevich, unrolled
 from spikeformers.neurons.kernels import cpu as cpu_backend
 from spikeformers.neurons.kernels import glif as glif_kernels
+from spikeformers.neurons.kernels import hdlif as hdlif_kernels
 from spikeformers.neurons.kernels import two_state
 from spikeformers.neurons.kernels import triton as triton_backend
 from spikeformers.neurons.surrogate import register_surrogate
@@ -217,3 +218,91 @@ def test_glif_runs_fused_for_step_and_its_loop_for_spikingjelly_and_fewer_steps(
     neuron = GLIF(T=6)
     with torch.no_grad():
         assert torch.equal(neuron(x[:3]), neuron.loop(x[:3], neuron.step_coefficients(3, x.dtype)))
+
+
+def graph_names(out: torch.Tensor) -> set[str]:
+    """The names of the autograd nodes behind ``out``."""
+    names, pending, seen = set(), [out.grad_fn], set()
+    while pending:
+        node = pending.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        pending.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def hdlif_neurons():
+    return [("hdlif", HDLIF(channels=6, T=5)), ("hdlif detach_mem", HDLIF(channels=6, T=5, detach_mem=True)),
+            ("hdlif settings", HDLIF(channels=6, T=5, tau=3.0, v_threshold=0.6, k_MoE=2.0, v_th_MoE=0.3))]
+
+
+def check_hdlif(backend, dtype, shape=(5, 3, 6, 20)):
+    T, B, C, N = shape
+    for what, neuron in hdlif_neurons():
+        neuron = neuron.to(dtype)
+        seed = zlib.crc32(what.encode())
+        generator = torch.Generator().manual_seed(seed)
+        x = (torch.randn(shape, generator=generator, dtype=torch.float64) * 0.5 + 0.3).to(dtype)
+        grad_out = torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
+        gate = torch.softmax(torch.randn(B, 4, N, generator=generator, dtype=torch.float64), 1).to(dtype)
+        results = []
+        for run in ("loop", backend):
+            neuron.zero_grad()
+            xg, gg = x.clone().requires_grad_(), gate.clone().requires_grad_()
+            if run == "loop":
+                spikes = neuron.loop(xg, gg)
+            else:
+                spikes = hdlif_kernels.OPS[backend](xg, gg, neuron.w.to(dtype).sigmoid(), neuron.spec.encode())[0]
+            spikes.backward(grad_out)
+            results.append((spikes.detach(), {"input": xg.grad, "gate": gg.grad, "w": neuron.w.grad.clone()}))
+        (expected, expected_grads), (spikes, grads) = results
+        assert 0 < expected.float().mean() < 1, f"{what}: the input must make some neurons fire and some not"
+        differ = int((spikes != expected).sum())
+        assert differ == 0, f"{backend} {dtype} {what}: {differ} spikes differ"
+        for name in ("input", "gate", "w"):
+            # w's gradient is one sum over every neuron and step: the loop's float32 sum rounds further
+            tolerance = 1e-12 if dtype == torch.float64 else (1e-4 if name == "w" else 1e-5)
+            error = ((grads[name] - expected_grads[name]).abs().max() / expected_grads[name].abs().max()).item()
+            assert error <= tolerance, f"{backend} {dtype} {what}: gradient to {name} off by {error:.2e}"
+
+
+@needs_cpu_kernel
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_hdlif_cpu_kernel_matches_steps_loop_and_its_gate_and_parameter_gradients(dtype):
+    check_hdlif("cpu", dtype)
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_hdlif_triton_kernel_matches_steps_loop_and_its_gate_and_parameter_gradients(monkeypatch, dtype):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    check_hdlif("triton", dtype)
+
+
+@needs_cpu_kernel
+@pytest.mark.parametrize("channel_dim, shape", [(2, (4, 2, 6, 3, 5)), (-1, (4, 2, 10, 6))])
+def test_hdlif_module_fused_equals_its_loop_in_training_and_eval(monkeypatch, channel_dim, shape):
+    # the whole module (its gate's convolution, softmax or eval's top two, the layout moves) both ways
+    neuron = HDLIF(channels=6, T=4, channel_dim=channel_dim).double()
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(11), dtype=torch.float64) * 0.5 + 0.3
+    for training in (True, False):
+        neuron.train(training)
+        outs = []
+        for backend in (None, "reference"):
+            if backend:
+                monkeypatch.setenv("SPIKEFORMERS_NEURON_BACKEND", backend)
+            neuron.zero_grad()
+            xg = x.clone().requires_grad_()
+            out = neuron(xg)
+            out.sum().backward()
+            outs.append((out.detach(), xg.grad, neuron.gate.weight.grad.clone(), graph_names(out)))
+            monkeypatch.delenv("SPIKEFORMERS_NEURON_BACKEND", raising=False)
+        (fused, gx_fused, gw_fused, fused_graph), (loop, gx_loop, gw_loop, loop_graph) = outs
+        assert any("spikeformers_hdlif_cpu" in name for name in fused_graph)
+        assert not any("spikeformers" in name for name in loop_graph)
+        assert 0 < loop.mean() < 1
+        assert torch.equal(fused, loop)
+        torch.testing.assert_close(gx_fused, gx_loop, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(gw_fused, gw_loop, rtol=1e-12, atol=1e-14)

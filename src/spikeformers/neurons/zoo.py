@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import glif as glif_kernels
+from .kernels import hdlif as hdlif_kernels
 from .kernels import two_state
 from .neuron import Neuron, register_neuron
 from .spec import NeuronSpec
@@ -438,6 +439,7 @@ class GLIF(ZooNeuron):
     """
 
     source = "STEP's GLIFTorch; SpikingJelly 2.0 GatedLIFNode (variant='spikingjelly')"
+    runs_as = "fused kernels (STEP's; SpikingJelly's: PyTorch loop)"
     inert = ("tau", "v_threshold", "v_reset", "detach_reset")
 
     def __init__(self, T: int | None = None, channels: int | None = None, channel_dim: int | None = None,
@@ -710,6 +712,7 @@ class HDLIF(ZooNeuron):
     """
 
     source = "STEP's HDLIFNode"
+    runs_as = "fused kernels (four membranes and their mixture)"
     inert = ("v_reset", "detach_reset", "surrogate", "alpha")
     experts = ("if", "lif", "plif", "eif")
 
@@ -770,11 +773,24 @@ class HDLIF(ZooNeuron):
             top_values, top_indices = torch.topk(logits, 2, dim=-2)
             kept = torch.zeros_like(logits).scatter(-2, top_indices, top_values)
             gate = F.softmax(kept.masked_fill(kept == 0, float("-inf")), dim=-2)
+        xm = xm.contiguous()
+        spikes = hdlif_kernels.spikes(xm, gate, self.w.to(dtype).sigmoid(), self.spec, lambda: self.loop(xm, gate))
+        return spikes.reshape(moved_shape).movedim(2, self.channel_dim).to(x.dtype)
+
+    @property
+    def spec(self) -> NeuronSpec:
+        """The settings HD-LIF's fused kernels read (``kernels/hdlif.py``)."""
+        return NeuronSpec(kind="hdlif", tau=self.tau, v_threshold=self.v_threshold, v_reset=None, decay_input=True,
+                          detach_reset=True, detach_mem=self.detach_mem, surrogate="sigmoid", alpha=self.k_MoE,
+                          constants=(self.k_MoE, self.v_th_MoE))
+
+    def loop(self, xm: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """Spikes for ``xm`` ``[T, B, C, N]`` and the gate ``[B, 4, N]`` by STEP's operations in PyTorch: the
+        reference the kernels match."""
         mems = self._membranes(xm)  # [T, B, E, C, N]
         mems = torch.where(mems == 0.0, torch.full_like(mems, self.v_threshold), mems)
         mixture = torch.sum(gate.unsqueeze(0).unsqueeze(3) * mems, dim=2)
-        spikes = HeavisideParametricSigmoid.apply(mixture, self.k_MoE, self.v_th_MoE)
-        return spikes.reshape(moved_shape).movedim(2, self.channel_dim).to(x.dtype)
+        return HeavisideParametricSigmoid.apply(mixture, self.k_MoE, self.v_th_MoE)
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, T={self.T}, tau={self.tau}, v_threshold={self.v_threshold}, "

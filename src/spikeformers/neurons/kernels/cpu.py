@@ -106,7 +106,12 @@ class _MultiStateKernel:
         self._glif_forward.argtypes = [i32, ptr, ptr, i64, i64, doubles, i32]
         self._glif_backward = library.glif_backward
         self._glif_backward.argtypes = [i32, ptr, ptr, ptr, doubles, i64, i64, doubles, i64, ctypes.c_double, i32, i32]
-        for entry in (self._pair_forward, self._pair_backward, self._glif_forward, self._glif_backward):
+        self._hdlif_forward = library.hdlif_forward
+        self._hdlif_forward.argtypes = [i32, ptr, ptr, ptr, i64, i64, i64, i64, doubles, i32]
+        self._hdlif_backward = library.hdlif_backward
+        self._hdlif_backward.argtypes = [i32, ptr, ptr, ptr, ptr, doubles, doubles, i64, i64, i64, i64, doubles, i32]
+        for entry in (self._pair_forward, self._pair_backward, self._glif_forward, self._glif_backward,
+                      self._hdlif_forward, self._hdlif_backward):
             entry.restype = ctypes.c_char_p
 
     _check = staticmethod(_Kernel._check)
@@ -157,6 +162,36 @@ class _MultiStateKernel:
                                             surrogate_kind, alpha, int(detach_mem), torch.get_num_threads()),
                         "neuron kernel")
         return grad_x, grad_coeffs
+
+    def hdlif_forward(self, x: torch.Tensor, gate: torch.Tensor, constants: list[float]) -> torch.Tensor:
+        """HD-LIF's spikes for ``x`` [T, B, C, N] and its gate [B, 4, N] (compute dtype), both contiguous."""
+        T, B, C, N = x.shape
+        if not (x.is_contiguous() and gate.is_contiguous() and gate.shape == (B, 4, N)
+                and gate.dtype == torch.promote_types(x.dtype, torch.float32)):
+            raise ValueError("the HD-LIF kernel takes contiguous x [T, B, C, N] and gate [B, 4, N] in the compute "
+                             "dtype")
+        spikes = torch.empty_like(x)
+        c = (ctypes.c_double * len(constants))(*constants)
+        cpp_build.check(self._hdlif_forward(cpp_build.dtype_code(x, "neuron kernel"), x.data_ptr(), gate.data_ptr(),
+                                            spikes.data_ptr(), T, B, C, N, c, torch.get_num_threads()),
+                        "neuron kernel")
+        return spikes
+
+    def hdlif_backward(self, grad_spikes: torch.Tensor, x: torch.Tensor, gate: torch.Tensor,
+                       constants: list[float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """grad_x, and dL/dgate [B, 4, N] and dL/dk (PLIF's leak) in float64."""
+        T, B, C, N = x.shape
+        self._check(x.view(T, -1), grad_spikes.view(T, -1))
+        grad_x = torch.empty_like(x)
+        grad_gate = torch.empty(B, 4, N, dtype=torch.float64)
+        grad_k = torch.zeros((), dtype=torch.float64)
+        c = (ctypes.c_double * len(constants))(*constants)
+        as_doubles = lambda t: ctypes.cast(t.data_ptr(), ctypes.POINTER(ctypes.c_double))  # noqa: E731
+        cpp_build.check(self._hdlif_backward(cpp_build.dtype_code(x, "neuron kernel"), grad_spikes.data_ptr(),
+                                             x.data_ptr(), gate.data_ptr(), grad_x.data_ptr(), as_doubles(grad_gate),
+                                             as_doubles(grad_k), T, B, C, N, c, torch.get_num_threads()),
+                        "neuron kernel")
+        return grad_x, grad_gate, grad_k
 
 
 def _load(multi_state: bool = False):

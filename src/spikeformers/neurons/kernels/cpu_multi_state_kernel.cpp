@@ -448,3 +448,241 @@ extern "C" const char* glif_backward(int dtype, const void* grad_spikes, const v
   });
   SF_EXIT
 }
+
+// ---------------------------------------------------------------------------------------------------
+// STEP's HD-LIF: four expert membranes (IF, LIF, PLIF, EIF) integrate the same input, each reset to 0
+// (EIF: to -0.1) where it reaches v_threshold, the reset detached; a zero membrane counts as v_threshold;
+// a gate [B, 4, N] (PyTorch's softmax) mixes them, and the spike is mixture >= v_th_MoE, with the
+// sigmoid surrogate of slope k_MoE. x is [T, B, C, N]; threads split the batch (each sample's gate
+// gradient sums over its channels and steps). Backward recomputes each row's membranes.
+//   IF:   h = m + x                     LIF: h = m + (x - m) / tau
+//   PLIF: h = m + (x - m) * k           EIF: h = m + ((x - m) + exp(m - 0.8)) / tau
+// ---------------------------------------------------------------------------------------------------
+namespace {
+
+constexpr int kExperts = 4;
+
+template <typename acc_t>
+struct HDLIF {
+  acc_t threshold, tau, k, k_moe, v_th_moe, carry;  // carry: 1, or 0 with detach_mem
+};
+
+// One step of the four membranes over a row: the pre-reset membranes into h0..h3, the states updated.
+// Not inlined, so that its separate, unaliased arrays let the compiler vectorise it.
+template <typename scalar_t, typename acc_t>
+[[gnu::noinline]] void hdlif_membrane_step(const acc_t threshold, const acc_t tau, const acc_t k, const int64_t N,
+                                           const scalar_t* __restrict__ x, acc_t* __restrict__ m_if,
+                                           acc_t* __restrict__ m_lif, acc_t* __restrict__ m_plif,
+                                           acc_t* __restrict__ m_eif, acc_t* __restrict__ h0, acc_t* __restrict__ h1,
+                                           acc_t* __restrict__ h2, acc_t* __restrict__ h3) {
+  for (int64_t n = 0; n < N; ++n) {
+    const acc_t xv = load<scalar_t, acc_t>(x, n);
+    const acc_t h_if = m_if[n] + xv;
+    const acc_t h_lif = m_lif[n] + (xv - m_lif[n]) / tau;
+    const acc_t h_plif = m_plif[n] + (xv - m_plif[n]) * k;
+    const acc_t h_eif = m_eif[n] + ((xv - m_eif[n]) + surrogate_exp(m_eif[n] - acc_t(0.8))) / tau;
+    h0[n] = h_if;
+    h1[n] = h_lif;
+    h2[n] = h_plif;
+    h3[n] = h_eif;
+    m_if[n] = h_if >= threshold ? acc_t(0) : h_if;
+    m_lif[n] = h_lif >= threshold ? acc_t(0) : h_lif;
+    m_plif[n] = h_plif >= threshold ? acc_t(0) : h_plif;
+    m_eif[n] = h_eif >= threshold ? acc_t(-0.1) : h_eif;
+  }
+}
+
+// The four pre-reset membranes of one row (b, c) at every step, into h [T, 4, N], from rest.
+template <typename scalar_t, typename acc_t>
+void hdlif_membranes(const HDLIF<acc_t>& s, const scalar_t* x, int64_t T, int64_t row_stride, int64_t N, acc_t* h,
+                     acc_t* m) {
+  for (int64_t i = 0; i < kExperts * N; ++i) m[i] = acc_t(0);
+  for (int64_t t = 0; t < T; ++t) {
+    acc_t* ht = h + t * kExperts * N;
+    hdlif_membrane_step<scalar_t, acc_t>(s.threshold, s.tau, s.k, N, x + t * row_stride, m, m + N, m + 2 * N,
+                                         m + 3 * N, ht, ht + N, ht + 2 * N, ht + 3 * N);
+  }
+}
+
+// An expert's membrane after its reset, as the mixture sees it (a zero counts as the threshold).
+template <typename acc_t>
+inline acc_t hdlif_after(acc_t h, acc_t threshold, acc_t level) {
+  return h >= threshold ? level : h;
+}
+
+template <typename acc_t>
+inline acc_t hdlif_seen(acc_t m, acc_t threshold) {
+  return m == acc_t(0) ? threshold : m;
+}
+
+template <typename acc_t>
+inline acc_t hdlif_mixture(const acc_t* __restrict__ ht, const acc_t* __restrict__ gate, int64_t N, int64_t n,
+                           acc_t threshold) {
+  const acc_t a0 = hdlif_seen(hdlif_after(ht[n], threshold, acc_t(0)), threshold);
+  const acc_t a1 = hdlif_seen(hdlif_after(ht[N + n], threshold, acc_t(0)), threshold);
+  const acc_t a2 = hdlif_seen(hdlif_after(ht[2 * N + n], threshold, acc_t(0)), threshold);
+  const acc_t a3 = hdlif_seen(hdlif_after(ht[3 * N + n], threshold, acc_t(-0.1)), threshold);
+  return ((gate[n] * a0 + gate[N + n] * a1) + gate[2 * N + n] * a2) + gate[3 * N + n] * a3;
+}
+
+// dL/dmixture of one row at one step (the surrogate of slope k_MoE), with the row's x in the compute type and
+// gx zeroed for the experts to add into.
+template <typename scalar_t, typename acc_t>
+[[gnu::noinline]] void hdlif_mixture_grad(const acc_t threshold, const acc_t k_moe, const acc_t v_th_moe,
+                                          const int64_t N, const acc_t* __restrict__ ht, const acc_t* __restrict__ g,
+                                          const scalar_t* __restrict__ grad_spikes, const scalar_t* __restrict__ x,
+                                          acc_t* __restrict__ dmix, acc_t* __restrict__ xrow,
+                                          acc_t* __restrict__ gx) {
+  const acc_t one = acc_t(1);
+  for (int64_t n = 0; n < N; ++n) {
+    const acc_t sig = sigmoid(k_moe * (hdlif_mixture(ht, g, N, n, threshold) - v_th_moe));
+    dmix[n] = load<scalar_t, acc_t>(grad_spikes, n) * (k_moe * sig * (one - sig));
+    xrow[n] = load<scalar_t, acc_t>(x, n);
+    gx[n] = acc_t(0);
+  }
+}
+
+// The spikes of one row at one step, from its pre-reset membranes h0..h3 and the sample's gate g0..g3.
+template <typename scalar_t, typename acc_t>
+[[gnu::noinline]] void hdlif_fire_step(const acc_t threshold, const acc_t v_th_moe, const int64_t N,
+                                       const acc_t* __restrict__ h0, const acc_t* __restrict__ h1,
+                                       const acc_t* __restrict__ h2, const acc_t* __restrict__ h3,
+                                       const acc_t* __restrict__ g0, const acc_t* __restrict__ g1,
+                                       const acc_t* __restrict__ g2, const acc_t* __restrict__ g3,
+                                       scalar_t* __restrict__ out) {
+  for (int64_t n = 0; n < N; ++n) {
+    const acc_t mix = ((g0[n] * hdlif_seen(hdlif_after(h0[n], threshold, acc_t(0)), threshold) +
+                        g1[n] * hdlif_seen(hdlif_after(h1[n], threshold, acc_t(0)), threshold)) +
+                       g2[n] * hdlif_seen(hdlif_after(h2[n], threshold, acc_t(0)), threshold)) +
+                      g3[n] * hdlif_seen(hdlif_after(h3[n], threshold, acc_t(-0.1)), threshold);
+    store<scalar_t, acc_t>(out, n, mix >= v_th_moe ? acc_t(1) : acc_t(0));
+  }
+}
+
+// One expert's adjoint over a row at one step: adds its share of dL/dx into gx, its term of dL/dgate into
+// gg, and carries dL/dh to step t-1. LEVEL_EIF: EIF (reset to -0.1, exponential charge), else a linear one
+// with dh/dm[t-1] = slope and dh/dx = dx. K_TERMS (PLIF): adds its dL/dk terms into k_terms.
+template <bool EIF, bool K_TERMS, typename acc_t>
+[[gnu::noinline]] void hdlif_expert_adjoint(const acc_t threshold, const acc_t tau, const acc_t slope,
+                                            const acc_t dx, const acc_t carry_switch, const acc_t has_prev,
+                                            const int64_t N, const acc_t* __restrict__ dmix,
+                                            const acc_t* __restrict__ gate, const acc_t* __restrict__ h,
+                                            const acc_t* __restrict__ hprev, const acc_t* __restrict__ x,
+                                            acc_t* __restrict__ carry, acc_t* __restrict__ gx,
+                                            double* __restrict__ gg, double* __restrict__ k_terms) {
+  const acc_t one = acc_t(1), level = EIF ? acc_t(-0.1) : acc_t(0);
+  for (int64_t n = 0; n < N; ++n) {
+    const bool fired = h[n] >= threshold;
+    const acc_t after = fired ? level : h[n];
+    gg[n] += double(dmix[n] * hdlif_seen(after, threshold));
+    // dL/dh: through the mixture where the membrane is not zero, and from step t+1; the reset is detached
+    const acc_t dh = fired ? acc_t(0) : (after == acc_t(0) ? acc_t(0) : dmix[n] * gate[n]) + carry[n];
+    const acc_t m_prev = has_prev * hdlif_after(hprev[n], threshold, level);
+    gx[n] += dh * dx;
+    if constexpr (K_TERMS) k_terms[n] += double(dh * (x[n] - m_prev));
+    const acc_t d_slope = EIF ? one + (surrogate_exp(m_prev - acc_t(0.8)) - one) / tau : slope;
+    carry[n] = dh * d_slope * carry_switch;
+  }
+}
+
+template <typename acc_t>
+HDLIF<acc_t> hdlif_settings(const double* c) {
+  return {acc_t(c[0]), acc_t(c[1]), acc_t(c[2]), acc_t(c[3]), acc_t(c[4]), acc_t(c[5])};
+}
+
+}  // namespace
+
+// Spikes [T, B, C, N]; gate [B, 4, N] in the compute type; constants: v_threshold, tau, PLIF's k, k_MoE,
+// v_th_MoE, carry.
+extern "C" const char* hdlif_forward(int dtype, const void* x, const void* gate, void* spikes, int64_t T, int64_t B,
+                                     int64_t C, int64_t N, const double* constants, int threads) {
+  SF_ENTRY(threads)
+  SF_DISPATCH_FLOATING(dtype, [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const HDLIF<acc_t> s = hdlif_settings<acc_t>(constants);
+    const scalar_t* xp = static_cast<const scalar_t*>(x);
+    const acc_t* gp = static_cast<const acc_t*>(gate);
+    scalar_t* sp = static_cast<scalar_t*>(spikes);
+    const int64_t row_stride = B * C * N;  // one step
+    at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> h(T * kExperts * N), m(kExperts * N);
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t b = row / C;
+        hdlif_membranes<scalar_t, acc_t>(s, xp + row * N, T, row_stride, N, h.data(), m.data());
+        const acc_t* g = gp + b * kExperts * N;
+        for (int64_t t = 0; t < T; ++t) {
+          const acc_t* ht = h.data() + t * kExperts * N;
+          hdlif_fire_step<scalar_t, acc_t>(s.threshold, s.v_th_moe, N, ht, ht + N, ht + 2 * N, ht + 3 * N, g, g + N,
+                                           g + 2 * N, g + 3 * N, sp + t * row_stride + row * N);
+        }
+      }
+    });
+  });
+  SF_EXIT
+}
+
+// grad_x [T, B, C, N], grad_gate [B, 4, N] (float64) and dL/dk (float64, PLIF's leak): sums in a fixed order.
+extern "C" const char* hdlif_backward(int dtype, const void* grad_spikes, const void* x, const void* gate,
+                                      void* grad_x, double* grad_gate, double* grad_k, int64_t T, int64_t B,
+                                      int64_t C, int64_t N, const double* constants, int threads) {
+  SF_ENTRY(threads)
+  SF_DISPATCH_FLOATING(dtype, [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const HDLIF<acc_t> s = hdlif_settings<acc_t>(constants);
+    const scalar_t* gsp = static_cast<const scalar_t*>(grad_spikes);
+    const scalar_t* xp = static_cast<const scalar_t*>(x);
+    const acc_t* gp = static_cast<const acc_t*>(gate);
+    scalar_t* gxp = static_cast<scalar_t*>(grad_x);
+    const int64_t row_stride = B * C * N;
+    std::vector<double> k_per_sample(B, 0.0);
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> h(T * kExperts * N), m(kExperts * N), carry(kExperts * N), dmix(N), gx(N), xrow(N);
+      std::vector<double> k_terms(N);
+      const acc_t one = acc_t(1), threshold = s.threshold, tau = s.tau, k = s.k, k_moe = s.k_moe;
+      const acc_t v_th_moe = s.v_th_moe;
+      const acc_t slopes[3] = {one, one - one / tau, one - k}, dxs[4] = {one, one / tau, k, one / tau};
+      for (int64_t b = begin; b < end; ++b) {
+        const acc_t* g = gp + b * kExperts * N;
+        double* gg = grad_gate + b * kExperts * N;
+        for (int64_t i = 0; i < kExperts * N; ++i) gg[i] = 0.0;
+        for (int64_t n = 0; n < N; ++n) k_terms[n] = 0.0;
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t row = b * C + c;
+          hdlif_membranes<scalar_t, acc_t>(s, xp + row * N, T, row_stride, N, h.data(), m.data());
+          for (int64_t i = 0; i < kExperts * N; ++i) carry[i] = acc_t(0);
+          for (int64_t t = T - 1; t >= 0; --t) {
+            const acc_t* ht = h.data() + t * kExperts * N;
+            const acc_t* hprev = t > 0 ? ht - kExperts * N : ht;  // at t = 0 unread (times has_prev = 0)
+            const acc_t has_prev = t > 0 ? one : acc_t(0);
+            const scalar_t* gst = gsp + t * row_stride + row * N;
+            const scalar_t* xt = xp + t * row_stride + row * N;
+            hdlif_mixture_grad<scalar_t, acc_t>(threshold, k_moe, v_th_moe, N, ht, g, gst, xt, dmix.data(),
+                                                xrow.data(), gx.data());
+            for (int e = 0; e < kExperts; ++e) {
+              const int64_t o = e * N;
+              auto adjoint = [&](auto eif, auto plif) {
+                hdlif_expert_adjoint<decltype(eif)::value, decltype(plif)::value, acc_t>(
+                    threshold, tau, e == 3 ? one : slopes[e], dxs[e], s.carry, has_prev, N, dmix.data(), g + o, ht + o,
+                    hprev + o, xrow.data(), carry.data() + o, gx.data(), gg + o, k_terms.data());
+              };
+              if (e == 3)
+                adjoint(std::true_type{}, std::false_type{});
+              else if (e == 2)
+                adjoint(std::false_type{}, std::true_type{});
+              else
+                adjoint(std::false_type{}, std::false_type{});
+            }
+            scalar_t* gxt = gxp + t * row_stride + row * N;
+            for (int64_t n = 0; n < N; ++n) store<scalar_t, acc_t>(gxt, n, gx[n]);
+          }
+        }
+        double sum = 0.0;
+        for (int64_t n = 0; n < N; ++n) sum += k_terms[n];
+        k_per_sample[b] = sum;
+      }
+    });
+    *grad_k = 0.0;
+    for (int64_t b = 0; b < B; ++b) *grad_k += k_per_sample[b];
+  });
+  SF_EXIT
+}

@@ -41,7 +41,8 @@ def _cpu_backward(grad_spikes: torch.Tensor, x: torch.Tensor, kept: torch.Tensor
     x2 = x.reshape(x.shape[0], -1).contiguous()
     grad2 = grad_spikes.reshape(x2.shape).to(x.dtype).contiguous()
     kernel = cpu.extension(multi_state=True)
-    grad_x = kernel.pair_backward(grad2, x2, TWO_STATE_KINDS[spec.kind], spec.two_state_constants(), spec.surrogate_code)
+    grad_x = kernel.pair_backward(grad2, x2, TWO_STATE_KINDS[spec.kind], spec.two_state_constants(),
+                                  spec.surrogate_code)
     return grad_x.view(x.shape)
 
 
