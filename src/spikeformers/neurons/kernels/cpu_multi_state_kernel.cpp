@@ -59,9 +59,25 @@ Pair<acc_t> pair_settings(int64_t kind, const double* c, int64_t n) {
   return s;
 }
 
+// CLIF's sigmoid (and HD-LIF's surrogate), inlined: a call would keep the loops around it from vectorising.
+// In float32 the reciprocal 1 / (1 + e^-z) is three Newton steps from a bit-level first guess (error below
+// 1e-7, about an ulp): a division costs more than the rest of CLIF's step together. float64 divides.
 template <typename acc_t>
-[[gnu::always_inline]] inline acc_t sigmoid(acc_t z) {  // inlined, or the loops around it do not vectorise
+[[gnu::always_inline]] inline acc_t sigmoid(acc_t z) {
   return acc_t(1) / (acc_t(1) + surrogate_exp(-z));
+}
+template <>
+[[gnu::always_inline]] inline float sigmoid<float>(float z) {
+  const float d = 1.0f + surrogate_exp(-z);  // in [1, 2e38]: surrogate_exp clamps its argument
+  int32_t bits;
+  std::memcpy(&bits, &d, sizeof(bits));
+  bits = 0x7EF311C7 - bits;  // 1/d to within 12%, for d up to 1e38
+  float r;
+  std::memcpy(&r, &bits, sizeof(r));
+  r = r * (2.0f - d * r);  // each step squares the relative error: 12% -> 1.4% -> 2e-4 -> 4e-8
+  r = r * (2.0f - d * r);
+  r = r * (2.0f - d * r);
+  return d < 1e38f ? r : 0.0f;  // beyond, 1/d < 1e-38: as good as 0
 }
 
 // The membrane after the reset, without CLIF's extra depth: soft h - threshold, hard v_reset.
@@ -71,7 +87,8 @@ inline acc_t pair_reset(const Pair<acc_t>& s, acc_t h, bool fired) {
 }
 
 // Neurons [start, start + len) over all T, from rest. Writes the spikes (forward: SPIKES) or else the chunk's
-// pre-spike membranes h[t] into hbuf and CLIF's memories m[t] into mbuf ([T, len], for backward). The
+// pre-spike membranes h[t] into hbuf ([T, len]) and CLIF's memory m[t], gate sigmoid(h[t] / tau) and reset
+// depth sigmoid(m[t]) into mbuf ([3, T, len]), for backward. The
 // switches are template parameters: a branch inside the loop would keep it from vectorising.
 template <int KIND, bool SPIKES, typename scalar_t, typename acc_t>
 void pair_forward_chunk(const Pair<acc_t>& s, const scalar_t* __restrict__ x, scalar_t* __restrict__ spikes,
@@ -109,14 +126,19 @@ void pair_forward_chunk(const Pair<acc_t>& s, const scalar_t* __restrict__ x, sc
         u[i] = (uu + ((a * (h - v_rest)) - uu) / tau_w) + (fired ? b : acc_t(0));
         v[i] = fired ? reset : h;
       } else {
-        const acc_t m = uu * sigmoid(h / tau) + (fired ? acc_t(1) : acc_t(0));
+        const acc_t gate = sigmoid(h / tau);
+        const acc_t m = uu * gate + (fired ? acc_t(1) : acc_t(0));
         const acc_t depth = sigmoid(m);
         u[i] = m;
         if constexpr (KIND != kClifSJ)
           v[i] = fired ? reset - depth : h;
         else
           v[i] = fired ? h - (threshold + depth) : h;
-        if constexpr (!SPIKES) mbuf[t * len + i] = m;
+        if constexpr (!SPIKES) {
+          mbuf[t * len + i] = m;
+          mbuf[(T + t) * len + i] = gate;
+          mbuf[(2 * T + t) * len + i] = depth;
+        }
       }
       if constexpr (SPIKES)
         store<scalar_t, acc_t>(spikes, base + i, fired ? acc_t(1) : acc_t(0));
@@ -174,7 +196,7 @@ void pair_backward_chunk(const Pair<acc_t>& s, const scalar_t* __restrict__ grad
           store<scalar_t, acc_t>(grad_x, base + i, gh / tau);
         } else {
           const acc_t m = mt[i], m_prev = HAS_PREV ? mprev[i] : acc_t(0);
-          const acc_t depth = sigmoid(m), gate = sigmoid(h / tau);
+          const acc_t gate = mt[T * len + i], depth = mt[2 * T * len + i];  // kept by the recompute
           // dL/dm[t], through the steps after t and this step's reset depth s * sigmoid(m)
           const acc_t gm = gu[i] - gv[i] * spike * depth * (one - depth);
           const acc_t dv_ds = kStep ? dv_ds_reset - depth : -(threshold + depth);
@@ -244,9 +266,9 @@ extern "C" const char* pair_backward(int dtype, const void* grad_spikes, const v
     const scalar_t* xp = static_cast<const scalar_t*>(x);
     scalar_t* gxp = static_cast<scalar_t*>(grad_x);
     advise_huge_pages(gxp, T * N * int64_t(sizeof(scalar_t)));
-    const int64_t C = chunk_size(T, 2 * int64_t(sizeof(acc_t)));  // two [T, C] buffers
+    const int64_t C = chunk_size(T, 4 * int64_t(sizeof(acc_t)));  // h, and CLIF's m, gate, depth: [T, C] each
     at::parallel_for(0, (N + C - 1) / C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> hbuf(T * C), mbuf(kind == kIzhikevich ? 0 : T * C), v(C), u(C), gv(C), gu(C);
+      std::vector<acc_t> hbuf(T * C), mbuf(kind == kIzhikevich ? 0 : 3 * T * C), v(C), u(C), gv(C), gu(C);
       for (int64_t c = begin; c < end; ++c) {
         const int64_t start = c * C, len = std::min(C, N - start);
         auto run = [&](auto kind_c, auto surrogate_c) {
