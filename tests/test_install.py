@@ -23,11 +23,12 @@ PROBE = """
 import json, torch
 from spikeformers.neurons import LIF
 from spikeformers.neurons.kernels import select_backend
+from spikeformers.neurons.kernels import cpu
 from spikeformers.layers.pooling import kernel_available
 from spikeformers.engine.config import list_recipes
 x = torch.rand(4, 3, 8)
 print(json.dumps({"backend": select_backend(x), "maxpool": kernel_available(), "spikes": LIF()(x).sum().item(),
-                  "recipes": len(list_recipes())}))
+                  "multi_state": cpu.multi_state_available(), "recipes": len(list_recipes())}))
 """
 
 
@@ -51,7 +52,7 @@ def test_the_wheel_without_extras_in_a_fresh_venv_runs_the_compiled_kernels(tmp_
     first = run([str(venv / "bin" / "python"), "-c", PROBE], cwd=tmp_path, env=env)
     result = json.loads(first.stdout.strip().splitlines()[-1])
     assert result["backend"] == "cpu", f"the plain install falls back to {result['backend']}: {first.stderr}"
-    assert result["maxpool"] and result["recipes"] > 0
+    assert result["maxpool"] and result["multi_state"] and result["recipes"] > 0
     assert "compiling" in first.stderr  # the first run builds the kernels and says so
 
     again = run([str(venv / "bin" / "python"), "-c", PROBE], cwd=tmp_path, env=env)

@@ -11,11 +11,12 @@ the other; docs/neurons.md lists the differences.
 EIF, QIF, KLIF, ILIF and NILIF are :class:`~.neuron.Neuron` subclasses: their
 charge is in the spec, and their recurrence runs in the fused kernels. The others
 have state a single membrane cannot hold (CLIF's memory, Izhikevich's recovery,
-GLIF's per-step gates, HD-LIF's four membranes) or no recurrence at all (PSN).
-Each writes its own loop in PyTorch operators, operation for operation as its
-reference writes it, so that float64 results agree with it; Izhikevich's and
-CLIF's also run in the fused two-state kernels (``kernels/two_state.py``), which
-match that loop.
+GLIF's previous spike and per-step parameters, HD-LIF's four membranes) or no
+recurrence at all (PSN). Each writes its own loop in PyTorch operators (``loop``),
+operation for operation as its reference writes it, so that float64 results agree
+with it; Izhikevich, CLIF, STEP's GLIF and HD-LIF also run in fused kernels of
+their own (``kernels/two_state.py``, ``glif.py``, ``hdlif.py``), which match that
+loop.
 """
 
 from __future__ import annotations
