@@ -306,3 +306,19 @@ def test_hdlif_module_fused_equals_its_loop_in_training_and_eval(monkeypatch, ch
         assert torch.equal(fused, loop)
         torch.testing.assert_close(gx_fused, gx_loop, rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(gw_fused, gw_loop, rtol=1e-12, atol=1e-14)
+
+
+@needs_cpu_kernel
+@pytest.mark.parametrize("make", [Izhikevich, CLIF, lambda: GLIF(T=4), lambda: HDLIF(channels=6, T=4)],
+                         ids=["izhikevich", "clif", "glif", "hdlif"])
+def test_fused_neuron_compiles_whole_and_gives_eager_spikes_and_gradients(make):
+    # torch.compile keeps each fused operator as one node (fullgraph: no break around it)
+    neuron = make()
+    x = torch.randn(4, 2, 6, 5, generator=torch.Generator().manual_seed(2))
+    x_eager, x_compiled = x.clone().requires_grad_(), x.clone().requires_grad_()
+    eager = neuron(x_eager)
+    eager.sum().backward()
+    compiled = torch.compile(neuron, fullgraph=True)(x_compiled)
+    compiled.sum().backward()
+    assert torch.equal(compiled, eager)
+    torch.testing.assert_close(x_compiled.grad, x_eager.grad)
