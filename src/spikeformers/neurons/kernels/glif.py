@@ -7,7 +7,7 @@ loop; the kernels run the recurrence over every neuron and return, in backward,
 the gradient to the input and to the coefficients (summed over the neurons in
 float64), from which autograd reaches the parameters. Two kernels, each a pair
 of custom operators: ``cpu`` (C++; backward recomputes the membranes from the
-input) and ``triton`` (forward keeps the membranes). Which runs, and when the
+input) and ``triton`` (``triton_multi_state.py``; forward keeps the membranes). Which runs, and when the
 neuron's own loop runs instead, is decided as for the two-state neurons
 (``two_state.fused_backend``).
 """
@@ -20,7 +20,7 @@ import torch
 
 from ..spec import NeuronSpec
 from . import cpu
-from . import triton_glif as triton
+from .triton_multi_state import Glif as Triton
 from .two_state import fused_backend
 
 
@@ -81,7 +81,7 @@ def _define(name: str, backend) -> torch.library.CustomOpDef:
     return forward_op
 
 
-OPS: dict[str, torch.library.CustomOpDef] = {"cpu": _define("cpu", _CPU), "triton": _define("triton", triton)}
+OPS: dict[str, torch.library.CustomOpDef] = {"cpu": _define("cpu", _CPU), "triton": _define("triton", Triton)}
 
 
 def spikes(x: torch.Tensor, coeffs: torch.Tensor, spec: NeuronSpec,

@@ -6,7 +6,7 @@ gate and PLIF's leak ``k``, run the four membranes (IF, LIF, PLIF, EIF), mix the
 and fire, and in backward return the gradients to the input, to the gate (summed
 over steps and channels) and to ``k``, from which autograd reaches the gate's
 convolution and PLIF's parameter. ``cpu``: C++ (``cpu_multi_state_kernel.cpp``;
-backward recomputes the membranes); ``triton``: ``triton_hdlif.py``. Which runs,
+backward recomputes the membranes); ``triton``: ``triton_multi_state.py``. Which runs,
 and when the neuron's own loop runs instead: as for the two-state neurons
 (``two_state.fused_backend``).
 """
@@ -19,7 +19,7 @@ import torch
 
 from ..spec import NeuronSpec
 from . import cpu
-from . import triton_hdlif as triton
+from .triton_multi_state import HDLIF as Triton
 from .two_state import fused_backend
 
 
@@ -82,7 +82,7 @@ def _define(name: str, backend) -> torch.library.CustomOpDef:
     return forward_op
 
 
-OPS: dict[str, torch.library.CustomOpDef] = {"cpu": _define("cpu", _CPU), "triton": _define("triton", triton)}
+OPS: dict[str, torch.library.CustomOpDef] = {"cpu": _define("cpu", _CPU), "triton": _define("triton", Triton)}
 
 
 def spikes(x: torch.Tensor, gate: torch.Tensor, k: torch.Tensor, spec: NeuronSpec,

@@ -8,7 +8,7 @@ each a pair of custom operators like the single-membrane ones (``ops.py``):
   writes only the spikes and backward recomputes both states from the saved
   input, a cache-sized chunk of neurons at a time;
 - ``triton``: forward keeps the pre-spike membrane and the second state for
-  backward (``triton_two_state.py``).
+  backward (``triton_multi_state.py``).
 
 The neuron's own PyTorch loop (``zoo.py``) is the reference both match, and runs
 where neither can: inside ``unrolled()`` (exporters), with the ``unrolled`` or
@@ -25,7 +25,7 @@ import torch
 from .. import surrogate as surrogates
 from ..spec import TWO_STATE_KINDS, NeuronSpec
 from . import cpu, forced_backend, unrolling
-from . import triton_two_state as triton
+from . import triton_multi_state
 
 Loop = Callable[[torch.Tensor], torch.Tensor]
 
@@ -91,7 +91,8 @@ def _define(name: str, backend) -> torch.library.CustomOpDef:
     return forward_op
 
 
-OPS: dict[str, torch.library.CustomOpDef] = {"cpu": _define("cpu", _CPU), "triton": _define("triton", triton)}
+OPS: dict[str, torch.library.CustomOpDef] = {"cpu": _define("cpu", _CPU),
+                                             "triton": _define("triton", triton_multi_state.Pair)}
 
 
 def fused_backend(x: torch.Tensor, spec: NeuronSpec) -> str | None:
@@ -121,6 +122,7 @@ def fused_backend(x: torch.Tensor, spec: NeuronSpec) -> str | None:
 
 
 def _triton_usable(x: torch.Tensor) -> bool:
+    triton = triton_multi_state
     return triton.available() and (x.is_cuda or (x.device.type == "cpu" and triton.interpreting()))
 
 
