@@ -309,6 +309,7 @@ def test_hdlif_module_fused_equals_its_loop_in_training_and_eval(monkeypatch, ch
 
 
 @needs_cpu_kernel
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")  # raised inside torch.compile
 @pytest.mark.parametrize("make", [Izhikevich, CLIF, lambda: GLIF(T=4), lambda: HDLIF(channels=6, T=4)],
                          ids=["izhikevich", "clif", "glif", "hdlif"])
 def test_fused_neuron_compiles_whole_and_gives_eager_spikes_and_gradients(make):
