@@ -7,7 +7,7 @@ from torch import nn
 from spikeformers.analysis import EnergyModel, OpCounter, classify, profile_model
 from spikeformers.layers import SpikingSelfAttention
 from spikeformers.models import create_model
-from spikeformers.neurons import IF, neuron_factory
+from spikeformers.neurons import IF, MultiSpike, neuron_factory
 
 
 class SpikeConv(nn.Module):
@@ -188,6 +188,22 @@ def test_spikformer_dvs_encoding_layer_macs_per_step_follow_from_its_shape():
     rest = {r.layer: r.counted_as for r in report.layers[1:]}
     assert rest.pop("head.fc") == "MAC"
     assert set(rest.values()) == {"AC"}
+
+
+def test_normalised_multi_spikes_count_as_their_integer_spikes():
+    # E-SpikeFormer's neuron: round(clamp(x, 0, 4)) / 4, values k / 4 feeding a linear layer
+    model = nn.Sequential(nn.Linear(8, 16), MultiSpike(max_value=4), nn.Linear(16, 3, bias=False))
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        multi = model[1](model[0](x))
+    counts = (multi * 4).round()
+    assert torch.equal(counts / 4, multi) and counts.max() > 1 and not torch.equal(counts, multi)
+    row = profile_model(model, x).layer("2")
+    assert row.inputs == "count" and row.counted_as == "AC"
+    flops = 2 * 5 * 3 * 16
+    assert row.acs_per_step * 2 * 5 == pytest.approx(flops * float(counts.mean()))
+    # without the neuron's norm the same values are real-valued
+    assert classify(multi)[0] == "real" and classify(multi, (4.0,)) == ("count", pytest.approx(float(counts.mean())))
 
 
 def test_classify_names_spikes_counts_and_reals():

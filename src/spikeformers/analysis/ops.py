@@ -21,9 +21,12 @@ depends on what feeds it, read from the operand's values:
     rate being its fraction of ones (the papers' ``SOPs = fr x T x FLOPs``).
 ``count``
     non-negative integers that are not all 0/1: sums of spikes, as after
-    Spikformer's and QKFormer's spike residuals or inside ``Q K^T V``. Counted
-    as ACs, one per spike (``FLOPs x mean value``); with
-    ``nonbinary_as_mac=True`` as MACs instead.
+    Spikformer's and QKFormer's spike residuals or inside ``Q K^T V``; and
+    multi-spikes divided by their ``D`` (E-SpikeFormer's ``MultiSpike`` with a
+    ``norm`` other than 1, values ``k / D``), read as the integer counts ``k``
+    (the division folds into the next weights; the authors expand each ``k``
+    into ``k`` binary spikes). Counted as ACs, one per spike (``FLOPs x mean
+    count``); with ``nonbinary_as_mac=True`` as MACs instead.
 ``real``
     anything else (a membrane, a mean over time feeding the classifier):
     MACs.
@@ -66,14 +69,30 @@ _UNCOUNTED = {torch.einsum: "einsum", torch.baddbmm: "baddbmm", torch.addmm: "ad
 INPUT_CLASSES = ("input", "spike", "count", "real")
 
 
-def classify(t: torch.Tensor) -> tuple[str, float]:
-    """``('spike', fraction of ones)``, ``('count', mean)`` or ``('real', 1.0)`` for an activation."""
+def classify(t: torch.Tensor, count_norms: tuple[float, ...] = ()) -> tuple[str, float]:
+    """``('spike', fraction of ones)``, ``('count', mean count)`` or ``('real', 1.0)`` for an activation.
+
+    ``count_norms``: the ``D`` of the model's normalised multi-spikes; a tensor of values ``k / D``
+    (non-negative integers ``k``, exactly as ``round(...) / D`` gives them) is the count ``k``.
+    """
     n = max(t.numel(), 1)
     if t.dtype == torch.bool or bool(((t == 0) | (t == 1)).all()):
         return "spike", float(t.count_nonzero()) / n
     if bool((t >= 0).all()) and (not t.is_floating_point() or bool((t == t.round()).all())):
         return "count", float(t.sum(dtype=torch.float64)) / n
+    if t.is_floating_point() and bool((t >= 0).all()):
+        for norm in count_norms:
+            counts = torch.round(t * norm)
+            if torch.equal(counts / norm, t):
+                return "count", float(counts.sum(dtype=torch.float64)) / n
     return "real", 1.0
+
+
+def multi_spike_norms(model: nn.Module) -> tuple[float, ...]:
+    """The ``D`` of every multi-spike neuron in ``model`` that divides its integer spikes (``norm`` not 1)."""
+    from ..neurons.zoo import MultiSpike
+
+    return tuple(sorted({m.norm for m in model.modules() if isinstance(m, MultiSpike) and m.norm != 1.0}))
 
 
 @dataclass
@@ -110,6 +129,7 @@ class OpCounter(TorchFunctionMode):
         self.samples = 0
         self.sample_steps = 0  # sum over forwards of B*T
         self._neurons = neuron_classes()
+        self._count_norms = multi_spike_norms(model)
         self._stack: list[list] = []  # [module, {op: calls so far in this module call}]
         self._in_neuron = 0
         self._neuron_seen = False
@@ -212,7 +232,8 @@ class OpCounter(TorchFunctionMode):
             if not activations:
                 return  # weights only: computed once, not per sample
             flops = out.numel() * (a.shape[-1] if op == "matmul" else 1)
-        classes = [("input", 1.0) if not self._neuron_seen else classify(t.detach()) for t in activations]
+        classes = [("input", 1.0) if not self._neuron_seen else classify(t.detach(), self._count_norms)
+                   for t in activations]
         macs, acs = self._cost(flops, classes)
 
         module, calls = self._stack[-1]
