@@ -151,3 +151,39 @@ def test_a_static_image_run_with_per_sample_random_transforms_resumes_to_identic
     train(settings(interrupted), resume=True)
     ours, reference = final_weights(interrupted), final_weights(tmp_path / "baseline")
     assert all(torch.equal(ours[k], reference[k]) for k in reference), "resumed weights differ"
+
+
+def test_a_resume_refuses_a_model_whose_defaults_changed_since_the_run_started(tmp_path):
+    # run.json records the model as built; a version whose defaults build another model (here: an older
+    # record with another threshold in one neuron) must not continue the run with it, and must leave the
+    # run as it was.
+    import json
+
+    from test_datasets_static import write_cifar10
+
+    from spikeformers.engine.config import load_config
+    from spikeformers.engine.train import train
+
+    write_cifar10(tmp_path / "data", per_batch=8)
+    out = tmp_path / "run"
+
+    def settings(epochs):
+        return load_config(None, model="spikformer_cifar10", dataset="cifar10", data_root=str(tmp_path / "data"),
+                           model_options={"embed_dim": 16, "depth": 1, "num_heads": 1}, time_steps=1,
+                           epochs=epochs, batch_size=8, seed=3, out=str(out))
+
+    train(settings(1))
+    info = json.loads((out / "run.json").read_text())
+    neuron = next(name for name, text in info["model"].items() if text.startswith("LIF("))
+    assert "v_threshold=1.0" in info["model"][neuron]
+    info["model"][neuron] = info["model"][neuron].replace("v_threshold=1.0", "v_threshold=0.5")
+    (out / "run.json").write_text(json.dumps(info))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match=f"not the one the run in .* trained \\({neuron}: LIF\\(.*v_threshold=0.5"):
+        train(settings(2), resume=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # the record as written: the same version resumes
+    info["model"][neuron] = info["model"][neuron].replace("v_threshold=0.5", "v_threshold=1.0")
+    (out / "run.json").write_text(json.dumps(info))
+    train(settings(2), resume=True)
+    assert load_checkpoint(out / "last.pt")["run"]["epoch"] == 2

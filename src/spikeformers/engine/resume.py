@@ -146,6 +146,41 @@ def record_resume(out: Path, cfg: TrainConfig, changes: dict[str, list[Any]], ru
     write_json(path, info)
 
 
+def model_description(model: nn.Module) -> dict[str, str]:
+    """``{module name: 'Type(setting=value, ...)'}``: every module's type and its plain settings (numbers,
+    strings, flags and tuples of them; no tensors), as just built. Two builds of one architecture agree;
+    a library default that changed since a run started (a neuron added, a threshold moved) shows."""
+    def plain(value) -> bool:
+        if isinstance(value, (tuple, list)):
+            return all(plain(item) for item in value)
+        return value is None or isinstance(value, (bool, int, float, str))
+
+    described = {}
+    for name, module in model.named_modules():
+        settings = sorted((key, value) for key, value in vars(module).items()
+                          if not key.startswith("_") and key != "training" and plain(value))
+        described[name or "(model)"] = f"{type(module).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in settings) + ")"
+    return described
+
+
+def check_model(out: Path, description: dict[str, str]) -> None:
+    """A ValueError when the model built for a resume is not the one the run in ``out`` started with, as
+    ``run.json`` recorded it (runs started before it did are not checked)."""
+    try:
+        recorded = json.loads((out / "run.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(recorded, dict) or recorded == description:
+        return
+    differences = [f"{name}: {recorded.get(name, 'absent')} in the run, {description.get(name, 'absent')} now"
+                   for name in list(recorded) + [n for n in description if n not in recorded]
+                   if recorded.get(name) != description.get(name)]
+    shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+    raise ValueError(f"The model built now is not the one the run in {out} trained ({shown}): this version's "
+                     "defaults differ from those the run started with. Resume it with that version, or start a "
+                     "new run.")
+
+
 def check_backend(state: dict[str, Any], source: Path, backend: str) -> None:
     trained = state.get("neuron_backend")
     if isinstance(trained, str) and trained != backend:

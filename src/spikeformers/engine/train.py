@@ -59,8 +59,8 @@ from .evaluate import EvalResult, check_compatible, evaluate
 from .losses import class_scores, cross_entropy, tet_loss
 from .plots import plot_confusion, plot_curves, write_per_class
 from .record import MetricsLog, read_metrics, run_info, write_json, write_text
-from .resume import (check_backend, check_position, config_changes, latest_checkpoint, neuron_backend,
-                     reconcile_best, record_resume, restore)
+from .resume import (check_backend, check_model, check_position, config_changes, latest_checkpoint,
+                     model_description, neuron_backend, reconcile_best, record_resume, restore)
 from .schedule import learning_rate, peak_learning_rate, schedule_time
 from .state import RunState
 from .stopping import NonFiniteTrainingError, PeerLostError, StopRequest, TrainingInterrupted
@@ -113,6 +113,9 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
 
     # Model and data
     model = create_model(cfg.model, **cfg.model_overrides())
+    description = model_description(model)
+    if resume:
+        check_model(out, description)
     if cfg.sync_bn and world.active:
         model = distributed.convert_sync_batchnorm(model, device)
     if cfg.checkpoint_activations:
@@ -150,7 +153,7 @@ def _train(cfg: TrainConfig, resume: bool, world: distributed.World, device: tor
     elif main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-        write_json(out / "run.json", {**run_info(device, world.size), "neuron_backend": backend})
+        write_json(out / "run.json", {**run_info(device, world.size), "neuron_backend": backend, "model": description})
         for part in (train_set, test_set):  # the file lists of a split, so the run can be reproduced
             if hasattr(part, "write_split_files"):
                 part.write_split_files(out)
