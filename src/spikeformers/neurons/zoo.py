@@ -762,11 +762,12 @@ class HDLIF(ZooNeuron):
         T, B = x.shape[:2]
         xm = x.to(dtype).movedim(self.channel_dim, 2)  # [T, B, C, ...]
         moved_shape = xm.shape
-        xm = xm.reshape(T, B, self.channels, -1)  # [T, B, C, N]
+        N = math.prod(moved_shape[3:])  # 1 for [T, B, C]; named, so that an empty batch reshapes too
+        xm = xm.reshape(T, B, self.channels, N)  # [T, B, C, N]
         if self.step_gate_rows:  # STEP's x.view(-1, step, ...) of (T B)-ordered rows
-            z = xm.reshape(B, T * self.channels, -1)
+            z = xm.reshape(B, T * self.channels, N)
         else:  # each sample's own T steps: [B, T*C, N]
-            z = xm.permute(1, 0, 2, 3).reshape(B, T * self.channels, -1)
+            z = xm.permute(1, 0, 2, 3).reshape(B, T * self.channels, N)
         logits = F.conv1d(z, self.gate.weight.to(dtype), self.gate.bias.to(dtype))  # [B, E, N]
         if self.training:
             gate = F.softmax(logits, dim=-2)
