@@ -97,7 +97,7 @@ OPS: dict[str, torch.library.CustomOpDef] = {"cpu": _define("cpu", _CPU),
 
 def fused_backend(x: torch.Tensor, spec: NeuronSpec) -> str | None:
     """The fused kernel (``'cpu'``, ``'triton'``) that runs ``spec`` on ``x``, or None for the neuron's own loop
-    (GLIF's kernels choose by it too)."""
+    (GLIF's and HD-LIF's kernels choose by it too)."""
     if unrolling():
         return None
     given = spec.surrogate_code == surrogates.GIVEN
