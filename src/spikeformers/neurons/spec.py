@@ -285,6 +285,12 @@ class NeuronSpec:
                 float(self.soft_reset), self.rest, self.alpha, 0.0 if self.detach_reset else 1.0,
                 0.0 if self.detach_mem else 1.0, *own]
 
+    def hdlif_constants(self, k: float = 0.0) -> list[float]:
+        """HD-LIF's kernels' constants: v_threshold, tau, its PLIF expert's leak ``k``, k_MoE, v_th_MoE, and
+        the carry (0 with detach_mem); ``constants`` holds (k_MoE, v_th_MoE)."""
+        k_moe, v_th_moe = self.constants
+        return [self.v_threshold, self.tau, k, k_moe, v_th_moe, 0.0 if self.detach_mem else 1.0]
+
     def kernel_constants_affine(self) -> tuple[KernelConstants, KernelConstants]:
         """``(c0, c1)`` with ``kernel_constants(k) == c0 + c1 * k``, every field: the constants are affine in
         the learned leak, so a kernel whose ``k`` stays on the device (Triton) forms them there."""

@@ -23,22 +23,16 @@ from .triton_multi_state import HDLIF as Triton
 from .two_state import fused_backend
 
 
-def constants(spec: NeuronSpec, k: float = 0.0) -> list[float]:
-    """The kernels' constants: v_threshold, tau, PLIF's k, k_MoE, v_th_MoE, carry (0 with detach_mem)."""
-    k_moe, v_th_moe = spec.constants
-    return [spec.v_threshold, spec.tau, k, k_moe, v_th_moe, 0.0 if spec.detach_mem else 1.0]
-
-
 class _CPU:
     @staticmethod
     def forward(x, gate, k, spec):
-        spikes = cpu.extension(multi_state=True).hdlif_forward(x, gate, constants(spec, float(k)))
+        spikes = cpu.extension(multi_state=True).hdlif_forward(x, gate, spec.hdlif_constants(float(k)))
         return spikes, x.new_empty(0, dtype=gate.dtype)
 
     @staticmethod
     def backward(grad_spikes, x, gate, k, kept, spec):
         grad_x, grad_gate, grad_k = cpu.extension(multi_state=True).hdlif_backward(
-            grad_spikes.to(x.dtype).contiguous(), x, gate, constants(spec, float(k)))
+            grad_spikes.to(x.dtype).contiguous(), x, gate, spec.hdlif_constants(float(k)))
         return grad_x, grad_gate.to(gate.dtype), grad_k.to(k.dtype)
 
     @staticmethod

@@ -273,7 +273,7 @@ def _glif_backward_kernel(grad_ptr, kept_ptr, k_ptr, grad_x_ptr, grad_u_ptr, gra
 
 # ---------------------------------------------------------------- HD-LIF
 
-# c: v_threshold, tau, (unused: k is read from k_ptr), k_MoE, v_th_MoE, carry (hdlif.constants).
+# c: v_threshold, tau, (unused: k is read from k_ptr), k_MoE, v_th_MoE, carry (NeuronSpec.hdlif_constants).
 def _hdlif_forward_kernel(x_ptr, gate_ptr, k_ptr, c_ptr, spikes_ptr, kept_ptr, T, B, C, N,
                     FP64: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
@@ -510,9 +510,7 @@ class HDLIF:
 
     @staticmethod
     def constants(spec: NeuronSpec, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        from .hdlif import constants
-
-        return torch.tensor(constants(spec), dtype=dtype, device=device)
+        return torch.tensor(spec.hdlif_constants(), dtype=dtype, device=device)  # k is read from its own tensor
 
     @staticmethod
     def forward(x: torch.Tensor, gate: torch.Tensor, k: torch.Tensor, spec: NeuronSpec):
