@@ -1,6 +1,7 @@
 // Fused multi-step neurons with more state than one membrane, for the CPU: Izhikevich (its recovery),
-// CLIF (its memory) and STEP's GLIF (the previous spike, per-step coefficients). A library of its own,
-// built on first use of these neurons, so the common ones' build does not wait for it.
+// CLIF (its memory), STEP's GLIF (the previous spike, per-step coefficients) and HD-LIF (four expert
+// membranes and their gated mixture). A library of its own, built on first use of these neurons, so the
+// common ones' build does not wait for it.
 //
 // The plan of cpu_kernel.cpp: x is [T, N], threads split the neurons, forward writes only the spikes,
 // backward recomputes the states of a cache-sized chunk of neurons from x and runs the adjoint recurrence
