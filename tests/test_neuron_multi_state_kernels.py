@@ -17,9 +17,7 @@ import torch
 
 from spikeformers.neurons import CLIF, GLIF, HDLIF, Izhikevich, unrolled
 from spikeformers.neurons.kernels import cpu as cpu_backend
-from spikeformers.neurons.kernels import glif as glif_kernels
-from spikeformers.neurons.kernels import hdlif as hdlif_kernels
-from spikeformers.neurons.kernels import two_state
+from spikeformers.neurons.kernels import multi_state
 from spikeformers.neurons.kernels import triton as triton_backend
 from spikeformers.neurons.surrogate import register_surrogate
 
@@ -61,7 +59,7 @@ def compare(neuron, backend, x, seed):
     x_loop, x_kernel = x.clone().requires_grad_(), x.clone().requires_grad_()
     expected = neuron.loop(x_loop)
     expected.backward(grad_out)
-    spikes = two_state.OPS[backend](x_kernel, neuron.spec.encode())[0]
+    spikes = multi_state.OPS["pair"][backend](x_kernel, neuron.spec.encode())[0]
     spikes.backward(grad_out)
     assert spikes.dtype == x.dtype and spikes.shape == x.shape
     assert 0 < expected.float().mean() < 1, "the input must make some neurons fire and some not"
@@ -102,7 +100,7 @@ def test_cpu_kernel_spans_several_chunks_and_threads():
 def test_cpu_kernel_takes_bfloat16_in_float32():
     neuron = Izhikevich(a=0.3, b=0.1)
     x = (torch.randn(5, 2, 64, generator=torch.Generator().manual_seed(6)) + 0.5).to(torch.bfloat16)
-    spikes = two_state.OPS["cpu"](x, neuron.spec.encode())[0]
+    spikes = multi_state.OPS["pair"]["cpu"](x, neuron.spec.encode())[0]
     assert spikes.dtype == torch.bfloat16
     assert torch.equal(spikes, neuron.loop(x))
 
@@ -170,7 +168,7 @@ def compare_glif(neuron, backend, x, seed):
         if run == "loop":
             spikes = neuron.loop(xg, coeffs)
         else:
-            spikes = glif_kernels.OPS[backend](xg, coeffs, neuron.spec.encode())[0]
+            spikes = multi_state.OPS["glif"][backend](xg, coeffs, neuron.spec.encode())[0]
         spikes.backward(grad_out)
         grads = {name: p.grad.clone() for name, p in neuron.named_parameters() if p.grad is not None}
         results.append((spikes.detach(), xg.grad, grads))
@@ -254,7 +252,8 @@ def check_hdlif(backend, dtype, shape=(5, 3, 6, 20)):
             if run == "loop":
                 spikes = neuron.loop(xg, gg)
             else:
-                spikes = hdlif_kernels.OPS[backend](xg, gg, neuron.w.to(dtype).sigmoid(), neuron.spec.encode())[0]
+                k = neuron.w.to(dtype).sigmoid()
+                spikes = multi_state.OPS["hdlif"][backend](xg, gg, k, neuron.spec.encode())[0]
             spikes.backward(grad_out)
             results.append((spikes.detach(), {"input": xg.grad, "gate": gg.grad, "w": neuron.w.grad.clone()}))
         (expected, expected_grads), (spikes, grads) = results

@@ -43,7 +43,7 @@ from . import surrogate as surrogates
 LINEAR, EXP, QUAD, SCALED, INTEGER = 0, 1, 2, 3, 4
 FUSED_KINDS = {"lif": LINEAR, "plif": LINEAR, "if": LINEAR, "eif": EXP, "eif_sj": EXP, "qif": QUAD, "klif": SCALED,
                "ilif": INTEGER, "nilif": INTEGER}
-# Neurons with a second state beside the membrane, in kernels of their own (``kernels/two_state.py``):
+# Neurons with a second state beside the membrane, in kernels of their own (``kernels/multi_state.py``):
 # Izhikevich's recovery (constants a0, v_rest, v_c, w_rest, tau_w, a, b), STEP's and SpikingJelly's CLIF memory.
 TWO_STATE_KINDS = {"izhikevich": 0, "clif": 1, "clif_sj": 2}
 LEARNED_LEAK = ("plif",)  # kinds whose leak factor k = sigmoid(w) is a learned parameter

@@ -15,7 +15,7 @@ GLIF's previous spike and per-step parameters, HD-LIF's four membranes) or no
 recurrence at all (PSN). Each writes its own loop in PyTorch operators (``loop``),
 operation for operation as its reference writes it, so that float64 results agree
 with it; Izhikevich, CLIF, STEP's GLIF and HD-LIF also run in fused kernels of
-their own (``kernels/two_state.py``, ``glif.py``, ``hdlif.py``), which match that
+their own (``kernels/multi_state.py``), which match that
 loop.
 """
 
@@ -28,9 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import glif as glif_kernels
-from .kernels import hdlif as hdlif_kernels
-from .kernels import two_state
+from .kernels import multi_state
 from .neuron import Neuron, register_neuron
 from .spec import NeuronSpec
 from .surrogate import get_surrogate
@@ -208,7 +206,7 @@ class Izhikevich(ZooNeuron):
 
     @property
     def spec(self) -> NeuronSpec:
-        """The settings the fused two-state kernels read (``kernels/two_state.py``)."""
+        """The settings the fused two-state kernels read (``kernels/multi_state.py``)."""
         return NeuronSpec(kind="izhikevich", tau=self.tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
                           decay_input=True, detach_reset=self.detach_reset, detach_mem=self.detach_mem,
                           surrogate=self.surrogate, alpha=self.alpha,
@@ -216,7 +214,7 @@ class Izhikevich(ZooNeuron):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return two_state.spikes(x, self.spec, self.loop)
+        return multi_state.spikes("pair", (x,), self.spec, lambda: self.loop(x))
 
     def loop(self, x: torch.Tensor) -> torch.Tensor:
         """The recurrence in PyTorch operators, as SpikingJelly writes it: the reference the kernels match."""
@@ -377,14 +375,14 @@ class CLIF(ZooNeuron):
 
     @property
     def spec(self) -> NeuronSpec:
-        """The settings the fused two-state kernels read (``kernels/two_state.py``)."""
+        """The settings the fused two-state kernels read (``kernels/multi_state.py``)."""
         return NeuronSpec(kind="clif" if self.variant == "step" else "clif_sj", tau=self.tau,
                           v_threshold=self.v_threshold, v_reset=self.v_reset, decay_input=self.decay_input,
                           detach_reset=False, detach_mem=self.detach_mem, surrogate=self.surrogate, alpha=self.alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return two_state.spikes(x, self.spec, self.loop)
+        return multi_state.spikes("pair", (x,), self.spec, lambda: self.loop(x))
 
     def loop(self, x: torch.Tensor) -> torch.Tensor:
         """The recurrence in PyTorch operators, as its reference writes it: what the kernels match."""
@@ -491,7 +489,8 @@ class GLIF(ZooNeuron):
 
     @property
     def spec(self) -> NeuronSpec:
-        """The settings STEP's GLIF kernels read (``kernels/glif.py``); its numbers are per step (coefficients)."""
+        """The settings STEP's GLIF kernels read (``kernels/multi_state.py``); its numbers are the per-step
+        coefficients."""
         return NeuronSpec(kind="glif", tau=math.inf, v_threshold=0.0, v_reset=None, decay_input=False,
                           detach_reset=False, detach_mem=self.detach_mem, surrogate=self.surrogate, alpha=self.alpha)
 
@@ -514,7 +513,8 @@ class GLIF(ZooNeuron):
         return torch.stack(columns, dim=1)
 
     def _forward_step(self, xc: torch.Tensor) -> torch.Tensor:
-        return glif_kernels.spikes(xc, self.step_coefficients(xc.shape[0], xc.dtype), self.spec, self.loop)
+        coeffs = self.step_coefficients(xc.shape[0], xc.dtype)
+        return multi_state.spikes("glif", (xc, coeffs), self.spec, lambda: self.loop(xc, coeffs))
 
     def loop(self, xc: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         """STEP's recurrence in PyTorch operators, in its order: the reference the kernels match."""
@@ -776,12 +776,13 @@ class HDLIF(ZooNeuron):
             kept = torch.zeros_like(logits).scatter(-2, top_indices, top_values)
             gate = F.softmax(kept.masked_fill(kept == 0, float("-inf")), dim=-2)
         xm = xm.contiguous()
-        spikes = hdlif_kernels.spikes(xm, gate, self.w.to(dtype).sigmoid(), self.spec, lambda: self.loop(xm, gate))
+        spikes = multi_state.spikes("hdlif", (xm, gate, self.w.to(dtype).sigmoid()), self.spec,
+                                    lambda: self.loop(xm, gate))
         return spikes.reshape(moved_shape).movedim(2, self.channel_dim).to(x.dtype)
 
     @property
     def spec(self) -> NeuronSpec:
-        """The settings HD-LIF's fused kernels read (``kernels/hdlif.py``)."""
+        """The settings HD-LIF's fused kernels read (``kernels/multi_state.py``)."""
         return NeuronSpec(kind="hdlif", tau=self.tau, v_threshold=self.v_threshold, v_reset=None, decay_input=True,
                           detach_reset=True, detach_mem=self.detach_mem, surrogate="sigmoid", alpha=self.k_MoE,
                           constants=(self.k_MoE, self.v_th_MoE))

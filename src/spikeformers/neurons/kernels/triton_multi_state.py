@@ -1,5 +1,5 @@
 """Triton kernels of the neurons with more state than one membrane, for CUDA tensors: Izhikevich and CLIF
-(``two_state.py``), STEP's GLIF (``glif.py``) and HD-LIF (``hdlif.py``); the CPU's are
+(their operators: ``multi_state.py``), STEP's GLIF and HD-LIF; the CPU's are
 ``cpu_multi_state_kernel.cpp``.
 
 Each program owns a block of neurons and walks their sequence in registers, as the
@@ -46,7 +46,7 @@ def _import() -> bool:
 # 6 reset_grad, 7 carry, then 8.. the kind's own (Izhikevich: a0, v_rest, v_c, w_rest, tau_w, a, b;
 # STEP's CLIF: 1 - 1/tau, v_reset / tau, add that term, decay_input). KIND: TWO_STATE_KINDS' codes.
 def _pair_forward_kernel(x_ptr, spikes_ptr, kept_ptr, c_ptr, N, T, KIND: tl.constexpr, SOFT: tl.constexpr,
-                    ADD_RESET: tl.constexpr, DECAY_INPUT: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr):
+                         ADD_RESET: tl.constexpr, DECAY_INPUT: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     n64 = N.to(tl.int64)
@@ -121,7 +121,7 @@ def _pair_forward_kernel(x_ptr, spikes_ptr, kept_ptr, c_ptr, N, T, KIND: tl.cons
 
 
 def _pair_backward_kernel(grad_ptr, kept_ptr, grad_x_ptr, c_ptr, N, T, KIND: tl.constexpr, SOFT: tl.constexpr,
-                     DECAY_INPUT: tl.constexpr, SURROGATE: tl.constexpr, BLOCK: tl.constexpr):
+                          DECAY_INPUT: tl.constexpr, SURROGATE: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     n64 = N.to(tl.int64)
@@ -229,7 +229,7 @@ def _glif_forward_kernel(x_ptr, spikes_ptr, kept_ptr, k_ptr, N, T, BLOCK: tl.con
 
 
 def _glif_backward_kernel(grad_ptr, kept_ptr, k_ptr, grad_x_ptr, grad_u_ptr, grad_d_ptr, N, T, alpha, carry_u,
-                     SURROGATE: tl.constexpr, BLOCK: tl.constexpr):
+                          SURROGATE: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     n64 = N.to(tl.int64)
@@ -275,7 +275,7 @@ def _glif_backward_kernel(grad_ptr, kept_ptr, k_ptr, grad_x_ptr, grad_u_ptr, gra
 
 # c: v_threshold, tau, (unused: k is read from k_ptr), k_MoE, v_th_MoE, carry (NeuronSpec.hdlif_constants).
 def _hdlif_forward_kernel(x_ptr, gate_ptr, k_ptr, c_ptr, spikes_ptr, kept_ptr, T, B, C, N,
-                    FP64: tl.constexpr, BLOCK: tl.constexpr):
+                          FP64: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.program_id(1).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -319,8 +319,8 @@ def _hdlif_forward_kernel(x_ptr, gate_ptr, k_ptr, c_ptr, spikes_ptr, kept_ptr, T
         tl.store(spikes_ptr + idx, (mix >= v_th_moe).to(spikes_ptr.dtype.element_ty), mask=mask)
 
 
-def _hdlif_backward_kernel(grad_ptr, x_ptr, gate_ptr, k_ptr, c_ptr, kept_ptr, grad_x_ptr, gate_terms_ptr, k_terms_ptr,
-                     T, B, C, N, BLOCK: tl.constexpr):
+def _hdlif_backward_kernel(grad_ptr, x_ptr, gate_ptr, k_ptr, c_ptr, kept_ptr, grad_x_ptr, gate_terms_ptr,
+                           k_terms_ptr, T, B, C, N, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.program_id(1).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -415,7 +415,7 @@ def _row_block(n: int) -> int:
 
 
 class Pair:
-    """Izhikevich and CLIF: the operators' forward and backward (``two_state.py``)."""
+    """Izhikevich and CLIF: the operators' forward and backward (``multi_state.py``)."""
 
     @staticmethod
     @functools.lru_cache(maxsize=256)
@@ -460,10 +460,10 @@ class Pair:
 
 
 class Glif:
-    """STEP's GLIF: the operators' forward and backward (``glif.py``)."""
+    """STEP's GLIF: the operators' forward and backward (``multi_state.py``)."""
 
     @staticmethod
-    def kept_shape(shape: torch.Size) -> tuple[int, ...]:
+    def kept_shape(spec: NeuronSpec, shape: torch.Size) -> tuple[int, ...]:
         """What forward keeps for backward: the membranes ``u``."""
         return tuple(shape)
 
@@ -501,10 +501,10 @@ class Glif:
 
 
 class HDLIF:
-    """HD-LIF: the operators' forward and backward (``hdlif.py``)."""
+    """HD-LIF: the operators' forward and backward (``multi_state.py``)."""
 
     @staticmethod
-    def kept_shape(shape: torch.Size) -> tuple[int, ...]:
+    def kept_shape(spec: NeuronSpec, shape: torch.Size) -> tuple[int, ...]:
         """What forward keeps for backward: the four experts' pre-spike membranes."""
         return (4, *shape)
 
@@ -517,7 +517,7 @@ class HDLIF:
         forward_kernel = _kernels(interpreting())["hdlif_forward"]
         T, B, C, N = x.shape
         spikes = torch.empty_like(x)
-        kept = torch.empty(HDLIF.kept_shape(x.shape), dtype=gate.dtype, device=x.device)
+        kept = torch.empty(HDLIF.kept_shape(spec, x.shape), dtype=gate.dtype, device=x.device)
         block = _row_block(N)
         forward_kernel[(B * C, triton.cdiv(N, block))](
             x, gate, k.reshape(1), HDLIF.constants(spec, gate.dtype, x.device), spikes, kept, T, B, C, N,
